@@ -1,0 +1,68 @@
+"""socketkit: TCP and UDP clients and servers, and network probes, for
+Python scripts and notebooks, with a Rust core.
+
+The names follow the stdlib's socket examples (``connect``, ``send``,
+``sendall``, ``recv``, ``sendto``, ``recvfrom``, ``close``); everything the
+stdlib leaves to the caller (partial reads, framing, timeouts that cover
+name resolution, Happy Eyeballs, Ctrl-C during a blocking call, fd leaks) is
+done once, in Rust.
+
+How socketkit treats the interpreter:
+
+* GIL: every call that can block releases the GIL for its whole duration,
+  so other Python threads keep running.
+* Signals: blocking calls wait in slices of at most 100 ms and run Python's
+  signal handlers between slices, so Ctrl-C (or Jupyter's "interrupt
+  kernel") raises ``KeyboardInterrupt`` within about 100 ms, whichever thread
+  the signal landed on. As with the stdlib, only the main thread sees it.
+* Threads: objects may be shared between threads. One thread may read while
+  another writes; ``close()`` from any thread wakes a call blocked in
+  another. Name resolution runs on a short-lived helper thread so a silent
+  resolver cannot hold a call past its timeout; that thread ends by itself
+  when the system resolver gives up.
+* fork: socketkit starts no long-lived threads, so a forked child
+  (``multiprocessing``) can use socketkit objects it creates itself. Sockets
+  inherited across fork are shared with the parent, as with the stdlib.
+* Resources: every socket is closed by ``close()``, by the ``with`` block, or
+  when the object is garbage-collected.
+"""
+
+from socketkit._core import (
+    Keepalive,
+    LineIterator,
+    TcpClient,
+    UdpClient,
+    UdpSocket,
+    __version__,
+)
+from socketkit.exceptions import (
+    AddressInUseError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ConnectionClosedError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    Error,
+    LimitExceededError,
+    ResolveError,
+    TimeoutError,
+)
+
+__all__ = [
+    "AddressInUseError",
+    "BrokenPipeError",
+    "ConnectionAbortedError",
+    "ConnectionClosedError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "Error",
+    "Keepalive",
+    "LimitExceededError",
+    "LineIterator",
+    "ResolveError",
+    "TcpClient",
+    "TimeoutError",
+    "UdpClient",
+    "UdpSocket",
+    "__version__",
+]

@@ -1,0 +1,92 @@
+"""socketkit's exception hierarchy.
+
+Every class is a subclass of :class:`socketkit.Error` (itself an
+:class:`OSError`) *and* of the builtin that existing socket code already
+catches, so ``except socket.timeout``, ``except ConnectionRefusedError``,
+``except socket.gaierror`` and ``except OSError`` keep working unchanged.
+
+Attributes set when known:
+
+``errno``, ``strerror``
+    as on every :class:`OSError`.
+``phase``
+    what the call was doing: ``"resolve"``, ``"connect"``, ``"bind"``,
+    ``"send"``, ``"recv"``, ``"accept"`` or ``"option"``.
+``address``
+    the peer or local address involved, as ``"host:port"``.
+``attempts``
+    for a connect, every address tried: a list of
+    ``((host, port), errno, message)``.
+``bytes_sent``
+    for a failed ``sendall``/``sendfile``: how many bytes went out first.
+``partial``
+    for :class:`ConnectionClosedError`: the bytes that arrived before EOF.
+"""
+
+from __future__ import annotations
+
+import builtins
+import socket
+
+__all__ = [
+    "AddressInUseError",
+    "BrokenPipeError",
+    "ConnectionAbortedError",
+    "ConnectionClosedError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "Error",
+    "LimitExceededError",
+    "ResolveError",
+    "TimeoutError",
+]
+
+
+class Error(OSError):
+    """Base class of every socketkit error; an :class:`OSError`."""
+
+    phase: str | None = None
+    address: str | None = None
+    attempts: list[tuple[tuple[str, int], int | None, str]] = []  # noqa: RUF012
+    bytes_sent: int | None = None
+
+
+class TimeoutError(Error, builtins.TimeoutError):
+    """A deadline passed; also :class:`socket.timeout` / builtin ``TimeoutError``."""
+
+
+class ConnectionRefusedError(Error, builtins.ConnectionRefusedError):
+    """Nothing listens at the address (``ECONNREFUSED``)."""
+
+
+class ConnectionResetError(Error, builtins.ConnectionResetError):
+    """The peer reset the connection (``ECONNRESET``)."""
+
+
+class ConnectionAbortedError(Error, builtins.ConnectionAbortedError):
+    """The connection was aborted on this side (``ECONNABORTED``)."""
+
+
+class BrokenPipeError(Error, builtins.BrokenPipeError):
+    """Writing to a connection the peer has closed (``EPIPE``)."""
+
+
+class ConnectionClosedError(Error, builtins.ConnectionError):
+    """The peer closed the connection before ``recv_exact``/``recv_until``
+    finished. ``partial`` holds the bytes that did arrive."""
+
+    partial: bytes = b""
+
+
+class AddressInUseError(Error):
+    """The local address is already taken (``EADDRINUSE``)."""
+
+
+class ResolveError(Error, socket.gaierror):
+    """A host name could not be resolved; also :class:`socket.gaierror`,
+    with ``errno`` set to the ``EAI_*`` code."""
+
+
+class LimitExceededError(Error):
+    """A line, message or frame grew past its bound (``max_size``,
+    ``max_message``)."""

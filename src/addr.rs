@@ -1,0 +1,247 @@
+//! Parsing of the address forms users type: `"host:port"`, `"[v6]:port"`,
+//! and the parts of a `(host, port)` tuple. Resolution lives in `resolve.rs`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::error::{Error, Result};
+
+/// A host (name or literal, without brackets) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// The literal IP, when the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Check a port number given as an integer.
+pub fn check_port(arg: &'static str, port: i64) -> Result<u16> {
+    u16::try_from(port)
+        .map_err(|_| Error::invalid(arg, format!("port must be 0-65535, got {port}")))
+}
+
+/// Check a port for a connect or send, where 0 means nothing.
+pub fn check_remote_port(arg: &'static str, port: u16) -> Result<u16> {
+    if port == 0 {
+        return Err(Error::invalid(
+            arg,
+            "port must be 1-65535 to connect to, got 0",
+        ));
+    }
+    Ok(port)
+}
+
+/// Check a host string: non-empty, brackets stripped from `[v6]`.
+pub fn check_host(arg: &'static str, host: &str) -> Result<String> {
+    let host = host.trim();
+    if host.is_empty() {
+        return Err(Error::invalid(arg, "host must not be empty"));
+    }
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => {
+            if inner.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(Error::invalid(
+                    arg,
+                    format!("{host:?} is not an IPv6 address"),
+                ));
+            }
+            inner
+        }
+        None => host,
+    };
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c == '/' || c == '\0')
+    {
+        return Err(Error::invalid(arg, format!("invalid host {host:?}")));
+    }
+    Ok(host.to_string())
+}
+
+/// Parse `"host:port"` or `"[v6addr]:port"`.
+pub fn parse_host_port(arg: &'static str, text: &str) -> Result<HostPort> {
+    let text = text.trim();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let close = rest
+            .find(']')
+            .ok_or_else(|| Error::invalid(arg, format!("missing ']' in {text:?}")))?;
+        let host = &rest[..close];
+        let after = &rest[close + 1..];
+        let port = after.strip_prefix(':').ok_or_else(|| {
+            Error::invalid(arg, format!("expected '[v6addr]:port', got {text:?}"))
+        })?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(Error::invalid(
+                arg,
+                format!("{host:?} is not an IPv6 address"),
+            ));
+        }
+        (host, port)
+    } else {
+        let colon = text.rfind(':').ok_or_else(|| {
+            Error::invalid(
+                arg,
+                format!("expected 'host:port' or (host, port), got {text:?}"),
+            )
+        })?;
+        let host = &text[..colon];
+        if host.contains(':') {
+            return Err(Error::invalid(
+                arg,
+                format!("IPv6 addresses need brackets: '[{host}]:port', got {text:?}"),
+            ));
+        }
+        (host, &text[colon + 1..])
+    };
+    let port = parse_port_text(arg, port)?;
+    Ok(HostPort {
+        host: check_host(arg, host)?,
+        port,
+    })
+}
+
+/// A port written as text (`"80"`).
+pub fn parse_port_text(arg: &'static str, text: &str) -> Result<u16> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Error::invalid(arg, "port is missing"));
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(
+            arg,
+            format!("port must be a number 0-65535, got {text:?}"),
+        ));
+    }
+    match text.parse::<u32>() {
+        Ok(p) if p <= 65535 => Ok(p as u16),
+        _ => Err(Error::invalid(
+            arg,
+            format!("port must be 0-65535, got {text}"),
+        )),
+    }
+}
+
+/// `(host, port)` for Python: the IP as text, IPv6 without brackets.
+pub fn split_sockaddr(addr: &SocketAddr) -> (String, u16) {
+    (addr.ip().to_string(), addr.port())
+}
+
+/// RFC 8305 section 4: interleave the families, starting with the first
+/// family of the resolver's answer ordering preference IPv6.
+pub fn happy_eyeballs_order(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let v6: Vec<SocketAddr> = addrs.iter().copied().filter(|a| a.is_ipv6()).collect();
+    let v4: Vec<SocketAddr> = addrs.iter().copied().filter(|a| a.is_ipv4()).collect();
+    let mut out = Vec::with_capacity(addrs.len());
+    let (mut a, mut b) = (v6.into_iter(), v4.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            (x, y) => {
+                out.extend(x);
+                out.extend(y);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(h: &str, p: u16) -> HostPort {
+        HostPort {
+            host: h.into(),
+            port: p,
+        }
+    }
+
+    #[test]
+    fn parses_the_forms_users_type() {
+        assert_eq!(
+            parse_host_port("a", "example.com:80").unwrap(),
+            hp("example.com", 80)
+        );
+        assert_eq!(
+            parse_host_port("a", "127.0.0.1:0").unwrap(),
+            hp("127.0.0.1", 0)
+        );
+        assert_eq!(parse_host_port("a", "[::1]:8080").unwrap(), hp("::1", 8080));
+        assert_eq!(
+            parse_host_port("a", " localhost:65535 ").unwrap(),
+            hp("localhost", 65535)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_forms_naming_the_argument() {
+        for bad in [
+            "nocolon",
+            ":80",
+            "host:",
+            "host:abc",
+            "host:70000",
+            "host:-1",
+            "::1:80",
+            "[::1]80",
+            "[zz]:80",
+            "[::1:80",
+        ] {
+            let e = parse_host_port("address", bad).unwrap_err();
+            assert!(e.to_string().starts_with("address: "), "{bad}: {e}");
+        }
+        assert!(parse_host_port("address", "host:70000")
+            .unwrap_err()
+            .to_string()
+            .contains("0-65535, got 70000"));
+    }
+
+    #[test]
+    fn check_port_bounds() {
+        assert_eq!(check_port("port", 0).unwrap(), 0);
+        assert_eq!(check_port("port", 65535).unwrap(), 65535);
+        assert!(check_port("port", 70000).is_err());
+        assert!(check_port("port", -1).is_err());
+        assert!(check_remote_port("port", 0).is_err());
+    }
+
+    #[test]
+    fn host_checks() {
+        assert_eq!(check_host("h", "[::1]").unwrap(), "::1");
+        assert!(check_host("h", "").is_err());
+        assert!(check_host("h", "  ").is_err());
+        assert!(check_host("h", "a b").is_err());
+    }
+
+    #[test]
+    fn display_brackets_v6() {
+        assert_eq!(hp("::1", 1).to_string(), "[::1]:1");
+        assert_eq!(hp("x", 1).to_string(), "x:1");
+    }
+
+    #[test]
+    fn interleaves_v6_first() {
+        let addrs: Vec<SocketAddr> = ["127.0.0.1:1", "10.0.0.1:1", "[::1]:1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let order = happy_eyeballs_order(&addrs);
+        let s: Vec<String> = order.iter().map(|a| a.to_string()).collect();
+        assert_eq!(s, ["[::1]:1", "127.0.0.1:1", "10.0.0.1:1"]);
+    }
+}

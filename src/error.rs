@@ -1,0 +1,228 @@
+//! The one error type of the core. `py/errors.rs` is the only place that turns
+//! it into Python exceptions.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// What a blocking call was doing when it failed; becomes the `phase`
+/// attribute of the Python exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Resolve,
+    Connect,
+    Bind,
+    Send,
+    Recv,
+    Accept,
+    Option,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Bind => "bind",
+            Phase::Send => "send",
+            Phase::Recv => "recv",
+            Phase::Accept => "accept",
+            Phase::Option => "option",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed connect attempt of a connect that may try several addresses.
+#[derive(Debug)]
+pub struct Attempt {
+    pub address: SocketAddr,
+    pub error: io::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad argument: becomes ValueError naming `arg`.
+    #[error("{arg}: {message}")]
+    InvalidArgument { arg: &'static str, message: String },
+
+    /// An OS error during `phase`, optionally against `address`.
+    #[error("{source} ({phase}{})", fmt_addr(.address))]
+    Io {
+        phase: Phase,
+        address: Option<String>,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The caller's deadline passed.
+    #[error("timed out ({phase}{})", fmt_addr(.address))]
+    Timeout {
+        phase: Phase,
+        address: Option<String>,
+    },
+
+    /// getaddrinfo failed; `code` is the EAI_* value (socket.gaierror's errno).
+    #[error("{message} (resolve {host})")]
+    Resolve {
+        host: String,
+        code: i32,
+        message: String,
+    },
+
+    /// Every address of a connect failed; the kind of the first failure picks
+    /// the Python class, the attempts are all listed.
+    #[error("{} ({})", summary(.attempts), list_attempts(.attempts))]
+    Connect {
+        target: String,
+        attempts: Vec<Attempt>,
+    },
+
+    /// The peer closed before a `recv_exact`/`recv_until` finished.
+    #[error("connection closed by peer after {} of {expected} bytes", .partial.len())]
+    Closed { partial: Vec<u8>, expected: String },
+
+    /// A line or frame grew past its bound.
+    #[error("{what} exceeds {limit} bytes")]
+    LimitExceeded { what: &'static str, limit: usize },
+
+    /// `sendall` failed after `bytes_sent` bytes went out.
+    #[error("sendall failed after {bytes_sent} bytes: {source}")]
+    SendAll {
+        bytes_sent: usize,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The socket option does not exist on this platform or socket.
+    #[error("option {option} is not supported: {reason}")]
+    Unsupported {
+        option: &'static str,
+        reason: String,
+    },
+
+    /// The object was closed (by this or another thread).
+    #[error("socket is closed")]
+    ClosedSocket,
+
+    /// A signal is pending: the binding layer raises what the signal handler raised.
+    #[error("interrupted by a signal")]
+    Interrupted,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn fmt_addr(address: &Option<String>) -> String {
+    match address {
+        Some(a) => format!(" {a}"),
+        None => String::new(),
+    }
+}
+
+fn summary(attempts: &[Attempt]) -> String {
+    match attempts.first() {
+        Some(a) => a.error.to_string(),
+        None => "no address to connect to".to_string(),
+    }
+}
+
+fn list_attempts(attempts: &[Attempt]) -> String {
+    let parts: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("connect {}: {}", fmt_sockaddr(&a.address), a.error))
+        .collect();
+    parts.join("; ")
+}
+
+/// `127.0.0.1:80` / `[::1]:80`, the form users type.
+pub fn fmt_sockaddr(addr: &SocketAddr) -> String {
+    addr.to_string()
+}
+
+impl Error {
+    pub fn io(phase: Phase, address: Option<&SocketAddr>, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::TimedOut || source.kind() == io::ErrorKind::WouldBlock {
+            return Error::Timeout {
+                phase,
+                address: address.map(fmt_sockaddr),
+            };
+        }
+        Error::Io {
+            phase,
+            address: address.map(fmt_sockaddr),
+            source,
+        }
+    }
+
+    pub fn invalid(arg: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            arg,
+            message: message.into(),
+        }
+    }
+
+    pub fn timeout(phase: Phase, address: Option<String>) -> Self {
+        Error::Timeout { phase, address }
+    }
+
+    /// The errno of the underlying OS error, if any.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error(),
+            Error::Connect { attempts, .. } => {
+                attempts.first().and_then(|a| a.error.raw_os_error())
+            }
+            Error::SendAll { source, .. } => source.raw_os_error(),
+            Error::Timeout { .. } => Some(libc::ETIMEDOUT),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_timeout_becomes_timeout() {
+        let e = Error::io(
+            Phase::Recv,
+            None,
+            io::Error::from(io::ErrorKind::WouldBlock),
+        );
+        assert!(matches!(
+            e,
+            Error::Timeout {
+                phase: Phase::Recv,
+                ..
+            }
+        ));
+        assert_eq!(e.to_string(), "timed out (recv)");
+    }
+
+    #[test]
+    fn connect_lists_every_attempt() {
+        let e = Error::Connect {
+            target: "localhost:1".into(),
+            attempts: vec![
+                Attempt {
+                    address: "[::1]:1".parse().unwrap(),
+                    error: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+                },
+                Attempt {
+                    address: "127.0.0.1:1".parse().unwrap(),
+                    error: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+                },
+            ],
+        };
+        let s = e.to_string();
+        assert!(s.contains("connect [::1]:1"), "{s}");
+        assert!(s.contains("connect 127.0.0.1:1"), "{s}");
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+}

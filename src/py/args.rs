@@ -1,0 +1,269 @@
+//! Argument conversion shared by every binding: addresses, timeouts, byte
+//! buffers. Wrong types raise TypeError, wrong values ValueError, both naming
+//! the argument.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pyo3::buffer::PyUntypedBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::addr::{check_host, check_port, parse_host_port, HostPort};
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn value_error(e: crate::error::Error) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// `(host, port)`, `"host:port"` or `"[v6]:port"`.
+pub fn address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return parse_host_port(arg, s.to_str()?).map_err(value_error);
+    }
+    if obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PyList>() {
+        let len = obj.len()?;
+        // The stdlib's IPv6 form (host, port, flowinfo, scope_id) is accepted.
+        if !(2..=4).contains(&len) {
+            return Err(PyValueError::new_err(format!(
+                "{arg}: expected (host, port), got a sequence of {len} items"
+            )));
+        }
+        let host = obj.get_item(0)?;
+        let port = obj.get_item(1)?;
+        let host = host.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{arg}: host must be a str, got {}",
+                type_name(&host)
+            ))
+        })?;
+        let port = port_number(arg, &port)?;
+        let host = check_host(arg, host.to_str()?).map_err(value_error)?;
+        return Ok(HostPort { host, port });
+    }
+    Err(PyTypeError::new_err(format!(
+        "{arg}: expected (host, port) or 'host:port', got {}",
+        type_name(obj)
+    )))
+}
+
+/// A port given as a Python int.
+pub fn port_number(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<u16> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: port must be an int, got {}",
+            type_name(obj)
+        )));
+    }
+    let p: i64 = obj
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("{arg}: port must be 0-65535, got {obj}")))?;
+    check_port(arg, p).map_err(value_error)
+}
+
+/// An address to connect or send to: port 0 is refused.
+pub fn remote_address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> {
+    let hp = address(arg, obj)?;
+    crate::addr::check_remote_port(arg, hp.port).map_err(value_error)?;
+    Ok(hp)
+}
+
+/// An address that must be an IP literal (a bind or source address).
+pub fn ip_address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
+    let hp = address(arg, obj)?;
+    let ip = hp.ip().ok_or_else(|| {
+        PyValueError::new_err(format!("{arg}: expected an IP address, got {:?}", hp.host))
+    })?;
+    Ok(SocketAddr::new(ip, hp.port))
+}
+
+/// Seconds as a non-negative finite number.
+pub fn seconds(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{arg} must be a number of seconds, got {}",
+            type_name(obj)
+        )));
+    }
+    let v: f64 = obj.extract()?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{arg} must be a non-negative number of seconds, got {v}"
+        )));
+    }
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| PyValueError::new_err(format!("{arg} is too large: {v}")))
+}
+
+/// `None` (block forever) or seconds.
+pub fn timeout(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => seconds(arg, o).map(Some),
+    }
+}
+
+/// A timeout back to Python: float seconds or None.
+pub fn timeout_out(t: Option<Duration>) -> Option<f64> {
+    t.map(|d| d.as_secs_f64())
+}
+
+/// A size argument: a non-negative int.
+pub fn size(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{arg} must be an int, got {}",
+            type_name(obj)
+        )));
+    }
+    let v: i64 = obj.extract()?;
+    usize::try_from(v)
+        .map_err(|_| PyValueError::new_err(format!("{arg} must be non-negative, got {v}")))
+}
+
+/// A non-negative int given as an already-extracted i64.
+pub fn nonneg(arg: &'static str, v: i64) -> PyResult<usize> {
+    usize::try_from(v)
+        .map_err(|_| PyValueError::new_err(format!("{arg} must be non-negative, got {v}")))
+}
+
+/// Seconds given as an already-extracted f64.
+pub fn secs_f64(arg: &'static str, v: f64) -> PyResult<Duration> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{arg} must be a non-negative number of seconds, got {v}"
+        )));
+    }
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| PyValueError::new_err(format!("{arg} is too large: {v}")))
+}
+
+/// A readable, contiguous bytes-like object, held (pinned) while the GIL is
+/// released so the kernel reads it in place.
+pub struct ReadBuf {
+    buf: PyUntypedBuffer,
+}
+
+impl ReadBuf {
+    pub fn get(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(format!(
+                "{arg} must be bytes-like (bytes, bytearray, memoryview), got str: encode it first, e.g. {arg}.encode()"
+            )));
+        }
+        let buf = PyUntypedBuffer::get(obj).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{arg} must be bytes-like (bytes, bytearray, memoryview), got {}",
+                type_name(obj)
+            ))
+        })?;
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err(format!(
+                "{arg} must be a C-contiguous buffer"
+            )));
+        }
+        Ok(ReadBuf { buf })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        let len = self.buf.len_bytes();
+        if len == 0 {
+            return &[];
+        }
+        // SAFETY: the export is held for self's lifetime, so the memory stays
+        // valid and (for bytearray) cannot be resized; C-contiguous was checked.
+        unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const u8, len) }
+    }
+}
+
+/// A writable, contiguous buffer for `recv_into`.
+pub struct WriteBuf {
+    buf: PyUntypedBuffer,
+}
+
+impl WriteBuf {
+    pub fn get(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let buf = PyUntypedBuffer::get(obj).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{arg} must be a writable bytes-like object (bytearray, memoryview), got {}",
+                type_name(obj)
+            ))
+        })?;
+        if buf.readonly() {
+            return Err(PyTypeError::new_err(format!(
+                "{arg} must be writable, got a read-only {}",
+                type_name(obj)
+            )));
+        }
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err(format!(
+                "{arg} must be a C-contiguous buffer"
+            )));
+        }
+        Ok(WriteBuf { buf })
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len_bytes()
+    }
+
+    /// The first `n` bytes as a mutable slice.
+    #[allow(clippy::mut_from_ref)]
+    pub fn slice_mut(&self, n: usize) -> &mut [u8] {
+        let n = n.min(self.len());
+        if n == 0 {
+            return &mut [];
+        }
+        // SAFETY: a held writable export of at least n contiguous bytes;
+        // Python code racing on the same buffer is the caller's affair, as
+        // with socket.recv_into.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.buf_ptr() as *mut u8, n) }
+    }
+}
+
+/// `nbytes` of recv_into as the stdlib checks it.
+pub fn nbytes(n: Option<&Bound<'_, PyAny>>, buflen: usize) -> PyResult<usize> {
+    let n = match n {
+        None => 0,
+        Some(o) => size("nbytes", o)?,
+    };
+    if n > buflen {
+        return Err(PyValueError::new_err(format!(
+            "nbytes: greater than the buffer's length ({n} > {buflen})"
+        )));
+    }
+    Ok(if n == 0 { buflen } else { n })
+}
+
+/// A delimiter: non-empty bytes.
+pub fn delimiter(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let d: Vec<u8> = if let Ok(b) = obj.cast::<PyBytes>() {
+        b.as_bytes().to_vec()
+    } else if let Ok(b) = obj.cast::<PyByteArray>() {
+        b.to_vec()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{arg} must be bytes, got {}",
+            type_name(obj)
+        )));
+    };
+    if d.is_empty() {
+        return Err(PyValueError::new_err(format!("{arg} must not be empty")));
+    }
+    Ok(d)
+}
+
+/// `(host, port)` for Python.
+pub fn sockaddr_out(a: &SocketAddr) -> (String, u16) {
+    crate::addr::split_sockaddr(a)
+}

@@ -1,0 +1,422 @@
+//! `TcpClient`: argument and result conversion around `tcp::TcpConnection`.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyType};
+use socket2::Socket;
+
+use crate::py::args::{self, ReadBuf, WriteBuf};
+use crate::py::blocking::{blocking, core};
+use crate::py::options::{from_kwargs, to_dict};
+use crate::sock::parse_shutdown;
+use crate::tcp::{connect, Reply, TcpConnection, TCP_STATES};
+
+/// A connected TCP socket (``socket.create_connection`` done right).
+///
+/// ``TcpClient(address, *, timeout=None, source_address=None, **options)``
+/// connects before it returns. ``address`` is ``(host, port)``,
+/// ``"host:port"`` or ``"[v6addr]:port"``. A name is resolved to all its
+/// addresses, which are raced as RFC 8305 does (IPv6 first, the next address
+/// 250 ms later or as soon as one fails), so ``localhost`` works whichever
+/// family the service listens on. ``timeout`` (seconds, ``None`` = wait
+/// forever) is one deadline for the whole connect, name resolution
+/// included, and then the timeout of every later call, as ``settimeout``.
+///
+/// ``**options`` are socket options applied before connecting: ``nodelay``,
+/// ``keepalive`` (``True`` or ``Keepalive(...)``), ``linger``,
+/// ``user_timeout``, ``recv_buffer``, ``send_buffer``, ``reuse_address``,
+/// ``reuse_port``, ``ttl``, ``tos``, ``bind_device``. ``options()`` reads back
+/// what the kernel holds.
+///
+/// Every blocking call releases the GIL and answers Ctrl-C within ~100 ms.
+/// One read buffer serves every recv method, so mixing ``recv_line`` and
+/// ``recv`` never loses bytes. One thread may read while another writes.
+#[pyclass(module = "socketkit._core", frozen)]
+pub struct TcpClient {
+    conn: TcpConnection,
+}
+
+impl TcpClient {
+    pub fn from_connection(conn: TcpConnection) -> Self {
+        TcpClient { conn }
+    }
+}
+
+#[pymethods]
+impl TcpClient {
+    #[new]
+    #[pyo3(signature = (address, *, timeout=None, source_address=None, **options))]
+    fn new(
+        py: Python<'_>,
+        address: &Bound<'_, PyAny>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        source_address: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let target = args::remote_address("address", address)?;
+        let timeout = args::timeout("timeout", timeout)?;
+        let source = match source_address {
+            Some(s) if !s.is_none() => Some(args::ip_address("source_address", s)?),
+            _ => None,
+        };
+        let opts = from_kwargs("TcpClient", options)?;
+        core(py, opts.validate(crate::options::Proto::Tcp))?;
+        let conn = blocking(py, |intr| {
+            let sock = connect(&target, &opts, source, timeout, intr)?;
+            TcpConnection::new(sock, timeout)
+        })?;
+        Ok(TcpClient { conn })
+    }
+
+    /// Adopt a connected stdlib ``socket.socket`` (SOCK_STREAM). The stdlib
+    /// object is detached and must not be used afterwards; its timeout is kept.
+    #[classmethod]
+    fn from_socket(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        sock: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let socket_mod = py.import("socket")?;
+        if !sock.is_instance(&socket_mod.getattr("socket")?)? {
+            return Err(PyTypeError::new_err(format!(
+                "sock must be a socket.socket, got {}",
+                sock.get_type().name()?
+            )));
+        }
+        if sock
+            .getattr("type")?
+            .ne(socket_mod.getattr("SOCK_STREAM")?)?
+        {
+            return Err(PyValueError::new_err(
+                "sock: must be a SOCK_STREAM (TCP) socket",
+            ));
+        }
+        sock.call_method0("getpeername")?; // raises OSError(ENOTCONN) if not connected
+        let timeout = args::timeout("timeout", Some(&sock.call_method0("gettimeout")?))?;
+        let fd: i32 = sock.call_method0("detach")?.extract()?;
+        // SAFETY: detach() handed us sole ownership of this open fd.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let conn = core(py, TcpConnection::new(Socket::from(owned), timeout))?;
+        Ok(TcpClient { conn })
+    }
+
+    /// Close this object and return the connection as a stdlib
+    /// ``socket.socket`` with the same timeout.
+    fn detach<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = self.conn.timeout();
+        let s = core(py, self.conn.detach())?;
+        let fd = s.into_raw_fd();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("fileno", fd)?;
+        let sock = py
+            .import("socket")?
+            .getattr("socket")?
+            .call((), Some(&kwargs))?;
+        sock.call_method1("settimeout", (args::timeout_out(timeout),))?;
+        Ok(sock)
+    }
+
+    /// Send some of ``data``; returns the number of bytes sent.
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let buf = ReadBuf::get("data", data)?;
+        blocking(py, |intr| self.conn.send(buf.as_slice(), intr))
+    }
+
+    /// Send all of ``data`` (bytes-like) or raise; returns None like the
+    /// stdlib. On failure the exception's ``bytes_sent`` says how much went out.
+    fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let buf = ReadBuf::get("data", data)?;
+        blocking(py, |intr| self.conn.send_all(buf.as_slice(), intr))
+    }
+
+    /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
+    #[pyo3(signature = (bufsize=65536))]
+    fn recv<'py>(&self, py: Python<'py>, bufsize: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let n = args::nonneg("bufsize", bufsize)?;
+        let data = blocking(py, |intr| self.conn.recv(n, intr))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Receive into a writable buffer (up to ``nbytes``, 0 = its length);
+    /// returns the count, 0 at EOF.
+    #[pyo3(signature = (buffer, nbytes=None))]
+    fn recv_into(
+        &self,
+        py: Python<'_>,
+        buffer: &Bound<'_, PyAny>,
+        nbytes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let buf = WriteBuf::get("buffer", buffer)?;
+        let n = args::nbytes(nbytes, buf.len())?;
+        blocking(py, |intr| self.conn.recv_into(buf.slice_mut(n), intr))
+    }
+
+    /// Exactly ``n`` bytes. Raises ``ConnectionClosedError`` (with
+    /// ``partial``) if the peer closes first.
+    fn recv_exact<'py>(
+        &self,
+        py: Python<'py>,
+        n: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let n = args::size("n", n)?;
+        let data = blocking(py, |intr| self.conn.recv_exact(n, intr))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Bytes up to and including ``delimiter``. Raises
+    /// ``LimitExceededError`` past ``max_size`` bytes, and
+    /// ``ConnectionClosedError`` (with ``partial``) if the peer closes first.
+    #[pyo3(signature = (delimiter, max_size=65536))]
+    fn recv_until<'py>(
+        &self,
+        py: Python<'py>,
+        delimiter: &Bound<'_, PyAny>,
+        max_size: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let delim = args::delimiter("delimiter", delimiter)?;
+        let data = blocking(py, |intr| self.conn.recv_until(&delim, max_size, intr))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// One line, keeping its ``\n``, like ``file.readline()``: at EOF the
+    /// unterminated rest, then ``b""``. ``LimitExceededError`` past ``max_size``.
+    #[pyo3(signature = (max_size=65536))]
+    fn recv_line<'py>(&self, py: Python<'py>, max_size: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let data = blocking(py, |intr| self.conn.recv_line(max_size, intr))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Iterate over lines (with their ``\n``) until the peer closes.
+    #[pyo3(signature = (max_size=65536))]
+    fn lines(slf: Py<Self>, max_size: usize) -> LineIterator {
+        LineIterator {
+            client: slf,
+            max_size,
+        }
+    }
+
+    /// Send ``data`` and read one reply: up to and including ``until``
+    /// (default ``b"\n"``), or exactly ``exact`` bytes.
+    #[pyo3(signature = (data, *, until=None, exact=None, max_size=65536))]
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'_, PyAny>,
+        until: Option<&Bound<'_, PyAny>>,
+        exact: Option<&Bound<'_, PyAny>>,
+        max_size: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let buf = ReadBuf::get("data", data)?;
+        let until = until.filter(|u| !u.is_none());
+        let exact = exact.filter(|e| !e.is_none());
+        let delim;
+        let reply = match (until, exact) {
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "request: give until= or exact=, not both",
+                ))
+            }
+            (None, Some(n)) => Reply::Exact(args::size("exact", n)?),
+            (Some(u), None) => {
+                delim = args::delimiter("until", u)?;
+                Reply::Until(&delim, max_size)
+            }
+            (None, None) => Reply::Until(b"\n", max_size),
+        };
+        let out = blocking(py, |intr| self.conn.request(buf.as_slice(), reply, intr))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Send a file with zero copies (sendfile(2)); ``file`` is a binary file
+    /// object or an fd. Returns the bytes sent and, like the stdlib, leaves
+    /// the file position just past them.
+    #[pyo3(signature = (file, offset=0, count=None))]
+    fn sendfile(
+        &self,
+        py: Python<'_>,
+        file: &Bound<'_, PyAny>,
+        offset: i64,
+        count: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd: i32 = if file.is_instance_of::<PyInt>() {
+            file.extract()?
+        } else if file.hasattr("fileno")? {
+            file.call_method0("fileno")?.extract()?
+        } else {
+            return Err(PyTypeError::new_err(
+                "file must be a file object opened in binary mode, or an fd",
+            ));
+        };
+        let offset = args::nonneg("offset", offset)? as u64;
+        let count = match count {
+            Some(c) if !c.is_none() => Some(args::size("count", c)? as u64),
+            _ => None,
+        };
+        let sent = blocking(py, |intr| self.conn.sendfile(fd, offset, count, intr))?;
+        if !file.is_instance_of::<PyInt>() && file.hasattr("seek")? {
+            file.call_method1("seek", (offset + sent,))?;
+        }
+        Ok(sent)
+    }
+
+    /// Shut down one or both directions: ``"read"``, ``"write"``, ``"both"``
+    /// (or ``socket.SHUT_RD``/``SHUT_WR``/``SHUT_RDWR``).
+    fn shutdown(&self, py: Python<'_>, how: &Bound<'_, PyAny>) -> PyResult<()> {
+        let how = if how.is_instance_of::<PyInt>() {
+            match how.extract::<i64>()? {
+                0 => "read",
+                1 => "write",
+                2 => "both",
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "how: must be 'read', 'write' or 'both', got {other}"
+                    )))
+                }
+            }
+            .to_string()
+        } else {
+            how.extract::<String>()
+                .map_err(|_| PyTypeError::new_err("how: must be 'read', 'write' or 'both'"))?
+        };
+        let how = core(py, parse_shutdown(&how))?;
+        core(py, self.conn.shutdown(how))
+    }
+
+    /// Close the connection (idempotent). A call blocked in another thread
+    /// wakes up with an error.
+    fn close(&self) {
+        self.conn.close();
+    }
+
+    /// True once ``close()`` or ``detach()`` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        !self.conn.is_open()
+    }
+
+    /// Set the timeout of later calls: seconds, or None to block forever.
+    fn settimeout(&self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.conn.set_timeout(args::timeout("timeout", value)?);
+        Ok(())
+    }
+
+    /// The timeout in seconds, or None.
+    fn gettimeout(&self) -> Option<f64> {
+        args::timeout_out(self.conn.timeout())
+    }
+
+    /// ``(host, port)`` of this end.
+    #[getter]
+    fn local_address(&self) -> (String, u16) {
+        args::sockaddr_out(&self.conn.local_addr())
+    }
+
+    /// ``(host, port)`` of the peer.
+    #[getter]
+    fn peer_address(&self) -> (String, u16) {
+        args::sockaddr_out(&self.conn.peer_addr())
+    }
+
+    /// The file descriptor, or -1 once closed.
+    fn fileno(&self) -> i32 {
+        self.conn.fileno()
+    }
+
+    /// The socket options the kernel holds now, read back (a dict).
+    fn options<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let v = core(py, self.conn.options())?;
+        to_dict(py, v)
+    }
+
+    /// The kernel's view of the connection (Linux TCP_INFO): ``state``,
+    /// ``rtt_ms``, ``rttvar_ms``, ``min_rtt_ms``, ``rto_ms``, ``retransmits``,
+    /// ``total_retrans``, ``lost``, ``unacked``, ``cwnd``, ``ssthresh``,
+    /// ``mss``, ``rcv_mss``, ``pmtu``, ``bytes_acked``, ``bytes_received``,
+    /// ``segs_out``, ``segs_in``, ``notsent_bytes``.
+    fn tcp_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let i = core(py, self.conn.tcp_info())?;
+        let d = PyDict::new(py);
+        let ms = |us: u32| us as f64 / 1000.0;
+        d.set_item(
+            "state",
+            TCP_STATES
+                .get(i.state as usize)
+                .copied()
+                .unwrap_or("UNKNOWN"),
+        )?;
+        d.set_item("rtt_ms", ms(i.rtt_us))?;
+        d.set_item("rttvar_ms", ms(i.rttvar_us))?;
+        d.set_item("min_rtt_ms", ms(i.min_rtt_us))?;
+        d.set_item("rto_ms", ms(i.rto_us))?;
+        d.set_item("retransmits", i.retransmits)?;
+        d.set_item("total_retrans", i.total_retrans)?;
+        d.set_item("lost", i.lost)?;
+        d.set_item("unacked", i.unacked)?;
+        d.set_item("cwnd", i.snd_cwnd)?;
+        d.set_item("ssthresh", i.snd_ssthresh)?;
+        d.set_item("mss", i.snd_mss)?;
+        d.set_item("rcv_mss", i.rcv_mss)?;
+        d.set_item("pmtu", i.pmtu)?;
+        d.set_item("bytes_acked", i.bytes_acked)?;
+        d.set_item("bytes_received", i.bytes_received)?;
+        d.set_item("segs_out", i.segs_out)?;
+        d.set_item("segs_in", i.segs_in)?;
+        d.set_item("notsent_bytes", i.notsent_bytes)?;
+        Ok(d)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.conn.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let t = match self.conn.timeout() {
+            Some(d) => format!("{}", d.as_secs_f64()),
+            None => "None".into(),
+        };
+        let state = if self.conn.is_open() {
+            "open"
+        } else {
+            "closed"
+        };
+        format!(
+            "<socketkit.TcpClient {} -> {} {state} fd={} timeout={t}>",
+            self.conn.local_addr(),
+            self.conn.peer_addr(),
+            self.conn.fileno()
+        )
+    }
+}
+
+/// Iterator returned by ``TcpClient.lines()``: one line (with ``\n``) per
+/// step, the unterminated rest last, stops at EOF.
+#[pyclass(module = "socketkit._core", frozen)]
+pub struct LineIterator {
+    client: Py<TcpClient>,
+    max_size: usize,
+}
+
+#[pymethods]
+impl LineIterator {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let client = self.client.get();
+        let max = self.max_size;
+        let line = blocking(py, |intr| client.conn.recv_line(max, intr))?;
+        if line.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(PyBytes::new(py, &line)))
+    }
+}

@@ -1,0 +1,261 @@
+//! Connecting by name under one deadline: resolve on a thread the deadline
+//! can walk away from, then race the addresses as RFC 8305 (Happy Eyeballs)
+//! does: IPv6 first, the next address 250 ms later or as soon as one fails.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::error::{Attempt, Error, Phase, Result};
+use crate::options::SocketOptions;
+use crate::resolve::resolve;
+use crate::wait::{poll_millis, Deadline, Interrupt};
+
+/// RFC 8305 section 5: "Connection Attempt Delay", recommended 250 ms.
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// A fresh nonblocking socket for `addr`, with `opts` applied and bound to
+/// `source` when given.
+pub fn new_socket(
+    addr: &SocketAddr,
+    ty: Type,
+    opts: &SocketOptions,
+    source: Option<&SocketAddr>,
+) -> Result<Socket> {
+    let domain = Domain::for_address(*addr);
+    let s = Socket::new(domain, ty.cloexec(), None)
+        .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
+    s.set_nonblocking(true)
+        .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
+    opts.apply(&s, domain)?;
+    if let Some(src) = source {
+        s.bind(&SockAddr::from(*src))
+            .map_err(|e| Error::io(Phase::Bind, Some(src), e))?;
+    }
+    Ok(s)
+}
+
+/// Connect a TCP socket to `target` within `timeout` (resolution included).
+pub fn connect(
+    target: &HostPort,
+    opts: &SocketOptions,
+    source: Option<SocketAddr>,
+    timeout: Option<Duration>,
+    intr: &dyn Interrupt,
+) -> Result<Socket> {
+    let deadline = Deadline::after(timeout);
+    let mut addrs = resolve(&target.host, target.port, deadline, intr)?;
+    if let Some(src) = source {
+        addrs.retain(|a| a.is_ipv4() == src.is_ipv4());
+        if addrs.is_empty() {
+            return Err(Error::invalid(
+                "source_address",
+                format!("{src} is of another address family than every address of {target}"),
+            ));
+        }
+    }
+    race(
+        target,
+        &happy_eyeballs_order(&addrs),
+        opts,
+        source,
+        deadline,
+        intr,
+    )
+}
+
+struct InFlight {
+    sock: Socket,
+    addr: SocketAddr,
+}
+
+fn race(
+    target: &HostPort,
+    addrs: &[SocketAddr],
+    opts: &SocketOptions,
+    source: Option<SocketAddr>,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Socket> {
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut inflight: Vec<InFlight> = Vec::new();
+    let mut next = 0;
+    let mut next_start = Instant::now();
+    loop {
+        // Start the next attempt when its turn has come or nothing is in flight.
+        while next < addrs.len() && (inflight.is_empty() || Instant::now() >= next_start) {
+            let addr = addrs[next];
+            next += 1;
+            let sock = match new_socket(&addr, Type::STREAM, opts, source.as_ref()) {
+                Ok(s) => s,
+                // Option and bind errors are the caller's, not this address's.
+                Err(e @ (Error::Unsupported { .. } | Error::InvalidArgument { .. })) => {
+                    return Err(e)
+                }
+                Err(Error::Io { source, .. }) => {
+                    attempts.push(Attempt {
+                        address: addr,
+                        error: source,
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match sock.connect(&SockAddr::from(addr)) {
+                Ok(()) => return Ok(sock),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    inflight.push(InFlight { sock, addr });
+                    next_start = Instant::now() + ATTEMPT_DELAY;
+                }
+                Err(e) => attempts.push(Attempt {
+                    address: addr,
+                    error: e,
+                }),
+            }
+        }
+        if inflight.is_empty() {
+            return Err(Error::Connect {
+                target: target.to_string(),
+                attempts,
+            });
+        }
+        if deadline.expired() {
+            for f in inflight.drain(..) {
+                attempts.push(Attempt {
+                    address: f.addr,
+                    error: io::Error::from(io::ErrorKind::TimedOut),
+                });
+            }
+            return Err(Error::Connect {
+                target: target.to_string(),
+                attempts,
+            });
+        }
+        let mut wait = deadline.slice();
+        if next < addrs.len() {
+            wait = wait.min(next_start.saturating_duration_since(Instant::now()));
+        }
+        let mut pfds: Vec<libc::pollfd> = inflight
+            .iter()
+            .map(|f| libc::pollfd {
+                fd: f.sock.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: pfds is a valid array of pollfd of the given length.
+        let n = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                poll_millis(wait),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::io(Phase::Connect, None, e));
+            }
+        }
+        if n <= 0 {
+            intr.check()?;
+            continue;
+        }
+        // Walk backwards so removals keep the remaining indices valid.
+        for i in (0..pfds.len()).rev() {
+            if pfds[i].revents == 0 {
+                continue;
+            }
+            let f = inflight.remove(i);
+            match f.sock.take_error() {
+                Ok(None) => {
+                    // A peer address means the handshake finished.
+                    if f.sock.peer_addr().is_ok() {
+                        return Ok(f.sock);
+                    }
+                    attempts.push(Attempt {
+                        address: f.addr,
+                        error: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+                    });
+                }
+                Ok(Some(e)) | Err(e) => attempts.push(Attempt {
+                    address: f.addr,
+                    error: e,
+                }),
+            }
+            // RFC 8305: a failure starts the next attempt at once.
+            next_start = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::NoInterrupt;
+    use std::net::TcpListener;
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn connects_to_v4_listener() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let s = connect(
+            &hp("127.0.0.1", port),
+            &SocketOptions::default(),
+            None,
+            Some(Duration::from_secs(2)),
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert_eq!(s.peer_addr().unwrap().as_socket().unwrap().port(), port);
+    }
+
+    #[test]
+    fn localhost_falls_back_between_families() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let s = connect(
+            &hp("localhost", port),
+            &SocketOptions::default(),
+            None,
+            Some(Duration::from_secs(2)),
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert!(s.peer_addr().unwrap().as_socket().unwrap().is_ipv4());
+    }
+
+    #[test]
+    fn refused_lists_attempts() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = connect(
+            &hp("127.0.0.1", port),
+            &SocketOptions::default(),
+            None,
+            Some(Duration::from_secs(2)),
+            &NoInterrupt,
+        )
+        .unwrap_err();
+        match e {
+            Error::Connect { attempts, .. } => {
+                assert_eq!(attempts.len(), 1);
+                assert_eq!(attempts[0].error.raw_os_error(), Some(libc::ECONNREFUSED));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! UDP sockets.
+pub mod socket;
+
+pub use socket::UdpSock;
