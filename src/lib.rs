@@ -8,6 +8,7 @@ pub mod error;
 pub mod framing;
 pub mod options;
 pub mod resolve;
+pub mod server;
 pub mod sock;
 pub mod tcp;
 pub mod udp;

@@ -403,6 +403,11 @@ pub const TCP_STATES: [&str; 13] = [
     "NEW_SYN_RECV",
 ];
 
+/// TCP_INFO of any connected socket (servers read it for their byte counts).
+pub fn socket_tcp_info(s: &Socket) -> Result<TcpInfo> {
+    tcp_info(s)
+}
+
 #[cfg(target_os = "linux")]
 fn tcp_info(s: &Socket) -> Result<TcpInfo> {
     // SAFETY: tcp_info is plain data; zeroed is valid.

@@ -1,0 +1,252 @@
+//! Listening sockets, and the stop signal that wakes every wait on them at
+//! once (socketserver's `shutdown()` waits up to a poll interval; this does
+//! not: the signal is a pipe polled next to the socket).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::error::{Error, Phase, Result};
+use crate::options::SocketOptions;
+use crate::wait::{poll_millis, Deadline, Interrupt};
+
+/// Set once; wakes every poll that includes `fd()`.
+#[derive(Debug)]
+pub struct StopSignal {
+    flag: AtomicBool,
+    rd: OwnedFd,
+    wr: OwnedFd,
+}
+
+impl StopSignal {
+    pub fn new() -> Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        if rc != 0 {
+            return Err(Error::io(Phase::Bind, None, io::Error::last_os_error()));
+        }
+        // SAFETY: pipe2 just returned these two open fds, owned by nobody else.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(StopSignal {
+            flag: AtomicBool::new(false),
+            rd,
+            wr,
+        })
+    }
+
+    /// Set the signal; true the first time.
+    pub fn trigger(&self) -> bool {
+        if self.flag.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        // The byte stays unread: the pipe remains readable for every poller.
+        // SAFETY: writing one byte from a valid buffer to our own pipe.
+        unsafe { libc::write(self.wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        true
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Readable once the signal is set.
+    pub fn fd(&self) -> RawFd {
+        self.rd.as_raw_fd()
+    }
+
+    /// Wait until the signal is set (true) or `deadline` passes (false).
+    pub fn wait(&self, deadline: Deadline, intr: &dyn Interrupt) -> Result<bool> {
+        loop {
+            if self.is_set() {
+                return Ok(true);
+            }
+            if deadline.expired() {
+                return Ok(false);
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, poll_millis(deadline.slice())) };
+            intr.check()?;
+        }
+    }
+}
+
+/// A nonblocking TCP socket bound to `addr` and listening.
+pub fn bind_tcp(addr: SocketAddr, opts: &SocketOptions, backlog: i32) -> Result<Socket> {
+    let s = new_bound(addr, Type::STREAM, opts)?;
+    s.listen(backlog)
+        .map_err(|e| Error::io(Phase::Bind, Some(&addr), e))?;
+    Ok(s)
+}
+
+/// A nonblocking UDP socket bound to `addr`.
+pub fn bind_udp(addr: SocketAddr, opts: &SocketOptions) -> Result<Socket> {
+    new_bound(addr, Type::DGRAM, opts)
+}
+
+fn new_bound(addr: SocketAddr, ty: Type, opts: &SocketOptions) -> Result<Socket> {
+    let domain = Domain::for_address(addr);
+    let s = Socket::new(domain, ty.cloexec(), None)
+        .map_err(|e| Error::io(Phase::Bind, Some(&addr), e))?;
+    s.set_nonblocking(true)
+        .map_err(|e| Error::io(Phase::Bind, Some(&addr), e))?;
+    opts.apply(&s, domain)?;
+    s.bind(&SockAddr::from(addr))
+        .map_err(|e| Error::io(Phase::Bind, Some(&addr), e))?;
+    Ok(s)
+}
+
+/// The address a socket is bound to.
+pub fn local_addr(s: &Socket) -> Result<SocketAddr> {
+    s.local_addr()
+        .map_err(|e| Error::io(Phase::Bind, None, e))?
+        .as_socket()
+        .ok_or_else(|| Error::invalid("address", "not an IP socket"))
+}
+
+/// What one wait for a connection gave.
+#[derive(Debug)]
+pub enum Accepted {
+    Conn(Socket, SocketAddr),
+    Stopped,
+    TimedOut,
+}
+
+/// Whether an accept error concerns only the connection being accepted
+/// (accept(2): "Linux passes already-pending network errors on the new
+/// socket as an error code"); such errors are skipped.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EINTR
+        )
+    ) || e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Wait for one connection, the stop signal or the deadline, in slices.
+/// The accepted socket is nonblocking.
+pub fn accept(
+    listener: &Socket,
+    stop: &StopSignal,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Accepted> {
+    loop {
+        if stop.is_set() {
+            return Ok(Accepted::Stopped);
+        }
+        match listener.accept() {
+            Ok((s, peer)) => {
+                let peer = peer
+                    .as_socket()
+                    .ok_or_else(|| Error::invalid("peer", "not an IP peer"))?;
+                s.set_nonblocking(true)
+                    .map_err(|e| Error::io(Phase::Accept, Some(&peer), e))?;
+                return Ok(Accepted::Conn(s, peer));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if is_transient(&e) => continue,
+            Err(e) => return Err(Error::io(Phase::Accept, None, e)),
+        }
+        if deadline.expired() {
+            return Ok(Accepted::TimedOut);
+        }
+        let mut pfds = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, poll_millis(deadline.slice())) };
+        if n <= 0 {
+            intr.check()?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::NoInterrupt;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn stop_wakes_accept_at_once() {
+        let l = bind_tcp(
+            "127.0.0.1:0".parse().unwrap(),
+            &SocketOptions::default(),
+            16,
+        )
+        .unwrap();
+        let stop = Arc::new(StopSignal::new().unwrap());
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            s2.trigger();
+        });
+        let start = Instant::now();
+        let r = accept(&l, &stop, Deadline::NEVER, &NoInterrupt).unwrap();
+        assert!(matches!(r, Accepted::Stopped));
+        // Well under the 100 ms slice: the pipe woke the poll.
+        assert!(
+            start.elapsed() < Duration::from_millis(90),
+            "{:?}",
+            start.elapsed()
+        );
+        t.join().unwrap();
+        assert!(!stop.trigger());
+        assert!(stop.wait(Deadline::NEVER, &NoInterrupt).unwrap());
+    }
+
+    #[test]
+    fn accept_returns_a_connection_and_times_out() {
+        let l = bind_tcp(
+            "127.0.0.1:0".parse().unwrap(),
+            &SocketOptions::default(),
+            16,
+        )
+        .unwrap();
+        let addr = local_addr(&l).unwrap();
+        let stop = StopSignal::new().unwrap();
+        let r = accept(
+            &l,
+            &stop,
+            Deadline::after(Some(Duration::from_millis(20))),
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert!(matches!(r, Accepted::TimedOut));
+        let _c = std::net::TcpStream::connect(addr).unwrap();
+        match accept(&l, &stop, Deadline::NEVER, &NoInterrupt).unwrap() {
+            Accepted::Conn(_, peer) => assert!(peer.ip().is_loopback()),
+            other => panic!("{other:?}"),
+        }
+    }
+}

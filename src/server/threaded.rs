@@ -1,0 +1,191 @@
+//! Handler mode: an accept thread, and one worker thread per connection
+//! that runs the handler (what `socketserver.ThreadingTCPServer` does, with
+//! limits, a stop that wakes at once, and threads that are joined).
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use socket2::Socket;
+
+use crate::error::Result;
+use crate::tcp::TcpConnection;
+use crate::wait::{Deadline, NoInterrupt};
+
+use super::listener::{accept, Accepted, StopSignal};
+use super::{spawn, ConnHandler, ConnOutcome, Limits, Stats, ThreadWrap};
+
+/// After the drain deadline and closing every connection, how long handlers
+/// get to notice and return before their threads are left to finish alone.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Shared {
+    stop: Arc<StopSignal>,
+    stats: Arc<Stats>,
+    limits: Limits,
+    handler: Arc<dyn ConnHandler>,
+    wrap: ThreadWrap,
+    /// Every open connection, so stop can close them.
+    conns: Mutex<HashMap<u64, Arc<Socket>>>,
+    workers: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
+    next_id: AtomicU64,
+}
+
+pub struct Running {
+    acceptor: JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl Running {
+    pub fn start(
+        listener: Arc<Socket>,
+        stop: Arc<StopSignal>,
+        stats: Arc<Stats>,
+        limits: Limits,
+        handler: Arc<dyn ConnHandler>,
+        wrap: ThreadWrap,
+    ) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            stop,
+            stats,
+            limits,
+            handler,
+            wrap,
+            conns: Mutex::new(HashMap::new()),
+            workers: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+        });
+        let sh = shared.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("socketkit-accept".into())
+            .spawn(move || accept_loop(&listener, &sh))
+            .map_err(|e| crate::error::Error::io(crate::error::Phase::Accept, None, e))?;
+        Ok(Running { acceptor, shared })
+    }
+
+    /// The stop signal is set: join the acceptor, let handlers finish until
+    /// `deadline`, close what is left, join the workers.
+    pub fn stop(self, deadline: Deadline) {
+        let _ = self.acceptor.join();
+        let me = std::thread::current().id();
+        let sh = &self.shared;
+        wait_workers(sh, me, deadline);
+        close_all(sh);
+        wait_workers(sh, me, Deadline::after(Some(CLOSE_GRACE)));
+        let workers = std::mem::take(&mut *lock(&sh.workers));
+        for (id, h) in workers {
+            // The caller's own thread (stop from a handler) and handlers
+            // stuck in code that ignores a closed connection are left to end
+            // by themselves; joining them would hang.
+            if id != me && h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Close everything, join nothing (see `TcpServerCore::drop`).
+    pub fn abandon(self) {
+        close_all(&self.shared);
+    }
+}
+
+fn close_all(sh: &Shared) {
+    for s in lock(&sh.conns).values() {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+/// Wait until every worker but `me` has finished, or `deadline`.
+fn wait_workers(sh: &Shared, me: ThreadId, deadline: Deadline) {
+    loop {
+        let busy = lock(&sh.workers)
+            .iter()
+            .any(|(id, h)| *id != me && !h.is_finished());
+        if !busy || deadline.expired() {
+            return;
+        }
+        std::thread::sleep(deadline.slice().min(Duration::from_millis(5)));
+    }
+}
+
+fn reap(sh: &Shared) {
+    let mut w = lock(&sh.workers);
+    let mut i = 0;
+    while i < w.len() {
+        if w[i].1.is_finished() {
+            let (_, h) = w.swap_remove(i);
+            let _ = h.join();
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn accept_loop(listener: &Socket, sh: &Arc<Shared>) {
+    loop {
+        match accept(listener, &sh.stop, Deadline::NEVER, &NoInterrupt) {
+            Ok(Accepted::Conn(s, peer)) => {
+                reap(sh);
+                serve(sh, s, peer);
+            }
+            Ok(Accepted::Stopped) => return,
+            Ok(Accepted::TimedOut) => {}
+            // Out of fds or memory: wait a moment (or for stop) and retry,
+            // rather than spin.
+            Err(_) => {
+                let _ = sh.stop.wait(
+                    Deadline::after(Some(Duration::from_millis(100))),
+                    &NoInterrupt,
+                );
+            }
+        }
+    }
+}
+
+fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
+    // Over the limit: dropping the socket closes it at once.
+    let Some(guard) = sh.stats.admit(sh.limits.max_connections) else {
+        return;
+    };
+    let Ok(conn) = TcpConnection::new(s, sh.limits.idle_timeout) else {
+        return;
+    };
+    let Ok(sock) = conn.socket() else { return };
+    let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
+    lock(&sh.conns).insert(id, sock.clone());
+    let sh2 = sh.clone();
+    let body = move || {
+        let outcome = sh2.handler.handle(conn, peer, &sh2.stop);
+        if outcome == ConnOutcome::Failed {
+            Stats::add(&sh2.stats.handler_errors, 1);
+        }
+        // The handler's socket calls are the user's; the kernel counted the
+        // bytes (TCP_INFO), read them once at the end.
+        if let Ok(info) = crate::tcp::stream::socket_tcp_info(&sock) {
+            Stats::add(&sh2.stats.bytes_in, info.bytes_received);
+            Stats::add(&sh2.stats.bytes_out, info.bytes_acked);
+        }
+        let _ = sock.shutdown(Shutdown::Both);
+        lock(&sh2.conns).remove(&id);
+        drop(sock);
+        drop(guard);
+    };
+    // Register under the lock so stop() never misses a worker.
+    let mut workers = lock(&sh.workers);
+    match spawn("socketkit-handler", &sh.wrap, body) {
+        Ok(h) => {
+            let tid = h.thread().id();
+            workers.push((tid, h));
+        }
+        Err(_) => {
+            lock(&sh.conns).remove(&id);
+        }
+    }
+}
