@@ -110,6 +110,10 @@ pub enum Error {
     #[error("socket is closed")]
     ClosedSocket,
 
+    /// A server was used after `stop()`.
+    #[error("the server is stopped; make a new one")]
+    Stopped,
+
     /// A signal is pending: the binding layer raises what the signal handler raised.
     #[error("interrupted by a signal")]
     Interrupted,

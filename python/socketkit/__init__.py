@@ -20,9 +20,19 @@ How socketkit treats the interpreter:
   another. Name resolution runs on a short-lived helper thread so a silent
   resolver cannot hold a call past its timeout; that thread ends by itself
   when the system resolver gives up.
-* fork: socketkit starts no long-lived threads, so a forked child
-  (``multiprocessing``) can use socketkit objects it creates itself. Sockets
-  inherited across fork are shared with the parent, as with the stdlib.
+* Servers: ``TcpServer`` and ``UdpServer`` run their own threads (an accept
+  thread and a thread per connection in handler mode, a small event loop
+  and a pool of handler threads in ``on_message`` mode); each attaches to
+  the interpreter once and takes the GIL only to call your handler.
+  ``stop()`` joins them; Ctrl-C in ``serve_forever()`` stops the server,
+  then raises ``KeyboardInterrupt``. Stop servers before the interpreter
+  exits.
+* fork: apart from running servers, socketkit starts no long-lived
+  threads, so a forked child (``multiprocessing``) can use socketkit
+  objects it creates itself. A server's threads do not exist in a forked
+  child: fork before starting servers, or make new ones in the child.
+  Sockets inherited across fork are shared with the parent, as with the
+  stdlib.
 * Resources: every socket is closed by ``close()``, by the ``with`` block, or
   when the object is garbage-collected.
 """
@@ -31,7 +41,9 @@ from socketkit._core import (
     Keepalive,
     LineIterator,
     TcpClient,
+    TcpServer,
     UdpClient,
+    UdpServer,
     UdpSocket,
     __version__,
 )
@@ -61,8 +73,10 @@ __all__ = [
     "LineIterator",
     "ResolveError",
     "TcpClient",
+    "TcpServer",
     "TimeoutError",
     "UdpClient",
+    "UdpServer",
     "UdpSocket",
     "__version__",
 ]

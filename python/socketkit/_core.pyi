@@ -1,11 +1,21 @@
 """Type stubs for socketkit's compiled core (checked by mypy.stubtest)."""
 
 import socket
+from collections.abc import Callable
 from typing import Any, Final, Self, final
 
 from typing_extensions import Buffer, disjoint_base
 
-__all__ = ["Keepalive", "LineIterator", "TcpClient", "UdpClient", "UdpSocket", "__version__"]
+__all__ = [
+    "Keepalive",
+    "LineIterator",
+    "TcpClient",
+    "TcpServer",
+    "UdpClient",
+    "UdpServer",
+    "UdpSocket",
+    "__version__",
+]
 
 __version__: Final[str]
 
@@ -133,3 +143,69 @@ class UdpClient(UdpSocket):
         timeout: float | None = None,
         **options: Any,
     ) -> UdpClient: ...
+
+@final
+class TcpServer:
+    """A TCP server: accept loop, handler(conn) per thread, or on_message on a Rust event loop."""
+
+    def __new__(
+        cls,
+        address: _Address | None = ("127.0.0.1", 0),
+        handler: Callable[[TcpClient], object] | None = None,
+        *,
+        on_message: Callable[[bytes], bytes | bytearray | memoryview | None] | None = None,
+        framing: str | None = "line",
+        max_message: int | None = 1048576,
+        backlog: int | None = 1024,
+        max_connections: int | None = 1024,
+        idle_timeout: float | None = None,
+        **options: Any,
+    ) -> TcpServer: ...
+    @classmethod
+    def echo(
+        cls,
+        address: _Address | None = ("127.0.0.1", 0),
+        *,
+        backlog: int | None = 1024,
+        max_connections: int | None = 1024,
+        idle_timeout: float | None = None,
+        **options: Any,
+    ) -> TcpServer: ...
+    def start(self) -> None: ...
+    def serve_forever(self) -> None: ...
+    def stop(self, timeout: float | None = 5.0) -> None: ...
+    def accept(self, timeout: float | None = None) -> tuple[TcpClient, tuple[str, int]]: ...
+    @property
+    def address(self) -> tuple[str, int]: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def running(self) -> bool: ...
+    def fileno(self) -> int: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class UdpServer:
+    """A UDP server: handler(data, peer) -> reply or None, per datagram."""
+
+    def __new__(
+        cls,
+        address: _Address | None = ("127.0.0.1", 0),
+        handler: Callable[[bytes, tuple[str, int]], bytes | bytearray | memoryview | None] | None = None,
+        **options: Any,
+    ) -> UdpServer: ...
+    @classmethod
+    def echo(cls, address: _Address | None = ("127.0.0.1", 0), **options: Any) -> UdpServer: ...
+    def start(self) -> None: ...
+    def serve_forever(self) -> None: ...
+    def stop(self, timeout: float | None = 5.0) -> None: ...
+    @property
+    def address(self) -> tuple[str, int]: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def running(self) -> bool: ...
+    def fileno(self) -> int: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...

@@ -56,7 +56,7 @@ pub fn classify(err: &Error) -> (&'static str, Option<i32>) {
         Error::LimitExceeded { .. } => ("LimitExceededError", Some(libc::EMSGSIZE)),
         Error::SendAll { source, .. } => classify(source),
         Error::Unsupported { .. } => ("Error", Some(libc::ENOPROTOOPT)),
-        Error::ClosedSocket => ("Error", Some(libc::EBADF)),
+        Error::ClosedSocket | Error::Stopped => ("Error", Some(libc::EBADF)),
         Error::Interrupted => ("KeyboardInterrupt", None),
     }
 }
@@ -228,5 +228,6 @@ mod tests {
     fn bad_arguments_are_value_errors() {
         assert_eq!(classify(&Error::invalid("port", "x")).0, "ValueError");
         assert_eq!(classify(&Error::Interrupted).0, "KeyboardInterrupt");
+        assert_eq!(classify(&Error::Stopped), ("Error", Some(libc::EBADF)));
     }
 }

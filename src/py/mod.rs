@@ -4,6 +4,7 @@ pub mod args;
 pub mod blocking;
 pub mod errors;
 pub mod options;
+pub mod server;
 pub mod tcp;
 pub mod udp;
 
@@ -17,6 +18,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;
     m.add_class::<options::Keepalive>()?;
+    m.add_class::<server::TcpServer>()?;
+    m.add_class::<server::UdpServer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

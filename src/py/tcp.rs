@@ -42,6 +42,11 @@ impl TcpClient {
     pub fn from_connection(conn: TcpConnection) -> Self {
         TcpClient { conn }
     }
+
+    /// The core connection (servers close it when a handler returns).
+    pub fn connection(&self) -> &TcpConnection {
+        &self.conn
+    }
 }
 
 #[pymethods]

@@ -162,7 +162,7 @@ impl TcpServerCore {
     }
 
     fn listener(&self) -> Result<Arc<Socket>> {
-        lock(&self.listener).clone().ok_or(Error::ClosedSocket)
+        lock(&self.listener).clone().ok_or(Error::Stopped)
     }
 
     /// Start serving in the background; idempotent. Returns once the
@@ -173,10 +173,7 @@ impl TcpServerCore {
             State::Bound => {}
             State::Running(_) => return Ok(()),
             State::Stopping | State::Stopped => {
-                return Err(Error::invalid(
-                    "start",
-                    "the server was stopped; make a new one",
-                ))
+                return Err(Error::Stopped)
             }
         }
         let l = self.listener()?;
@@ -219,7 +216,7 @@ impl TcpServerCore {
     }
 
     /// Wait for one connection (hand-written loops). Interruptible, woken
-    /// by `stop()` (then `Error::ClosedSocket`).
+    /// by `stop()` (then `Error::Stopped`).
     pub fn accept(
         &self,
         timeout: Option<Duration>,
@@ -231,7 +228,7 @@ impl TcpServerCore {
                 Stats::add(&self.stats.accepted, 1);
                 Ok((TcpConnection::new(s, None)?, peer))
             }
-            Accepted::Stopped => Err(Error::ClosedSocket),
+            Accepted::Stopped => Err(Error::Stopped),
             Accepted::TimedOut => Err(Error::timeout(
                 crate::error::Phase::Accept,
                 Some(self.local.to_string()),
@@ -491,7 +488,7 @@ mod tests {
         let t = std::thread::spawn(move || s2.accept(None, &NoInterrupt).map(|_| ()));
         std::thread::sleep(Duration::from_millis(20));
         s.stop(Duration::from_secs(1));
-        assert!(matches!(t.join().unwrap(), Err(Error::ClosedSocket)));
+        assert!(matches!(t.join().unwrap(), Err(Error::Stopped)));
         assert!(s.start().is_err());
         s.wait_stopped(&NoInterrupt).unwrap();
     }

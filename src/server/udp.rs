@@ -21,6 +21,8 @@ const MAX_DATAGRAM: usize = 65536;
 pub enum UdpMode {
     Handler(Arc<dyn DatagramHandler>),
     Echo,
+    /// Receive, count, answer nothing (RFC 863).
+    Discard,
 }
 
 enum State {
@@ -106,13 +108,10 @@ impl UdpServerCore {
             State::Bound => {}
             State::Running(_) => return Ok(()),
             State::Stopping | State::Stopped => {
-                return Err(Error::invalid(
-                    "start",
-                    "the server was stopped; make a new one",
-                ))
+                return Err(Error::Stopped)
             }
         }
-        let sock = lock(&self.sock).clone().ok_or(Error::ClosedSocket)?;
+        let sock = lock(&self.sock).clone().ok_or(Error::Stopped)?;
         let stop = self.stop.clone();
         let stats = self.stats.clone();
         let mode = self.mode.clone();
@@ -189,6 +188,7 @@ fn serve(sock: &UdpSocket, stop: &StopSignal, stats: &UdpStats, mode: &UdpMode) 
                 let reply = match mode {
                     UdpMode::Echo => Outcome::Reply(buf[..n].to_vec()),
                     UdpMode::Handler(h) => h.handle(&buf[..n], peer),
+                    UdpMode::Discard => Outcome::NoReply,
                 };
                 match reply {
                     Outcome::Reply(r) => {
