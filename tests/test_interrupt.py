@@ -9,8 +9,9 @@ import threading
 import time
 
 import pytest
-import socketkit
 from _child import can_make_netns, interrupt, netns, start
+
+import socketkit
 
 # A child that blocks in `BLOCK`, after printing READY; it reports how it ended.
 CHILD = """
