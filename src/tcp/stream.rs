@@ -151,13 +151,7 @@ impl TcpConnection {
             return Ok(Vec::new());
         }
         if rb.is_empty() {
-            let got = read_some(
-                &s,
-                &mut rb.spare(n)[..n],
-                self.timeout.deadline(),
-                intr,
-                self.peer(),
-            )?;
+            let got = self.read(&s, &mut rb.spare(n)[..n], self.timeout.deadline(), intr)?;
             rb.commit(got);
         }
         Ok(rb.take(n))
@@ -174,7 +168,24 @@ impl TcpConnection {
         if !rb.is_empty() {
             return Ok(rb.take_into(dst));
         }
-        read_some(&s, dst, self.timeout.deadline(), intr, self.peer())
+        self.read(&s, dst, self.timeout.deadline(), intr)
+    }
+
+    /// One read; 0 at EOF. When `close()` ran in another thread while this
+    /// call waited, its shutdown looks like EOF: report the closed socket
+    /// instead, so the woken call fails rather than returning b"".
+    fn read(
+        &self,
+        s: &Socket,
+        buf: &mut [u8],
+        deadline: Deadline,
+        intr: &dyn Interrupt,
+    ) -> Result<usize> {
+        let n = read_some(s, buf, deadline, intr, self.peer())?;
+        if n == 0 && !buf.is_empty() && !self.sock.is_open() {
+            return Err(Error::ClosedSocket);
+        }
+        Ok(n)
     }
 
     /// Read more into the buffer; returns 0 at EOF.
@@ -186,7 +197,7 @@ impl TcpConnection {
         deadline: Deadline,
         intr: &dyn Interrupt,
     ) -> Result<usize> {
-        let n = read_some(s, rb.spare(want), deadline, intr, self.peer())?;
+        let n = self.read(s, rb.spare(want), deadline, intr)?;
         rb.commit(n);
         Ok(n)
     }
