@@ -141,13 +141,8 @@ impl TcpClient {
 
     /// Receive into a writable buffer (up to ``nbytes``, 0 = its length);
     /// returns the count, 0 at EOF.
-    #[pyo3(signature = (buffer, nbytes=None))]
-    fn recv_into(
-        &self,
-        py: Python<'_>,
-        buffer: &Bound<'_, PyAny>,
-        nbytes: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<usize> {
+    #[pyo3(signature = (buffer, nbytes=0))]
+    fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, nbytes: i64) -> PyResult<usize> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
         blocking(py, |intr| self.conn.recv_into(buf.slice_mut(n), intr))

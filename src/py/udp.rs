@@ -129,12 +129,12 @@ impl UdpSocket {
     }
 
     /// Receive one datagram into a writable buffer: ``(nbytes, (host, port))``.
-    #[pyo3(signature = (buffer, nbytes=None))]
+    #[pyo3(signature = (buffer, nbytes=0))]
     fn recvfrom_into(
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        nbytes: Option<&Bound<'_, PyAny>>,
+        nbytes: i64,
     ) -> PyResult<(usize, (String, u16))> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
