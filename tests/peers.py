@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import platform
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -207,3 +209,29 @@ def has_ipv6_loopback() -> bool:
 
 
 needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+
+
+# Syscall numbers of poll/ppoll, where a socketkit call blocks between slices.
+_POLL_SYSCALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}
+
+
+def can_see_blocked_threads() -> bool:
+    return platform.system() == "Linux" and platform.machine() in _POLL_SYSCALLS
+
+
+def blocked_in_poll(thread: threading.Thread, within: float = 5.0) -> bool:
+    """Wait (polling /proc/self/task/<tid>/syscall) until `thread` sits in
+    poll/ppoll; False if it does not within `within` seconds."""
+    calls = _POLL_SYSCALLS.get(platform.machine(), set())
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        tid = thread.native_id
+        if tid is not None:
+            try:
+                with open(f"/proc/self/task/{tid}/syscall") as f:
+                    if f.read().split()[0] in calls:
+                        return True
+            except (OSError, IndexError):
+                pass
+        time.sleep(0.01)
+    return False

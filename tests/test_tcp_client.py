@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from peers import recv_all, sha256_until_eof
+from peers import blocked_in_poll, can_see_blocked_threads, recv_all, sha256_until_eof
 
 import socketkit
 
@@ -607,20 +607,8 @@ def test_full_duplex_16_mib_from_two_threads(echo_server):
     assert received.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
-def _thread_in_poll(native_id: int) -> bool:
-    """True when the thread sits in poll/ppoll (Linux x86_64 / aarch64)."""
-    try:
-        with open(f"/proc/self/task/{native_id}/syscall") as f:
-            nr = f.read().split()[0]
-    except OSError:
-        return False
-    calls = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(platform.machine(), set())
-    return nr in calls
-
-
 @pytest.mark.skipif(
-    platform.system() != "Linux" or platform.machine() not in ("x86_64", "aarch64"),
-    reason="finding a blocked thread reads /proc/<tid>/syscall",
+    not can_see_blocked_threads(), reason="finding a blocked thread reads /proc/<tid>/syscall"
 )
 def test_close_from_another_thread_wakes_blocked_recv(echo_server):
     c = socketkit.TcpClient(echo_server.address)  # no timeout: blocks forever
@@ -634,12 +622,7 @@ def test_close_from_another_thread_wakes_blocked_recv(echo_server):
 
     t = threading.Thread(target=reader)
     t.start()
-    for _ in range(500):  # up to 5 s for the reader to block in poll
-        if t.native_id is not None and _thread_in_poll(t.native_id):
-            break
-        time.sleep(0.01)
-    else:
-        pytest.fail("the reader never blocked in poll")
+    assert blocked_in_poll(t), "the reader never blocked in poll"
     t0 = time.monotonic()
     c.close()
     t.join(5)
