@@ -92,10 +92,16 @@ fn race(
             next += 1;
             let sock = match new_socket(&addr, Type::STREAM, opts, source.as_ref()) {
                 Ok(s) => s,
-                // Option and bind errors are the caller's, not this address's.
-                Err(e @ (Error::Unsupported { .. } | Error::InvalidArgument { .. })) => {
-                    return Err(e)
-                }
+                // Option errors are the caller's, not this address's: raise
+                // them as they are, so the message names the option.
+                Err(
+                    e @ (Error::Unsupported { .. }
+                    | Error::InvalidArgument { .. }
+                    | Error::Io {
+                        phase: Phase::Option,
+                        ..
+                    }),
+                ) => return Err(e),
                 Err(Error::Io { source, .. }) => {
                     attempts.push(Attempt {
                         address: addr,
