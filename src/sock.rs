@@ -50,6 +50,11 @@ impl SockHandle {
         self.lock().is_some()
     }
 
+    /// True once `close()` or `take()` ran (not merely "never made").
+    pub fn was_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
     /// Install a socket if none is there yet (lazy UDP creation); returns the
     /// one that is installed.
     pub fn get_or_insert(&self, make: impl FnOnce() -> Result<Socket>) -> Result<Arc<Socket>> {

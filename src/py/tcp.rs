@@ -168,9 +168,10 @@ impl TcpClient {
         &self,
         py: Python<'py>,
         delimiter: &Bound<'_, PyAny>,
-        max_size: usize,
+        max_size: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let delim = args::delimiter("delimiter", delimiter)?;
+        let max_size = args::nonneg("max_size", max_size)?;
         let data = blocking(py, |intr| self.conn.recv_until(&delim, max_size, intr))?;
         Ok(PyBytes::new(py, &data))
     }
@@ -178,18 +179,19 @@ impl TcpClient {
     /// One line, keeping its ``\n``, like ``file.readline()``: at EOF the
     /// unterminated rest, then ``b""``. ``LimitExceededError`` past ``max_size``.
     #[pyo3(signature = (max_size=65536))]
-    fn recv_line<'py>(&self, py: Python<'py>, max_size: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn recv_line<'py>(&self, py: Python<'py>, max_size: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let max_size = args::nonneg("max_size", max_size)?;
         let data = blocking(py, |intr| self.conn.recv_line(max_size, intr))?;
         Ok(PyBytes::new(py, &data))
     }
 
     /// Iterate over lines (with their ``\n``) until the peer closes.
     #[pyo3(signature = (max_size=65536))]
-    fn lines(slf: Py<Self>, max_size: usize) -> LineIterator {
-        LineIterator {
+    fn lines(slf: Py<Self>, max_size: i64) -> PyResult<LineIterator> {
+        Ok(LineIterator {
             client: slf,
-            max_size,
-        }
+            max_size: args::nonneg("max_size", max_size)?,
+        })
     }
 
     /// Send ``data`` and read one reply: up to and including ``until``
@@ -201,9 +203,10 @@ impl TcpClient {
         data: &Bound<'_, PyAny>,
         until: Option<&Bound<'_, PyAny>>,
         exact: Option<&Bound<'_, PyAny>>,
-        max_size: usize,
+        max_size: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let buf = ReadBuf::get("data", data)?;
+        let max_size = args::nonneg("max_size", max_size)?;
         let until = until.filter(|u| !u.is_none());
         let exact = exact.filter(|e| !e.is_none());
         let delim;

@@ -210,6 +210,18 @@ impl UdpSock {
         self.send_raw(&s, data, None, self.timeout.deadline(), intr)
     }
 
+    /// The socket, for calls that need one to exist already: "closed"
+    /// (EBADF) after `close()`, "no socket yet" before anything made it.
+    fn bound(&self) -> Result<Arc<Socket>> {
+        self.sock.get().map_err(|e| {
+            if self.sock.was_closed() {
+                e
+            } else {
+                not_bound()
+            }
+        })
+    }
+
     /// `close()` from another thread shuts the socket down, after which
     /// poll reports it ready while recv keeps answering EAGAIN: without this
     /// check a call blocked in another thread would spin instead of failing.
@@ -257,7 +269,7 @@ impl UdpSock {
     /// One datagram of at most `bufsize` bytes (the rest of a longer one is
     /// discarded, as with the stdlib) and who sent it.
     pub fn recv_from(&self, bufsize: usize, intr: &dyn Interrupt) -> Result<(Vec<u8>, SocketAddr)> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         let mut buf = vec![0u8; bufsize];
         let (n, from) = self.recv_raw(&s, &mut buf, self.timeout.deadline(), intr)?;
         buf.truncate(n);
@@ -270,7 +282,7 @@ impl UdpSock {
         buf: &mut [u8],
         intr: &dyn Interrupt,
     ) -> Result<(usize, SocketAddr)> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         self.recv_raw(&s, buf, self.timeout.deadline(), intr)
     }
 
@@ -341,7 +353,7 @@ impl UdpSock {
                 format!("{group} is not a multicast address"),
             ));
         }
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         let r = match group {
             IpAddr::V4(g) => {
                 let iface = match interface {
@@ -423,12 +435,12 @@ impl UdpSock {
         bufsize: usize,
         intr: &dyn Interrupt,
     ) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         batch::recv_batch(&s, max, bufsize, self.timeout.deadline(), intr)
     }
 
     pub fn options(&self) -> Result<Vec<(&'static str, OptValue)>> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         let d = s.domain().map_err(|e| Error::io(Phase::Option, None, e))?;
         read_back(&s, Proto::Udp, d)
     }
