@@ -142,16 +142,19 @@ def test_refused_lists_every_resolved_address():
 
 
 def test_unresolvable_name():
+    # No timeout: a resolver that drops one query makes glibc retry after 5 s;
+    # the answer must still be a gaierror, never a hang or another class.
     with pytest.raises(socket.gaierror) as ei:
-        socketkit.TcpClient(("no-such-host.invalid", 80), timeout=5)
+        socketkit.TcpClient(("no-such-host.invalid", 80))
     e = ei.value
     assert isinstance(e, socketkit.ResolveError)
     assert isinstance(e, socketkit.Error)
     assert e.phase == "resolve"
-    assert e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+    eai = {socket.EAI_NONAME, socket.EAI_AGAIN, socket.EAI_FAIL, getattr(socket, "EAI_NODATA", 0)}
+    assert e.errno in eai
     assert "no-such-host.invalid" in str(e)
     with pytest.raises(socketkit.ResolveError):
-        socketkit.UdpSocket().sendto(b"x", "no-such-host.invalid:53")
+        socketkit.UdpSocket().sendto(b"x", "no-such-host.invalid:53")  # no socket is made
 
 
 def test_address_in_use():
