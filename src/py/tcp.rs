@@ -64,8 +64,8 @@ impl TcpClient {
         let opts = from_kwargs("TcpClient", options)?;
         core(py, opts.validate(crate::options::Proto::Tcp))?;
         let conn = blocking(py, |intr| {
-            let sock = connect(&target, &opts, source, timeout, intr)?;
-            TcpConnection::new(sock, timeout)
+            let (sock, peer) = connect(&target, &opts, source, timeout, intr)?;
+            Ok(TcpConnection::connected(sock, peer, timeout))
         })?;
         Ok(TcpClient { conn })
     }

@@ -5,7 +5,7 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -22,7 +22,7 @@ pub struct TcpConnection {
     rbuf: Mutex<ReadBuffer>,
     wlock: Mutex<()>,
     timeout: Timeout,
-    local: SocketAddr,
+    local: OnceLock<SocketAddr>,
     peer: SocketAddr,
 }
 
@@ -61,18 +61,34 @@ impl TcpConnection {
             .ok_or_else(|| Error::invalid("sock", "not an IPv4 or IPv6 socket"))?;
         sock.set_nonblocking(true)
             .map_err(|e| Error::io(Phase::Connect, Some(&peer), e))?;
-        Ok(TcpConnection {
+        let conn = Self::connected(sock, peer, timeout);
+        let _ = conn.local.set(local);
+        Ok(conn)
+    }
+
+    /// Wrap a socket this crate connected itself (nonblocking, TCP, `peer`
+    /// known): no system calls, which is most of a loopback connect's cost.
+    pub fn connected(sock: Socket, peer: SocketAddr, timeout: Option<Duration>) -> Self {
+        TcpConnection {
             sock: SockHandle::new(Some(sock)),
             rbuf: Mutex::new(ReadBuffer::new()),
             wlock: Mutex::new(()),
             timeout: Timeout::new(timeout),
-            local,
+            local: OnceLock::new(),
             peer,
-        })
+        }
     }
 
+    /// This end's address, asked of the kernel on first use.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        *self.local.get_or_init(|| {
+            self.sock
+                .get()
+                .ok()
+                .and_then(|s| s.local_addr().ok())
+                .and_then(|a| a.as_socket())
+                .unwrap_or_else(|| SocketAddr::new(self.peer.ip(), 0))
+        })
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
