@@ -52,7 +52,7 @@ pub enum Error {
     InvalidArgument { arg: &'static str, message: String },
 
     /// An OS error during `phase`, optionally against `address`.
-    #[error("{source} ({phase}{})", fmt_addr(.address))]
+    #[error("{} ({phase}{})", strerror(.source), fmt_addr(.address))]
     Io {
         phase: Phase,
         address: Option<String>,
@@ -130,7 +130,7 @@ fn fmt_addr(address: &Option<String>) -> String {
 
 fn summary(attempts: &[Attempt]) -> String {
     match attempts.first() {
-        Some(a) => a.error.to_string(),
+        Some(a) => strerror(&a.error),
         None => "no address to connect to".to_string(),
     }
 }
@@ -138,9 +138,25 @@ fn summary(attempts: &[Attempt]) -> String {
 fn list_attempts(attempts: &[Attempt]) -> String {
     let parts: Vec<String> = attempts
         .iter()
-        .map(|a| format!("connect {}: {}", fmt_sockaddr(&a.address), a.error))
+        .map(|a| {
+            format!(
+                "connect {}: {}",
+                fmt_sockaddr(&a.address),
+                strerror(&a.error)
+            )
+        })
         .collect();
     parts.join("; ")
+}
+
+/// The OS message without Rust's " (os error N)" suffix: Python shows the
+/// errno itself, as `[Errno N] message`.
+pub fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match (e.raw_os_error(), s.rfind(" (os error ")) {
+        (Some(_), Some(i)) => s[..i].to_string(),
+        _ => s,
+    }
 }
 
 /// `127.0.0.1:80` / `[::1]:80`, the form users type.

@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,12 +23,16 @@ use crate::wait::{wait_fd, Deadline, Interrupt};
 #[derive(Debug, Default)]
 pub struct SockHandle {
     inner: Mutex<Option<Arc<Socket>>>,
+    /// Set (under `inner`'s lock) by `close()`/`take()`, so a lazily made
+    /// socket (UDP's first `sendto`) is not made again after a close.
+    closed: AtomicBool,
 }
 
 impl SockHandle {
     pub fn new(sock: Option<Socket>) -> Self {
         SockHandle {
             inner: Mutex::new(sock.map(Arc::new)),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -46,12 +50,20 @@ impl SockHandle {
         self.lock().is_some()
     }
 
+    /// True once `close()` or `take()` ran (not merely "never made").
+    pub fn was_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
     /// Install a socket if none is there yet (lazy UDP creation); returns the
     /// one that is installed.
     pub fn get_or_insert(&self, make: impl FnOnce() -> Result<Socket>) -> Result<Arc<Socket>> {
         let mut g = self.lock();
         if let Some(s) = g.as_ref() {
             return Ok(s.clone());
+        }
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::ClosedSocket);
         }
         let s = Arc::new(make()?);
         *g = Some(s.clone());
@@ -60,7 +72,11 @@ impl SockHandle {
 
     /// Close. Returns false if it was already closed.
     pub fn close(&self) -> bool {
-        let taken = self.lock().take();
+        let taken = {
+            let mut g = self.lock();
+            self.closed.store(true, Ordering::Relaxed);
+            g.take()
+        };
         match taken {
             None => false,
             Some(s) => {
@@ -78,7 +94,10 @@ impl SockHandle {
         let mut g = self.lock();
         let s = g.take().ok_or(Error::ClosedSocket)?;
         match Arc::try_unwrap(s) {
-            Ok(sock) => Ok(sock),
+            Ok(sock) => {
+                self.closed.store(true, Ordering::Relaxed);
+                Ok(sock)
+            }
             Err(s) => {
                 *g = Some(s);
                 Err(Error::invalid(
@@ -229,6 +248,22 @@ mod tests {
         assert!(matches!(h.get(), Err(Error::ClosedSocket)));
         assert_eq!(h.fileno(), -1);
         assert!(!h.close());
+    }
+
+    #[test]
+    fn closed_handle_is_not_made_again() {
+        let h = SockHandle::new(None);
+        let make = || {
+            Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+                .map_err(|e| Error::io(Phase::Bind, None, e))
+        };
+        assert!(h.get_or_insert(make).is_ok());
+        assert!(h.close());
+        assert!(matches!(h.get_or_insert(make), Err(Error::ClosedSocket)));
+        // Never made, then closed: stays closed too.
+        let h = SockHandle::new(None);
+        assert!(!h.close());
+        assert!(matches!(h.get_or_insert(make), Err(Error::ClosedSocket)));
     }
 
     #[test]

@@ -232,11 +232,8 @@ impl WriteBuf {
 }
 
 /// `nbytes` of recv_into as the stdlib checks it.
-pub fn nbytes(n: Option<&Bound<'_, PyAny>>, buflen: usize) -> PyResult<usize> {
-    let n = match n {
-        None => 0,
-        Some(o) => size("nbytes", o)?,
-    };
+pub fn nbytes(n: i64, buflen: usize) -> PyResult<usize> {
+    let n = nonneg("nbytes", n)?;
     if n > buflen {
         return Err(PyValueError::new_err(format!(
             "nbytes: greater than the buffer's length ({n} > {buflen})"

@@ -131,7 +131,9 @@ fn attempts_list<'py>(py: Python<'py>, attempts: &[Attempt]) -> PyResult<Bound<'
                 [
                     addr.into_pyobject(py)?.into_any(),
                     a.error.raw_os_error().into_pyobject(py)?.into_any(),
-                    a.error.to_string().into_pyobject(py)?.into_any(),
+                    crate::error::strerror(&a.error)
+                        .into_pyobject(py)?
+                        .into_any(),
                 ],
             )
         })

@@ -69,8 +69,8 @@ impl TcpClient {
         let opts = from_kwargs("TcpClient", options)?;
         core(py, opts.validate(crate::options::Proto::Tcp))?;
         let conn = blocking(py, |intr| {
-            let sock = connect(&target, &opts, source, timeout, intr)?;
-            TcpConnection::new(sock, timeout)
+            let (sock, peer) = connect(&target, &opts, source, timeout, intr)?;
+            Ok(TcpConnection::connected(sock, peer, timeout))
         })?;
         Ok(TcpClient { conn })
     }
@@ -146,13 +146,8 @@ impl TcpClient {
 
     /// Receive into a writable buffer (up to ``nbytes``, 0 = its length);
     /// returns the count, 0 at EOF.
-    #[pyo3(signature = (buffer, nbytes=None))]
-    fn recv_into(
-        &self,
-        py: Python<'_>,
-        buffer: &Bound<'_, PyAny>,
-        nbytes: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<usize> {
+    #[pyo3(signature = (buffer, nbytes=0))]
+    fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, nbytes: i64) -> PyResult<usize> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
         blocking(py, |intr| self.conn.recv_into(buf.slice_mut(n), intr))
@@ -178,9 +173,10 @@ impl TcpClient {
         &self,
         py: Python<'py>,
         delimiter: &Bound<'_, PyAny>,
-        max_size: usize,
+        max_size: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let delim = args::delimiter("delimiter", delimiter)?;
+        let max_size = args::nonneg("max_size", max_size)?;
         let data = blocking(py, |intr| self.conn.recv_until(&delim, max_size, intr))?;
         Ok(PyBytes::new(py, &data))
     }
@@ -188,18 +184,19 @@ impl TcpClient {
     /// One line, keeping its ``\n``, like ``file.readline()``: at EOF the
     /// unterminated rest, then ``b""``. ``LimitExceededError`` past ``max_size``.
     #[pyo3(signature = (max_size=65536))]
-    fn recv_line<'py>(&self, py: Python<'py>, max_size: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn recv_line<'py>(&self, py: Python<'py>, max_size: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let max_size = args::nonneg("max_size", max_size)?;
         let data = blocking(py, |intr| self.conn.recv_line(max_size, intr))?;
         Ok(PyBytes::new(py, &data))
     }
 
     /// Iterate over lines (with their ``\n``) until the peer closes.
     #[pyo3(signature = (max_size=65536))]
-    fn lines(slf: Py<Self>, max_size: usize) -> LineIterator {
-        LineIterator {
+    fn lines(slf: Py<Self>, max_size: i64) -> PyResult<LineIterator> {
+        Ok(LineIterator {
             client: slf,
-            max_size,
-        }
+            max_size: args::nonneg("max_size", max_size)?,
+        })
     }
 
     /// Send ``data`` and read one reply: up to and including ``until``
@@ -211,9 +208,10 @@ impl TcpClient {
         data: &Bound<'_, PyAny>,
         until: Option<&Bound<'_, PyAny>>,
         exact: Option<&Bound<'_, PyAny>>,
-        max_size: usize,
+        max_size: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let buf = ReadBuf::get("data", data)?;
+        let max_size = args::nonneg("max_size", max_size)?;
         let until = until.filter(|u| !u.is_none());
         let exact = exact.filter(|e| !e.is_none());
         let delim;

@@ -13,6 +13,9 @@ use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
 use crate::udp::UdpSock;
 
+/// A received datagram as Python sees it: ``(data, (host, port))``.
+type Datagram<'py> = (Bound<'py, PyBytes>, (String, u16));
+
 /// A UDP socket (``socket.socket(AF_INET, SOCK_DGRAM)`` done right).
 ///
 /// ``UdpSocket(bind=None, *, connect=None, timeout=None, **options)``:
@@ -126,12 +129,12 @@ impl UdpSocket {
     }
 
     /// Receive one datagram into a writable buffer: ``(nbytes, (host, port))``.
-    #[pyo3(signature = (buffer, nbytes=None))]
+    #[pyo3(signature = (buffer, nbytes=0))]
     fn recvfrom_into(
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        nbytes: Option<&Bound<'_, PyAny>>,
+        nbytes: i64,
     ) -> PyResult<(usize, (String, u16))> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
@@ -151,6 +154,59 @@ impl UdpSocket {
         let n = args::nonneg("bufsize", bufsize)?;
         let (data, _) = blocking(py, |intr| self.sock.recv_from(n, intr))?;
         Ok(PyBytes::new(py, &data))
+    }
+
+    /// Send many datagrams in few system calls (sendmmsg on Linux).
+    /// ``messages`` holds ``(data, address)`` pairs, or bare ``data`` on a
+    /// connected socket. Returns how many datagrams were sent (all of them,
+    /// or an exception whose ``bytes_sent`` is the count that went out).
+    fn send_many(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let mut bufs: Vec<ReadBuf> = Vec::new();
+        let mut dests: Vec<Option<HostPort>> = Vec::new();
+        for item in messages.try_iter()? {
+            let item = item?;
+            if let Ok(t) = item.cast::<PyTuple>() {
+                if t.len() != 2 {
+                    return Err(PyValueError::new_err(
+                        "messages: each item must be (data, address) or data",
+                    ));
+                }
+                bufs.push(ReadBuf::get("messages", &t.get_item(0)?)?);
+                dests.push(Some(args::remote_address("messages", &t.get_item(1)?)?));
+            } else {
+                bufs.push(ReadBuf::get("messages", &item)?);
+                dests.push(None);
+            }
+        }
+        blocking(py, |intr| {
+            let wanted: Vec<HostPort> = dests.iter().flatten().cloned().collect();
+            let mut resolved = self.sock.resolve_many(&wanted, intr)?.into_iter();
+            let msgs: Vec<(&[u8], Option<std::net::SocketAddr>)> = bufs
+                .iter()
+                .zip(&dests)
+                .map(|(b, d)| (b.as_slice(), d.as_ref().and_then(|_| resolved.next())))
+                .collect();
+            self.sock.send_many(&msgs, intr)
+        })
+    }
+
+    /// Wait (up to the timeout) for at least one datagram, then return up to
+    /// ``max_messages`` queued ones as ``[(data, (host, port)), ...]``
+    /// (recvmmsg on Linux: one system call for the batch).
+    #[pyo3(signature = (max_messages=64, bufsize=65536))]
+    fn recv_many<'py>(
+        &self,
+        py: Python<'py>,
+        max_messages: i64,
+        bufsize: i64,
+    ) -> PyResult<Vec<Datagram<'py>>> {
+        let max = args::nonneg("max_messages", max_messages)?;
+        let n = args::nonneg("bufsize", bufsize)?;
+        let got = blocking(py, |intr| self.sock.recv_many(max, n, intr))?;
+        Ok(got
+            .iter()
+            .map(|(d, a)| (PyBytes::new(py, d), args::sockaddr_out(a)))
+            .collect())
     }
 
     /// Connect to ``address`` (fixes the peer of ``send``/``recv``).

@@ -27,10 +27,16 @@ pub fn new_socket(
     source: Option<&SocketAddr>,
 ) -> Result<Socket> {
     let domain = Domain::for_address(*addr);
-    let s = Socket::new(domain, ty.cloexec(), None)
-        .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
-    s.set_nonblocking(true)
-        .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
+    let err = |e| Error::io(Phase::Connect, Some(addr), e);
+    // One syscall instead of three where the platform takes SOCK_NONBLOCK.
+    #[cfg(target_os = "linux")]
+    let s = Socket::new(domain, ty.nonblocking(), None).map_err(err)?;
+    #[cfg(not(target_os = "linux"))]
+    let s = {
+        let s = Socket::new(domain, ty, None).map_err(err)?;
+        s.set_nonblocking(true).map_err(err)?;
+        s
+    };
     opts.apply(&s, domain)?;
     if let Some(src) = source {
         s.bind(&SockAddr::from(*src))
@@ -46,7 +52,7 @@ pub fn connect(
     source: Option<SocketAddr>,
     timeout: Option<Duration>,
     intr: &dyn Interrupt,
-) -> Result<Socket> {
+) -> Result<(Socket, SocketAddr)> {
     let deadline = Deadline::after(timeout);
     let mut addrs = resolve(&target.host, target.port, deadline, intr)?;
     if let Some(src) = source {
@@ -80,7 +86,7 @@ fn race(
     source: Option<SocketAddr>,
     deadline: Deadline,
     intr: &dyn Interrupt,
-) -> Result<Socket> {
+) -> Result<(Socket, SocketAddr)> {
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut inflight: Vec<InFlight> = Vec::new();
     let mut next = 0;
@@ -92,10 +98,16 @@ fn race(
             next += 1;
             let sock = match new_socket(&addr, Type::STREAM, opts, source.as_ref()) {
                 Ok(s) => s,
-                // Option and bind errors are the caller's, not this address's.
-                Err(e @ (Error::Unsupported { .. } | Error::InvalidArgument { .. })) => {
-                    return Err(e)
-                }
+                // Option errors are the caller's, not this address's: raise
+                // them as they are, so the message names the option.
+                Err(
+                    e @ (Error::Unsupported { .. }
+                    | Error::InvalidArgument { .. }
+                    | Error::Io {
+                        phase: Phase::Option,
+                        ..
+                    }),
+                ) => return Err(e),
                 Err(Error::Io { source, .. }) => {
                     attempts.push(Attempt {
                         address: addr,
@@ -105,9 +117,24 @@ fn race(
                 }
                 Err(e) => return Err(e),
             };
-            match sock.connect(&SockAddr::from(addr)) {
-                Ok(()) => return Ok(sock),
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let sa = SockAddr::from(addr);
+            let first = sock.connect(&sa);
+            // On loopback the handshake has usually finished by the time
+            // connect() returns EINPROGRESS: asking again answers at once
+            // (EISCONN) and saves the poll (DESIGN.md section 8).
+            let outcome = match first {
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => sock.connect(&sa),
+                other => other,
+            };
+            match outcome {
+                Ok(()) => return Ok((sock, addr)),
+                Err(e) if e.raw_os_error() == Some(libc::EISCONN) => return Ok((sock, addr)),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINPROGRESS) | Some(libc::EALREADY)
+                    ) =>
+                {
                     inflight.push(InFlight { sock, addr });
                     next_start = Instant::now() + ATTEMPT_DELAY;
                 }
@@ -175,7 +202,7 @@ fn race(
                 Ok(None) => {
                     // A peer address means the handshake finished.
                     if f.sock.peer_addr().is_ok() {
-                        return Ok(f.sock);
+                        return Ok((f.sock, f.addr));
                     }
                     attempts.push(Attempt {
                         address: f.addr,
@@ -210,7 +237,7 @@ mod tests {
     fn connects_to_v4_listener() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let s = connect(
+        let (s, _) = connect(
             &hp("127.0.0.1", port),
             &SocketOptions::default(),
             None,
@@ -225,7 +252,7 @@ mod tests {
     fn localhost_falls_back_between_families() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let s = connect(
+        let (s, _) = connect(
             &hp("localhost", port),
             &SocketOptions::default(),
             None,

@@ -5,7 +5,7 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -22,7 +22,7 @@ pub struct TcpConnection {
     rbuf: Mutex<ReadBuffer>,
     wlock: Mutex<()>,
     timeout: Timeout,
-    local: SocketAddr,
+    local: OnceLock<SocketAddr>,
     peer: SocketAddr,
 }
 
@@ -61,18 +61,34 @@ impl TcpConnection {
             .ok_or_else(|| Error::invalid("sock", "not an IPv4 or IPv6 socket"))?;
         sock.set_nonblocking(true)
             .map_err(|e| Error::io(Phase::Connect, Some(&peer), e))?;
-        Ok(TcpConnection {
+        let conn = Self::connected(sock, peer, timeout);
+        let _ = conn.local.set(local);
+        Ok(conn)
+    }
+
+    /// Wrap a socket this crate connected itself (nonblocking, TCP, `peer`
+    /// known): no system calls, which is most of a loopback connect's cost.
+    pub fn connected(sock: Socket, peer: SocketAddr, timeout: Option<Duration>) -> Self {
+        TcpConnection {
             sock: SockHandle::new(Some(sock)),
             rbuf: Mutex::new(ReadBuffer::new()),
             wlock: Mutex::new(()),
             timeout: Timeout::new(timeout),
-            local,
+            local: OnceLock::new(),
             peer,
-        })
+        }
     }
 
+    /// This end's address, asked of the kernel on first use.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        *self.local.get_or_init(|| {
+            self.sock
+                .get()
+                .ok()
+                .and_then(|s| s.local_addr().ok())
+                .and_then(|a| a.as_socket())
+                .unwrap_or_else(|| SocketAddr::new(self.peer.ip(), 0))
+        })
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
@@ -151,13 +167,7 @@ impl TcpConnection {
             return Ok(Vec::new());
         }
         if rb.is_empty() {
-            let got = read_some(
-                &s,
-                &mut rb.spare(n)[..n],
-                self.timeout.deadline(),
-                intr,
-                self.peer(),
-            )?;
+            let got = self.read(&s, &mut rb.spare(n)[..n], self.timeout.deadline(), intr)?;
             rb.commit(got);
         }
         Ok(rb.take(n))
@@ -174,7 +184,24 @@ impl TcpConnection {
         if !rb.is_empty() {
             return Ok(rb.take_into(dst));
         }
-        read_some(&s, dst, self.timeout.deadline(), intr, self.peer())
+        self.read(&s, dst, self.timeout.deadline(), intr)
+    }
+
+    /// One read; 0 at EOF. When `close()` ran in another thread while this
+    /// call waited, its shutdown looks like EOF: report the closed socket
+    /// instead, so the woken call fails rather than returning b"".
+    fn read(
+        &self,
+        s: &Socket,
+        buf: &mut [u8],
+        deadline: Deadline,
+        intr: &dyn Interrupt,
+    ) -> Result<usize> {
+        let n = read_some(s, buf, deadline, intr, self.peer())?;
+        if n == 0 && !buf.is_empty() && !self.sock.is_open() {
+            return Err(Error::ClosedSocket);
+        }
+        Ok(n)
     }
 
     /// Read more into the buffer; returns 0 at EOF.
@@ -186,7 +213,7 @@ impl TcpConnection {
         deadline: Deadline,
         intr: &dyn Interrupt,
     ) -> Result<usize> {
-        let n = read_some(s, rb.spare(want), deadline, intr, self.peer())?;
+        let n = self.read(s, rb.spare(want), deadline, intr)?;
         rb.commit(n);
         Ok(n)
     }

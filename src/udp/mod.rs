@@ -1,4 +1,5 @@
 //! UDP sockets.
+pub mod batch;
 pub mod socket;
 
 pub use socket::UdpSock;

@@ -16,6 +16,7 @@ use crate::error::{Error, Phase, Result};
 use crate::options::{read_back, OptValue, Proto, SocketOptions};
 use crate::resolve::resolve;
 use crate::sock::{SockHandle, Timeout};
+use crate::udp::batch;
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
 #[derive(Debug)]
@@ -176,6 +177,7 @@ impl UdpSock {
             match r {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.check_open()?;
                     if !wait_fd(s.as_raw_fd(), libc::POLLOUT, deadline, intr)? {
                         return Err(Error::timeout(Phase::Send, dest.map(|d| d.to_string())));
                     }
@@ -208,6 +210,29 @@ impl UdpSock {
         self.send_raw(&s, data, None, self.timeout.deadline(), intr)
     }
 
+    /// The socket, for calls that need one to exist already: "closed"
+    /// (EBADF) after `close()`, "no socket yet" before anything made it.
+    fn bound(&self) -> Result<Arc<Socket>> {
+        self.sock.get().map_err(|e| {
+            if self.sock.was_closed() {
+                e
+            } else {
+                not_bound()
+            }
+        })
+    }
+
+    /// `close()` from another thread shuts the socket down, after which
+    /// poll reports it ready while recv keeps answering EAGAIN: without this
+    /// check a call blocked in another thread would spin instead of failing.
+    fn check_open(&self) -> Result<()> {
+        if self.sock.is_open() {
+            Ok(())
+        } else {
+            Err(Error::ClosedSocket)
+        }
+    }
+
     fn recv_raw(
         &self,
         s: &Socket,
@@ -227,6 +252,7 @@ impl UdpSock {
                     return Ok((n, from));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.check_open()?;
                     if !wait_fd(s.as_raw_fd(), libc::POLLIN, deadline, intr)? {
                         return Err(Error::timeout(
                             Phase::Recv,
@@ -243,7 +269,7 @@ impl UdpSock {
     /// One datagram of at most `bufsize` bytes (the rest of a longer one is
     /// discarded, as with the stdlib) and who sent it.
     pub fn recv_from(&self, bufsize: usize, intr: &dyn Interrupt) -> Result<(Vec<u8>, SocketAddr)> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         let mut buf = vec![0u8; bufsize];
         let (n, from) = self.recv_raw(&s, &mut buf, self.timeout.deadline(), intr)?;
         buf.truncate(n);
@@ -256,7 +282,7 @@ impl UdpSock {
         buf: &mut [u8],
         intr: &dyn Interrupt,
     ) -> Result<(usize, SocketAddr)> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         self.recv_raw(&s, buf, self.timeout.deadline(), intr)
     }
 
@@ -327,7 +353,7 @@ impl UdpSock {
                 format!("{group} is not a multicast address"),
             ));
         }
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         let r = match group {
             IpAddr::V4(g) => {
                 let iface = match interface {
@@ -360,8 +386,61 @@ impl UdpSock {
         r.map_err(|e| Error::io(Phase::Option, Some(&SocketAddr::new(group, 0)), e))
     }
 
+    /// Resolve many destinations, each distinct one once.
+    pub fn resolve_many(&self, to: &[HostPort], intr: &dyn Interrupt) -> Result<Vec<SocketAddr>> {
+        let mut seen: Vec<(&HostPort, SocketAddr)> = Vec::new();
+        let mut out = Vec::with_capacity(to.len());
+        for t in to {
+            let a = match seen.iter().find(|(h, _)| *h == t) {
+                Some((_, a)) => *a,
+                None => {
+                    let a = self.resolve_dest(t, intr)?;
+                    seen.push((t, a));
+                    a
+                }
+            };
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// Send many datagrams in as few system calls as possible (sendmmsg);
+    /// `None` sends to the connected peer. Returns how many were sent.
+    pub fn send_many(
+        &self,
+        msgs: &[(&[u8], Option<SocketAddr>)],
+        intr: &dyn Interrupt,
+    ) -> Result<usize> {
+        let s = match msgs.iter().find_map(|(_, a)| *a) {
+            Some(first) => self.sock_for(&first)?,
+            None if msgs.is_empty() => return Ok(0),
+            None => {
+                if self.peer_addr().is_none() {
+                    return Err(not_connected());
+                }
+                self.sock.get()?
+            }
+        };
+        if self.peer_addr().is_none() && msgs.iter().any(|(_, a)| a.is_none()) {
+            return Err(not_connected());
+        }
+        batch::send_batch(&s, msgs, self.timeout.deadline(), intr)
+    }
+
+    /// Wait for at least one datagram, then take up to `max` queued ones
+    /// (recvmmsg), each at most `bufsize` bytes.
+    pub fn recv_many(
+        &self,
+        max: usize,
+        bufsize: usize,
+        intr: &dyn Interrupt,
+    ) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
+        let s = self.bound()?;
+        batch::recv_batch(&s, max, bufsize, self.timeout.deadline(), intr)
+    }
+
     pub fn options(&self) -> Result<Vec<(&'static str, OptValue)>> {
-        let s = self.sock.get().map_err(|_| not_bound())?;
+        let s = self.bound()?;
         let d = s.domain().map_err(|e| Error::io(Phase::Option, None, e))?;
         read_back(&s, Proto::Udp, d)
     }

@@ -1,0 +1,252 @@
+//! Datagram batching: many datagrams per system call with sendmmsg(2) and
+//! recvmmsg(2) on Linux, a plain loop elsewhere.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use socket2::{SockAddr, Socket};
+
+use crate::error::{Error, Phase, Result};
+use crate::wait::{wait_fd, Deadline, Interrupt};
+
+/// The kernel caps one sendmmsg/recvmmsg call at UIO_MAXIOV messages.
+const MAX_BATCH: usize = 1024;
+
+/// Send every datagram (to its address, or the connected peer for `None`).
+/// Returns how many were sent; waits while the send buffer is full.
+pub fn send_batch(
+    sock: &Socket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<usize> {
+    let names: Vec<Option<SockAddr>> = msgs.iter().map(|(_, a)| a.map(SockAddr::from)).collect();
+    let mut sent = 0;
+    while sent < msgs.len() {
+        let end = (sent + MAX_BATCH).min(msgs.len());
+        match send_some(sock, &msgs[sent..end], &names[sent..end]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !wait_fd(sock.as_raw_fd(), libc::POLLOUT, deadline, intr)? {
+                    return Err(Error::SendAll {
+                        bytes_sent: sent,
+                        source: Box::new(Error::timeout(Phase::Send, None)),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
+            Err(e) => {
+                return Err(Error::SendAll {
+                    bytes_sent: sent,
+                    source: Box::new(Error::io(Phase::Send, msgs[sent].1.as_ref(), e)),
+                })
+            }
+        }
+    }
+    Ok(sent)
+}
+
+#[cfg(target_os = "linux")]
+fn send_some(
+    sock: &Socket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    names: &[Option<SockAddr>],
+) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = msgs
+        .iter()
+        .map(|(d, _)| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(msgs.len());
+    for (i, iov) in iovs.iter_mut().enumerate() {
+        // SAFETY: a zeroed msghdr is valid; the fields set below point into
+        // `iovs` and `names`, which outlive the call.
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        if let Some(n) = &names[i] {
+            h.msg_hdr.msg_name = n.as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = n.len();
+        }
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+        hdrs.push(h);
+    }
+    // SAFETY: hdrs is a valid array of mmsghdr of the given length.
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_some(
+    sock: &Socket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    names: &[Option<SockAddr>],
+) -> io::Result<usize> {
+    let (d, _) = msgs[0];
+    match &names[0] {
+        Some(n) => sock.send_to(d, n)?,
+        None => sock.send(d)?,
+    };
+    Ok(1)
+}
+
+/// Wait for at least one datagram, then take up to `max` that are queued,
+/// each truncated to `bufsize` bytes.
+pub fn recv_batch(
+    sock: &Socket,
+    max: usize,
+    bufsize: usize,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    loop {
+        match recv_some(sock, max.min(MAX_BATCH), bufsize) {
+            Ok(v) => return Ok(v),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr)? {
+                    return Err(Error::timeout(Phase::Recv, None));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
+            Err(e) => return Err(Error::io(Phase::Recv, None, e)),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn recv_some(sock: &Socket, max: usize, bufsize: usize) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+    let mut bufs: Vec<Vec<u8>> = (0..max).map(|_| vec![0u8; bufsize]).collect();
+    let mut names: Vec<socket2::SockAddrStorage> = (0..max)
+        .map(|_| socket2::SockAddrStorage::zeroed())
+        .collect();
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(max);
+    for i in 0..max {
+        // SAFETY: zeroed msghdr is valid; pointers below outlive the call.
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        h.msg_hdr.msg_name = &mut names[i] as *mut _ as *mut libc::c_void;
+        h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_hdr.msg_iov = &mut iovs[i];
+        h.msg_hdr.msg_iovlen = 1;
+        hdrs.push(h);
+    }
+    // SAFETY: valid array of mmsghdr; MSG_DONTWAIT: never blocks (we poll).
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            max as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    let mut out = Vec::with_capacity(n);
+    for (i, mut buf) in bufs.into_iter().take(n).enumerate() {
+        let namelen = hdrs[i].msg_hdr.msg_namelen;
+        buf.truncate(hdrs[i].msg_len as usize);
+        // SAFETY: the kernel filled names[i] with msg_namelen bytes.
+        let addr = unsafe {
+            SockAddr::new(
+                std::mem::replace(&mut names[i], socket2::SockAddrStorage::zeroed()),
+                namelen,
+            )
+        };
+        let addr = addr
+            .as_socket()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        out.push((buf, addr));
+    }
+    Ok(out)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_some(sock: &Socket, _max: usize, bufsize: usize) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+    let mut buf = vec![0u8; bufsize];
+    // SAFETY: viewing initialised bytes as MaybeUninit is sound.
+    let uninit =
+        unsafe { &mut *(buf.as_mut_slice() as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    let (n, a) = sock.recv_from(uninit)?;
+    buf.truncate(n);
+    Ok(vec![(
+        buf,
+        a.as_socket()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::NoInterrupt;
+    use socket2::{Domain, Type};
+    use std::time::Duration;
+
+    fn udp() -> Socket {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        s.bind(&SockAddr::from(
+            "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        ))
+        .unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    }
+
+    #[test]
+    fn batch_round_trip_keeps_order_and_sizes() {
+        let (a, b) = (udp(), udp());
+        let to = b.local_addr().unwrap().as_socket().unwrap();
+        let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1 + i as usize]).collect();
+        let msgs: Vec<(&[u8], Option<SocketAddr>)> =
+            payloads.iter().map(|p| (p.as_slice(), Some(to))).collect();
+        let d = Deadline::after(Some(Duration::from_secs(2)));
+        assert_eq!(send_batch(&a, &msgs, d, &NoInterrupt).unwrap(), 100);
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            got.extend(recv_batch(&b, 64, 2048, d, &NoInterrupt).unwrap());
+        }
+        let from = a.local_addr().unwrap().as_socket().unwrap();
+        for (i, (data, src)) in got.iter().enumerate() {
+            assert_eq!(data, &payloads[i]);
+            assert_eq!(*src, from);
+        }
+    }
+
+    #[test]
+    fn recv_batch_times_out() {
+        let s = udp();
+        let e = recv_batch(
+            &s,
+            8,
+            100,
+            Deadline::after(Some(Duration::from_millis(50))),
+            &NoInterrupt,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }));
+    }
+}

@@ -1,0 +1,63 @@
+"""Fixtures: stdlib TCP and UDP peers (see peers.py).
+
+Every server a test starts is stopped at teardown, and a handler that raised
+fails the test at teardown, so a broken peer can never make a test pass.
+Servers listen on 127.0.0.1 (or ::1) only.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from peers import TcpPeer, UdpPeer, echo_handler
+
+
+@pytest.fixture
+def tcp_peer() -> Iterator[Callable[..., TcpPeer]]:
+    """Factory: `tcp_peer(handler, host="127.0.0.1")` starts a server; all
+    are stopped at teardown and any handler error fails the test."""
+    peers: list[TcpPeer] = []
+
+    def start(handler: Callable[[socket.socket], None], host: str = "127.0.0.1", **kw) -> TcpPeer:
+        p = TcpPeer(handler, host, **kw)
+        peers.append(p)
+        return p
+
+    yield start
+    for p in peers:
+        p.stop()
+    for p in peers:
+        if p.errors:
+            raise p.errors[0]
+
+
+@pytest.fixture
+def echo_server(tcp_peer) -> TcpPeer:
+    """A stdlib echo server on 127.0.0.1, port chosen by the kernel."""
+    return tcp_peer(echo_handler)
+
+
+@pytest.fixture
+def udp_peer() -> Iterator[Callable[..., UdpPeer]]:
+    """Factory: `udp_peer(handler, host="127.0.0.1")`; stopped at teardown."""
+    peers: list[UdpPeer] = []
+
+    def start(handler, host: str = "127.0.0.1") -> UdpPeer:
+        p = UdpPeer(handler, host)
+        peers.append(p)
+        return p
+
+    yield start
+    for p in peers:
+        p.stop()
+    for p in peers:
+        if p.errors:
+            raise p.errors[0]
+
+
+@pytest.fixture
+def udp_echo(udp_peer) -> UdpPeer:
+    """A stdlib UDP echo peer on 127.0.0.1."""
+    return udp_peer(lambda data, addr, sock: sock.sendto(data, addr))
