@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
 
@@ -23,6 +23,9 @@ use crate::server::{
 use crate::tcp::TcpConnection;
 
 const DEFAULT_STOP_TIMEOUT: f64 = 5.0;
+/// How long handlers get to finish when Ctrl-C stops `serve_forever()`:
+/// short, since the user asked to get out.
+const INTERRUPT_STOP_TIMEOUT: f64 = 1.0;
 
 /// Every server thread that may run Python attaches to the interpreter once
 /// for its whole life (one thread state), then releases the GIL; each
@@ -117,7 +120,10 @@ fn logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 fn log_exception(py: Python<'_>, level: &str, msg: String, err: &PyErr) {
     let done = (|| -> PyResult<()> {
         let kwargs = PyDict::new(py);
-        let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
+        let tb = err
+            .traceback(py)
+            .map(|t| t.into_any())
+            .unwrap_or_else(|| py.None().into_bound(py));
         kwargs.set_item("exc_info", (err.get_type(py), err.value(py), tb))?;
         logger(py)?.call_method(level, (msg,), Some(&kwargs))?;
         Ok(())
@@ -143,7 +149,12 @@ impl ConnHandler for PyConnHandler {
             let client = match Bound::new(py, TcpClient::from_connection(conn)) {
                 Ok(c) => c,
                 Err(e) => {
-                    log_exception(py, "error", "socketkit: cannot wrap a connection".into(), &e);
+                    log_exception(
+                        py,
+                        "error",
+                        "socketkit: cannot wrap a connection".into(),
+                        &e,
+                    );
                     return ConnOutcome::Failed;
                 }
             };
@@ -158,6 +169,16 @@ impl ConnHandler for PyConnHandler {
                             py,
                             "debug",
                             format!("handler for {} ended by stop()", peer_text(&peer)),
+                            &e,
+                        );
+                        ConnOutcome::Done
+                    } else if e.is_instance_of::<PyConnectionError>(py) {
+                        // The peer reset or closed mid-conversation: its
+                        // doing, not a bug in the handler.
+                        log_exception(
+                            py,
+                            "debug",
+                            format!("connection from {} ended by the peer", peer_text(&peer)),
                             &e,
                         );
                         ConnOutcome::Done
@@ -334,7 +355,8 @@ fn serve_until_stopped(
 ///   ``TcpClient``; the connection closes when the handler returns.
 ///   With ``idle_timeout``, it is the connection's timeout: a ``recv`` that
 ///   waits longer raises ``TimeoutError``, which closes the connection
-///   quietly.
+///   quietly. A ``ConnectionError`` escaping the handler (the peer reset or
+///   closed) is logged at DEBUG level only and is not a handler error.
 /// * ``on_message=fn``: Rust accepts, reads and cuts the stream into
 ///   messages on its own event loop; ``fn(message: bytes) -> bytes | None``
 ///   runs on a small pool of threads and its reply (None: none) is sent
@@ -440,7 +462,8 @@ impl TcpServer {
             _ => DEFAULT_MAX_MESSAGE,
         };
         let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
-        let max_connections = opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
+        let max_connections =
+            opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
         let idle_timeout = args::timeout("idle_timeout", idle_timeout)?;
         if idle_timeout == Some(Duration::ZERO) {
             return Err(PyValueError::new_err(
@@ -474,7 +497,7 @@ impl TcpServer {
     /// ``idle_timeout`` and socket options like the constructor.
     #[classmethod]
     #[pyo3(signature = (address=None, *, backlog=None, max_connections=None, idle_timeout=None, **options),
-           text_signature = "(address=('127.0.0.1', 0), *, backlog=1024, max_connections=1024, idle_timeout=None, **options)")]
+           text_signature = "($cls, address=('127.0.0.1', 0), *, backlog=1024, max_connections=1024, idle_timeout=None, **options)")]
     fn echo(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
@@ -485,7 +508,8 @@ impl TcpServer {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
-        let max_connections = opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
+        let max_connections =
+            opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
         let idle_timeout = args::timeout("idle_timeout", idle_timeout)?;
         let limits = Limits {
             max_connections,
@@ -507,8 +531,8 @@ impl TcpServer {
 
     /// Start (if needed) and block until the server stops: by ``stop()``
     /// from another thread or a handler, or by Ctrl-C, which stops the
-    /// server (handlers get ``stop``'s default timeout to finish) and then
-    /// raises ``KeyboardInterrupt``.
+    /// server (handlers get 1 s to finish) and then raises
+    /// ``KeyboardInterrupt``.
     fn serve_forever(&self, py: Python<'_>) -> PyResult<()> {
         if matches!(self.core.mode(), Mode::Accept) {
             return Err(PyValueError::new_err(
@@ -520,16 +544,22 @@ impl TcpServer {
         serve_until_stopped(
             py,
             |intr| c.wait_stopped(intr),
-            || c.stop(Duration::from_secs_f64(DEFAULT_STOP_TIMEOUT)),
+            || c.stop(Duration::from_secs_f64(INTERRUPT_STOP_TIMEOUT)),
         )
     }
 
     /// Stop accepting, let running handlers finish for up to ``timeout``
     /// seconds (None: as long as they take), close every connection, and
-    /// join the threads the server started. Safe from any thread,
-    /// a handler included (its own thread ends when it returns); a second
-    /// call does nothing. Afterwards the port refuses connections.
-    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "(timeout=5.0)")]
+    /// join the threads the server started. Handlers finish fast: their
+    /// connections stop reading at once (``recv`` returns ``b""``, the
+    /// client may be mid-request), while replies can still be sent; in
+    /// ``on_message`` mode, connections with no message in a handler close
+    /// at once. Safe from any thread,
+    /// a handler included (its own thread ends when it returns). A call
+    /// while another thread is stopping the server waits for it (up to
+    /// ``timeout``); later calls do nothing. Afterwards the port refuses
+    /// connections.
+    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
     fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let t = stop_timeout(timeout)?;
         py.detach(|| self.core.stop(t));
@@ -660,7 +690,7 @@ impl UdpServer {
     /// wholly in Rust. Stop it with ``stop()`` or use it in a ``with`` block.
     #[classmethod]
     #[pyo3(signature = (address=None, **options),
-           text_signature = "(address=('127.0.0.1', 0), **options)")]
+           text_signature = "($cls, address=('127.0.0.1', 0), **options)")]
     fn echo(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
@@ -685,14 +715,15 @@ impl UdpServer {
         serve_until_stopped(
             py,
             |intr| c.wait_stopped(intr),
-            || c.stop(Duration::from_secs_f64(DEFAULT_STOP_TIMEOUT)),
+            || c.stop(Duration::from_secs_f64(INTERRUPT_STOP_TIMEOUT)),
         )
     }
 
     /// Stop receiving, let a running handler finish for up to ``timeout``
     /// seconds, close the socket, join the thread. Safe from any thread,
-    /// the handler included; a second call does nothing.
-    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "(timeout=5.0)")]
+    /// the handler included; a call while another thread is stopping
+    /// waits for it.
+    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
     fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let t = stop_timeout(timeout)?;
         py.detach(|| self.core.stop(t));

@@ -172,9 +172,7 @@ impl TcpServerCore {
         match &*st {
             State::Bound => {}
             State::Running(_) => return Ok(()),
-            State::Stopping | State::Stopped => {
-                return Err(Error::Stopped)
-            }
+            State::Stopping | State::Stopped => return Err(Error::Stopped),
         }
         let l = self.listener()?;
         let running = match &self.mode {
@@ -260,7 +258,7 @@ impl TcpServerCore {
     /// Stop accepting, let handlers finish within `timeout`, close every
     /// connection, join the threads started (all but the calling one, when
     /// a handler calls it). Safe from any thread, idempotent; a second
-    /// caller returns at once.
+    /// caller waits (up to `timeout`) for the first to finish.
     pub fn stop(&self, timeout: Duration) {
         self.stop.trigger();
         let running = {
@@ -268,8 +266,22 @@ impl TcpServerCore {
             match std::mem::replace(&mut *st, State::Stopping) {
                 State::Running(r) => Some(r),
                 State::Bound => None,
-                other @ (State::Stopping | State::Stopped) => {
-                    *st = other;
+                State::Stopped => {
+                    *st = State::Stopped;
+                    return;
+                }
+                State::Stopping => {
+                    // Another thread is stopping: wait for it (bounded),
+                    // so "stop() returned" means "the port is closed".
+                    *st = State::Stopping;
+                    let deadline = Deadline::after(Some(timeout));
+                    while matches!(*st, State::Stopping) && !deadline.expired() {
+                        st = self
+                            .done
+                            .wait_timeout(st, deadline.slice())
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
                     return;
                 }
             }

@@ -20,7 +20,7 @@ use super::{spawn, ConnHandler, ConnOutcome, Limits, Stats, ThreadWrap};
 
 /// After the drain deadline and closing every connection, how long handlers
 /// get to notice and return before their threads are left to finish alone.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -70,14 +70,19 @@ impl Running {
         Ok(Running { acceptor, shared })
     }
 
-    /// The stop signal is set: join the acceptor, let handlers finish until
-    /// `deadline`, close what is left, join the workers.
+    /// The stop signal is set: join the acceptor, end reading on every
+    /// connection, let handlers finish until `deadline`, close what is
+    /// left, join the workers.
     pub fn stop(self, deadline: Deadline) {
         let _ = self.acceptor.join();
         let me = std::thread::current().id();
         let sh = &self.shared;
+        // Reads see EOF at once, so a handler waiting for its client's next
+        // request ends as if the client had left, while one busy with a
+        // request can still send its reply.
+        shutdown_all(sh, Shutdown::Read);
         wait_workers(sh, me, deadline);
-        close_all(sh);
+        shutdown_all(sh, Shutdown::Both);
         wait_workers(sh, me, Deadline::after(Some(CLOSE_GRACE)));
         let workers = std::mem::take(&mut *lock(&sh.workers));
         for (id, h) in workers {
@@ -92,13 +97,13 @@ impl Running {
 
     /// Close everything, join nothing (see `TcpServerCore::drop`).
     pub fn abandon(self) {
-        close_all(&self.shared);
+        shutdown_all(&self.shared, Shutdown::Both);
     }
 }
 
-fn close_all(sh: &Shared) {
+fn shutdown_all(sh: &Shared, how: Shutdown) {
     for s in lock(&sh.conns).values() {
-        let _ = s.shutdown(Shutdown::Both);
+        let _ = s.shutdown(how);
     }
 }
 

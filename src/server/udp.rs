@@ -107,9 +107,7 @@ impl UdpServerCore {
         match &*st {
             State::Bound => {}
             State::Running(_) => return Ok(()),
-            State::Stopping | State::Stopped => {
-                return Err(Error::Stopped)
-            }
+            State::Stopping | State::Stopped => return Err(Error::Stopped),
         }
         let sock = lock(&self.sock).clone().ok_or(Error::Stopped)?;
         let stop = self.stop.clone();
@@ -148,8 +146,22 @@ impl UdpServerCore {
             match std::mem::replace(&mut *st, State::Stopping) {
                 State::Running(h) => Some(h),
                 State::Bound => None,
-                other @ (State::Stopping | State::Stopped) => {
-                    *st = other;
+                State::Stopped => {
+                    *st = State::Stopped;
+                    return;
+                }
+                State::Stopping => {
+                    // Another thread is stopping: wait for it (bounded),
+                    // so "stop() returned" means "the port is closed".
+                    *st = State::Stopping;
+                    let deadline = Deadline::after(Some(timeout));
+                    while matches!(*st, State::Stopping) && !deadline.expired() {
+                        st = self
+                            .done
+                            .wait_timeout(st, deadline.slice())
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
                     return;
                 }
             }
