@@ -90,6 +90,7 @@ def serve(kind: str) -> None:
                     s.sendall(data)
 
         socketserver.ThreadingTCPServer.daemon_threads = True
+        socketserver.ThreadingTCPServer.request_queue_size = 1024  # the default 5 drops SYNs
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as srv:
             import threading
@@ -156,7 +157,7 @@ def loadgen(port: int, seconds: float) -> float:
     ).stdout.split()
     rate, _total, errors = float(out[0]), int(out[1]), int(out[2])
     if errors:
-        raise RuntimeError(f"load generator saw {errors} failed connections on port {port}")
+        raise RuntimeError(f"load generator saw {errors} failed connections")
     return rate
 
 
@@ -242,8 +243,11 @@ def main() -> None:
     for r in range(a.rounds):
         for name, kind in kinds:
             with server(kind) as (_proc, port):
-                loadgen(port, 0.3)  # warm-up: threads, caches
-                samples[name].append(loadgen(port, a.seconds))
+                try:
+                    loadgen(port, 0.3)  # warm-up: threads, caches
+                    samples[name].append(loadgen(port, a.seconds))
+                except RuntimeError as e:
+                    raise RuntimeError(f"{name}: {e}") from None
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
     rates = {name: statistics.median(v) for name, v in samples.items()}
     print(

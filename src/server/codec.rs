@@ -47,7 +47,7 @@ impl Framing {
 
 /// Length of the `length` framing's header.
 pub const HEADER: usize = 4;
-/// How much one read asks for at least.
+/// How much one read asks for.
 const READ_CHUNK: usize = 16 * 1024;
 /// The most one `raw` read takes.
 const RAW_CHUNK: usize = 64 * 1024;
@@ -67,16 +67,15 @@ impl From<TooLarge> for Error {
     }
 }
 
-/// Cuts one connection's bytes into messages. The storage is allocated on
-/// the first read, so idle connections cost nothing here, and given back
-/// when a large message has been consumed.
+/// Cuts one connection's bytes into messages. Holds only the bytes of an
+/// unfinished message (nothing for an idle connection), and gives back
+/// storage a large message left behind once it is consumed.
 #[derive(Debug)]
 pub struct Decoder {
     framing: Framing,
     max: usize,
     buf: Vec<u8>,
     start: usize,
-    end: usize,
     /// Offset (from `start`) up to which a line search found no `\n`.
     scanned: usize,
 }
@@ -88,63 +87,38 @@ impl Decoder {
             max,
             buf: Vec::new(),
             start: 0,
-            end: 0,
             scanned: 0,
         }
     }
 
     pub fn buffered(&self) -> usize {
-        self.end - self.start
+        self.buf.len() - self.start
     }
 
-    /// Room for the next read, after the unread bytes.
-    pub fn spare(&mut self) -> &mut [u8] {
-        let want = match self.framing {
+    /// How much one read should ask for: `raw` messages are single reads
+    /// bounded by `max_message`.
+    pub fn read_size(&self) -> usize {
+        match self.framing {
             Framing::Raw => self.max.clamp(1, RAW_CHUNK),
             _ => READ_CHUNK,
-        };
-        if self.start == self.end {
+        }
+    }
+
+    /// Append bytes just read.
+    pub fn push(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
             self.start = 0;
-            self.end = 0;
+        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < data.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        if self.buf.len() - self.end < want {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < want {
-                let len = (self.end + want).max(self.buf.len() * 2);
-                self.buf.resize(len, 0);
-            }
-        }
-        let stop = match self.framing {
-            Framing::Raw => self.end + want,
-            _ => self.buf.len(),
-        };
-        &mut self.buf[self.end..stop]
-    }
-
-    /// `n` bytes of `spare()` were filled.
-    pub fn commit(&mut self, n: usize) {
-        assert!(self.end + n <= self.buf.len(), "commit past spare space");
-        self.end += n;
-    }
-
-    /// Append bytes (tests, and callers that read elsewhere).
-    pub fn push(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let spare = self.spare();
-            let n = spare.len().min(data.len());
-            spare[..n].copy_from_slice(&data[..n]);
-            self.commit(n);
-            data = &data[n..];
-        }
+        self.buf.extend_from_slice(data);
     }
 
     /// The next whole message, `None` until more bytes arrive.
     pub fn next_message(&mut self) -> std::result::Result<Option<Vec<u8>>, TooLarge> {
-        let data = &self.buf[self.start..self.end];
+        let data = &self.buf[self.start..];
         let limit = TooLarge { limit: self.max };
         let (msg_start, msg_end, consumed) = match self.framing {
             Framing::Raw => {
@@ -190,11 +164,11 @@ impl Decoder {
         let msg = data[msg_start..msg_end].to_vec();
         self.start += consumed;
         self.scanned = 0;
-        if self.start == self.end {
+        if self.start == self.buf.len() {
             self.start = 0;
-            self.end = 0;
+            self.buf.clear();
             // Give back what a one-off large message left behind.
-            if self.buf.len() > 4 * RAW_CHUNK {
+            if self.buf.capacity() > RAW_CHUNK {
                 self.buf = Vec::new();
             }
         }
@@ -292,7 +266,7 @@ mod tests {
     #[test]
     fn raw_reads_are_bounded_by_max() {
         let mut d = Decoder::new(Framing::Raw, 5);
-        assert_eq!(d.spare().len(), 5);
+        assert_eq!(d.read_size(), 5);
         d.push(b"abcdefg");
         assert_eq!(all(&mut d), vec![b"abcde".to_vec(), b"fg".to_vec()]);
     }

@@ -24,9 +24,12 @@ use super::stats::ActiveGuard;
 use super::{spawn, Limits, MessageHandler, Outcome, Stats, ThreadWrap};
 
 /// Threads of the pool that runs message handlers. Python runs one at a time
-/// (the GIL); more than one keeps a handler that blocks (on I/O, a sleep)
-/// from holding up every connection.
-pub const HANDLER_THREADS: usize = 4;
+/// (the GIL); a second thread keeps a handler that blocks (on I/O, a sleep)
+/// from holding up every connection, while more than two only fight over
+/// the GIL (measured with benches/server.py: 2 beat 1 and 4 on 2 cores).
+pub const HANDLER_THREADS: usize = 2;
+/// Event-loop threads (measured: 2 beat 1 for echo by ~1.6x on 2 cores).
+const IO_THREADS: usize = 2;
 /// The most queued jobs one handler thread takes at once (one GIL take).
 const BATCH: usize = 64;
 
@@ -74,7 +77,7 @@ impl Running {
     ) -> Result<Self> {
         let std_listener: std::net::TcpListener = listener.try_clone().map_err(io_err)?.into();
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(IO_THREADS)
             .thread_name("socketkit-io")
             .enable_io()
             .enable_time()
@@ -209,6 +212,17 @@ async fn readable(s: &TcpStream, idle: Option<Duration>) -> bool {
     }
 }
 
+/// One read into the decoder through a buffer on the thread's stack (a
+/// plain function, so the buffer is not part of the connection's future):
+/// a connection holds memory only for an unfinished message.
+fn read_into(s: &TcpStream, dec: &mut Decoder) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 64 * 1024];
+    let want = dec.read_size().min(chunk.len());
+    let n = s.try_read(&mut chunk[..want])?;
+    dec.push(&chunk[..n]);
+    Ok(n)
+}
+
 async fn serve_conn(
     mut s: TcpStream,
     peer: SocketAddr,
@@ -230,13 +244,12 @@ async fn serve_conn(
         if !ok {
             return; // idle too long, or the socket failed
         }
-        let n = match s.try_read(dec.spare()) {
+        let n = match read_into(&s, &mut dec) {
             Ok(0) => return, // EOF (also a half-close: every whole message was answered)
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return, // reset
         };
-        dec.commit(n);
         Stats::add(&ctx.stats.bytes_in, n as u64);
         let mut msgs = Vec::new();
         let mut close = false;

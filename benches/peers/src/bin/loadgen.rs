@@ -37,7 +37,19 @@ fn main() {
             start.clone(),
         );
         handles.push(thread::spawn(move || {
-            let mut s = TcpStream::connect(&addr).expect("connect");
+            // A few tries: a server with a short backlog drops SYNs under
+            // a burst of connects. A connection that never opens is counted
+            // as an error (the thread still meets the start barrier).
+            let conn = (0..5).find_map(|_| {
+                TcpStream::connect(&addr)
+                    .map_err(|_| thread::sleep(Duration::from_millis(100)))
+                    .ok()
+            });
+            let Some(mut s) = conn else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                start.wait();
+                return;
+            };
             s.set_nodelay(true).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             let mut req = vec![b'a' + (i % 26) as u8; size];
