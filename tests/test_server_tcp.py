@@ -547,3 +547,51 @@ def test_serve_forever_and_accept_need_the_right_mode() -> None:
             plain.serve_forever()
         with pytest.raises(ValueError, match="accept"):
             echo.accept(timeout=0.01)
+
+
+# --- on_message: slow handlers, big replies ---------------------------------------
+
+
+def test_slow_on_message_handler_does_not_block_other_connections() -> None:
+    release = threading.Event()
+
+    def on_message(m: bytes) -> bytes:
+        if m == b"slow":
+            release.wait(10)
+        return m
+
+    with socketkit.TcpServer(on_message=on_message) as srv:
+        with connect(srv.address) as slow, connect(srv.address) as fast:
+            slow.sendall(b"slow\n")
+            for i in range(20):  # served while the slow one waits
+                fast.sendall(b"%d\n" % i)
+                assert recv_line(fast) == b"%d\n" % i
+            release.set()
+            assert recv_line(slow) == b"slow\n"
+
+
+def test_idle_timeout_spares_a_client_waiting_for_its_reply() -> None:
+    def on_message(m: bytes) -> bytes:
+        time.sleep(1.0)
+        return m
+
+    with socketkit.TcpServer(on_message=on_message, idle_timeout=0.3) as srv:
+        with connect(srv.address) as s:
+            s.sendall(b"take your time\n")
+            assert recv_line(s) == b"take your time\n"
+
+
+def test_reply_larger_than_the_socket_buffers_arrives_whole_and_in_order() -> None:
+    big = bytes(range(256)) * (16 * 1024)  # 4 MiB
+
+    def on_message(m: bytes) -> bytes:
+        return big if m == b"big" else m
+
+    # A small send buffer: the handler thread cannot write it all at once.
+    with socketkit.TcpServer(on_message=on_message, framing="length", send_buffer=8192) as srv:
+        with connect(srv.address) as s:
+            s.sendall(frame(b"big") + frame(b"after"))
+            time.sleep(0.2)  # let the server hit a full send buffer
+            assert recv_frame(s) == big
+            assert recv_frame(s) == b"after"
+        assert wait_until(lambda: srv.stats["bytes_out"] == len(big) + 4 + 9)

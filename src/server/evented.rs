@@ -1,20 +1,26 @@
 //! on_message and echo modes: a tokio runtime of the server's own accepts,
-//! reads and frames; whole messages go to a small pool of handler threads
-//! through a channel, and the connection's task awaits the replies. The
-//! reactor never waits for the handler's lock (the GIL): a slow handler
-//! delays only the connections whose messages it holds. One connection's
-//! messages are handled in order; replies go out in that order.
+//! reads and frames.
+//!
+//! Echo replies from the connection's task. With a handler, the task hands
+//! whole messages to a small pool of handler threads and goes back to
+//! reading; it never waits for the handler (or its lock, the GIL), so a
+//! slow handler delays only the connections whose messages it holds. The
+//! handler thread writes the replies to the socket itself when the kernel
+//! takes them at once (the common case: one thread handoff per request
+//! instead of two), and leaves the rest to the task. A connection is in the
+//! handlers' queue at most once, so its messages are handled, and its
+//! replies sent, in arrival order.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use socket2::Socket;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{watch, Notify};
 
 use crate::error::{Error, Phase, Result};
 use crate::wait::Deadline;
@@ -25,13 +31,17 @@ use super::{spawn, Limits, MessageHandler, Outcome, Stats, ThreadWrap};
 
 /// Threads of the pool that runs message handlers. Python runs one at a time
 /// (the GIL); a second thread keeps a handler that blocks (on I/O, a sleep)
-/// from holding up every connection, while more than two only fight over
-/// the GIL (measured with benches/server.py: 2 beat 1 and 4 on 2 cores).
+/// from holding up every connection, while more only fight over the GIL.
 pub const HANDLER_THREADS: usize = 2;
 /// Event-loop threads (measured: 2 beat 1 for echo by ~1.6x on 2 cores).
 const IO_THREADS: usize = 2;
-/// The most queued jobs one handler thread takes at once (one GIL take).
-const BATCH: usize = 64;
+/// Connections a handler thread takes at once. One: a connection taken
+/// with a slow one would wait behind it (batches of 64 measured no faster;
+/// a taken connection brings all its waiting messages anyway).
+const BATCH: usize = 1;
+/// Bytes of messages a connection may have waiting for the handler before
+/// its task stops reading (TCP flow control then slows the peer).
+const INBOX_LIMIT: usize = 1 << 20;
 
 pub enum Responder {
     Echo,
@@ -41,24 +51,99 @@ pub enum Responder {
     },
 }
 
-struct Job {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a connection's task and the handler threads share.
+struct Conn {
+    stream: TcpStream,
     peer: SocketAddr,
-    msgs: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Vec<Outcome>>,
+    state: Mutex<ConnState>,
+    /// Handler thread -> task: replies to write, failure, or drained.
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct ConnState {
+    /// Messages waiting for the handler.
+    inbox: Vec<Vec<u8>>,
+    inbox_bytes: usize,
+    /// In the queue or in a handler thread's hands.
+    scheduled: bool,
+    /// Reply bytes the kernel did not take at once; the task writes them.
+    outbox: Vec<u8>,
+    /// The task is writing the outbox: later replies queue behind it.
+    task_writing: bool,
+    /// The handler failed or a write failed: the task closes.
+    failed: bool,
+    /// The task waits for the handler to drain (stop, EOF, backpressure).
+    task_waiting: bool,
+}
+
+impl ConnState {
+    fn busy(&self) -> bool {
+        self.scheduled || self.task_writing || !self.outbox.is_empty()
+    }
+}
+
+/// The handler threads' run queue.
+struct Queue {
+    inner: Mutex<QueueInner>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueInner {
+    conns: VecDeque<Arc<Conn>>,
+    idle: usize,
+    closed: bool,
+}
+
+impl Queue {
+    fn push(&self, c: Arc<Conn>) {
+        let mut q = lock(&self.inner);
+        q.conns.push_back(c);
+        if q.idle > 0 {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Up to BATCH connections; None once closed and empty.
+    fn pop_batch(&self) -> Option<Vec<Arc<Conn>>> {
+        let mut q = lock(&self.inner);
+        loop {
+            if !q.conns.is_empty() {
+                let n = q.conns.len().min(BATCH);
+                return Some(q.conns.drain(..n).collect());
+            }
+            if q.closed {
+                return None;
+            }
+            q.idle += 1;
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.idle -= 1;
+        }
+    }
+
+    fn close(&self) {
+        lock(&self.inner).closed = true;
+        self.ready.notify_all();
+    }
 }
 
 struct Ctx {
     stats: Arc<Stats>,
     limits: Limits,
     framing: Framing,
-    jobs: Option<crossbeam_channel::Sender<Job>>,
+    queue: Option<Arc<Queue>>,
 }
 
 pub struct Running {
     rt: Runtime,
     stop_tx: watch::Sender<bool>,
     stats: Arc<Stats>,
-    jobs: Option<crossbeam_channel::Sender<Job>>,
+    queue: Option<Arc<Queue>>,
     pool: Vec<(ThreadId, JoinHandle<()>)>,
 }
 
@@ -85,25 +170,34 @@ impl Running {
             .map_err(io_err)?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut pool = Vec::new();
-        let jobs = match responder {
+        let queue = match responder {
             Responder::Echo => None,
             Responder::Pool { handler, workers } => {
-                let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+                let queue = Arc::new(Queue {
+                    inner: Mutex::new(QueueInner::default()),
+                    ready: Condvar::new(),
+                });
                 for _ in 0..workers.max(1) {
-                    let rx = rx.clone();
-                    let h = handler.clone();
-                    let t = spawn("socketkit-worker", &wrap, move || pool_worker(&rx, &*h))
-                        .map_err(io_err)?;
-                    pool.push((t.thread().id(), t));
+                    let (q, h, st) = (queue.clone(), handler.clone(), stats.clone());
+                    let t = spawn("socketkit-worker", &wrap, move || {
+                        handler_thread(&q, &*h, &st, framing)
+                    });
+                    match t {
+                        Ok(t) => pool.push((t.thread().id(), t)),
+                        Err(e) => {
+                            queue.close();
+                            return Err(io_err(e));
+                        }
+                    }
                 }
-                Some(tx)
+                Some(queue)
             }
         };
         let ctx = Arc::new(Ctx {
             stats: stats.clone(),
             limits,
             framing,
-            jobs: jobs.clone(),
+            queue: queue.clone(),
         });
         let tl = {
             let _enter = rt.enter();
@@ -114,14 +208,14 @@ impl Running {
             rt,
             stop_tx,
             stats,
-            jobs,
+            queue,
             pool,
         })
     }
 
-    /// Stop accepting; connections waiting for data close now, those with
-    /// a message in a handler get its reply first, until `deadline`; then
-    /// the runtime ends (closing the rest) and the pool is joined.
+    /// Stop accepting; connections with nothing in a handler close now,
+    /// the others get their replies first, until `deadline`; then the
+    /// runtime ends (closing the rest) and the pool is joined.
     pub fn stop(mut self, deadline: Deadline) {
         self.stop_tx.send_replace(true);
         while self.stats.active.load(std::sync::atomic::Ordering::Relaxed) > 0
@@ -130,9 +224,9 @@ impl Running {
             std::thread::sleep(deadline.slice().min(Duration::from_millis(2)));
         }
         self.rt.shutdown_timeout(Duration::from_secs(1));
-        // Every task (and its clone of the sender) is gone: the pool's
-        // channel disconnects once this one goes.
-        self.jobs.take();
+        if let Some(q) = self.queue.take() {
+            q.close();
+        }
         let me = std::thread::current().id();
         let grace = Deadline::after(Some(
             deadline.remaining().unwrap_or_default() + Duration::from_secs(2),
@@ -155,28 +249,110 @@ impl Running {
     /// End without waiting (see `TcpServerCore::drop`).
     pub fn abandon(self) {
         self.stop_tx.send_replace(true);
+        if let Some(q) = &self.queue {
+            q.close();
+        }
         self.rt.shutdown_background();
     }
 }
 
-fn pool_worker(rx: &crossbeam_channel::Receiver<Job>, handler: &dyn MessageHandler) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
+/// Write as much of `data` as the kernel takes now; returns the bytes
+/// written, or an error for a dead connection.
+fn write_now(s: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match s.try_write(&data[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
         }
-        let batch: Vec<(SocketAddr, Vec<Vec<u8>>)> = jobs
-            .iter_mut()
-            .map(|j| (j.peer, std::mem::take(&mut j.msgs)))
+    }
+    Ok(done)
+}
+
+fn handler_thread(queue: &Queue, handler: &dyn MessageHandler, stats: &Stats, framing: Framing) {
+    while let Some(conns) = queue.pop_batch() {
+        let batch: Vec<(SocketAddr, Vec<Vec<u8>>)> = conns
+            .iter()
+            .map(|c| {
+                let mut st = lock(&c.state);
+                st.inbox_bytes = 0;
+                let msgs = std::mem::take(&mut st.inbox);
+                if st.task_waiting {
+                    c.notify.notify_one(); // room in the inbox again
+                }
+                (c.peer, msgs)
+            })
             .collect();
         let outs = handler.handle(&batch);
-        for (j, o) in jobs.into_iter().zip(outs) {
-            // The connection may be gone (closed, server stopped).
-            let _ = j.reply.send(o);
+        let mut outs = outs.into_iter();
+        for c in conns {
+            let outcomes = outs.next().unwrap_or_default();
+            let mut reply = Vec::new();
+            let mut failed = false;
+            for o in outcomes {
+                match o {
+                    Outcome::Reply(r) => {
+                        if encode(framing, &r, &mut reply).is_err() {
+                            failed = true;
+                            break;
+                        }
+                    }
+                    Outcome::NoReply => {}
+                    Outcome::Failed => {
+                        Stats::add(&stats.handler_errors, 1);
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            finish(queue, stats, &c, reply, failed);
         }
+    }
+}
+
+/// Deliver one connection's replies and give it back to its task (or
+/// requeue it when more messages came meanwhile).
+fn finish(queue: &Queue, stats: &Stats, c: &Arc<Conn>, reply: Vec<u8>, failed: bool) {
+    let mut st = lock(&c.state);
+    let mut wake = false;
+    if !reply.is_empty() {
+        if st.outbox.is_empty() && !st.task_writing {
+            match write_now(&c.stream, &reply) {
+                Ok(n) => {
+                    Stats::add(&stats.bytes_out, n as u64);
+                    if n < reply.len() {
+                        st.outbox.extend_from_slice(&reply[n..]);
+                        wake = true;
+                    }
+                }
+                Err(_) => {
+                    st.failed = true;
+                    wake = true;
+                }
+            }
+        } else {
+            st.outbox.extend_from_slice(&reply);
+            wake = true;
+        }
+    }
+    if failed {
+        st.failed = true;
+        wake = true;
+    }
+    if !st.inbox.is_empty() && !st.failed {
+        drop(st);
+        queue.push(c.clone());
+    } else {
+        st.scheduled = false;
+        st.inbox.clear();
+        if st.task_waiting {
+            wake = true;
+        }
+        drop(st);
+    }
+    if wake {
+        c.notify.notify_one();
     }
 }
 
@@ -190,7 +366,13 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bo
                 Ok((s, peer)) => {
                     // Over the limit: dropping the stream closes it at once.
                     if let Some(guard) = ctx.stats.admit(ctx.limits.max_connections) {
-                        tokio::spawn(serve_conn(s, peer, ctx.clone(), guard, stop.clone()));
+                        let conn = Arc::new(Conn {
+                            stream: s,
+                            peer,
+                            state: Mutex::new(ConnState::default()),
+                            notify: Notify::new(),
+                        });
+                        tokio::spawn(serve_conn(conn, ctx.clone(), guard, stop.clone()));
                     }
                 }
                 Err(e) => {
@@ -205,13 +387,6 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bo
     }
 }
 
-async fn readable(s: &TcpStream, idle: Option<Duration>) -> bool {
-    match idle {
-        Some(d) => matches!(tokio::time::timeout(d, s.readable()).await, Ok(Ok(()))),
-        None => s.readable().await.is_ok(),
-    }
-}
-
 /// One read into the decoder through a buffer on the thread's stack (a
 /// plain function, so the buffer is not part of the connection's future):
 /// a connection holds memory only for an unfinished message.
@@ -223,9 +398,62 @@ fn read_into(s: &TcpStream, dec: &mut Decoder) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Write all of `data`, waiting for the socket as needed.
+async fn write_all(s: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        s.writable().await?;
+        match s.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The task writes what the handler thread could not; false if the
+/// connection is dead or failed.
+async fn flush_outbox(c: &Conn, stats: &Stats) -> bool {
+    loop {
+        let out = {
+            let mut st = lock(&c.state);
+            if st.failed {
+                return false;
+            }
+            if st.outbox.is_empty() {
+                st.task_writing = false;
+                return true;
+            }
+            st.task_writing = true;
+            std::mem::take(&mut st.outbox)
+        };
+        if write_all(&c.stream, &out).await.is_err() {
+            lock(&c.state).failed = true;
+            return false;
+        }
+        Stats::add(&stats.bytes_out, out.len() as u64);
+    }
+}
+
+/// Wait (stop, EOF) until the handler has answered everything queued.
+async fn drain(c: &Conn, stats: &Stats) {
+    loop {
+        {
+            let mut st = lock(&c.state);
+            if st.failed || !st.busy() {
+                return;
+            }
+            st.task_waiting = true;
+        }
+        c.notify.notified().await;
+        if !flush_outbox(c, stats).await {
+            return;
+        }
+    }
+}
+
 async fn serve_conn(
-    mut s: TcpStream,
-    peer: SocketAddr,
+    c: Arc<Conn>,
     ctx: Arc<Ctx>,
     _guard: ActiveGuard,
     mut stop: watch::Receiver<bool>,
@@ -234,83 +462,110 @@ async fn serve_conn(
     let mut out = Vec::new();
     loop {
         if *stop.borrow() {
+            drain(&c, &ctx.stats).await;
             return;
         }
-        let ok = tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            ok = readable(&s, ctx.limits.idle_timeout) => ok,
+        let full = {
+            let mut st = lock(&c.state);
+            if st.failed {
+                return;
+            }
+            let full = st.inbox_bytes >= INBOX_LIMIT;
+            st.task_waiting = full;
+            full
         };
-        if !ok {
-            return; // idle too long, or the socket failed
+        tokio::select! {
+            biased;
+            _ = stop.changed() => continue,
+            _ = c.notify.notified() => {
+                if !flush_outbox(&c, &ctx.stats).await {
+                    return;
+                }
+                continue;
+            }
+            r = readable(&c.stream, ctx.limits.idle_timeout), if !full => match r {
+                Ready::Yes => {}
+                // A client waiting for a handler's reply is not idle.
+                Ready::TimedOut if lock(&c.state).busy() => continue,
+                Ready::TimedOut | Ready::Failed => return,
+            }
         }
-        let n = match read_into(&s, &mut dec) {
-            Ok(0) => return, // EOF (also a half-close: every whole message was answered)
+        let n = match read_into(&c.stream, &mut dec) {
+            Ok(0) => {
+                // EOF, perhaps a half-close: answer what arrived, then close.
+                drain(&c, &ctx.stats).await;
+                return;
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return, // reset
         };
         Stats::add(&ctx.stats.bytes_in, n as u64);
         let mut msgs = Vec::new();
-        let mut close = false;
+        let mut too_large = false;
         loop {
             match dec.next_message() {
                 Ok(Some(m)) => msgs.push(m),
                 Ok(None) => break,
                 Err(_) => {
-                    close = true; // over max_message
+                    too_large = true; // over max_message
                     break;
                 }
             }
         }
         if !msgs.is_empty() {
-            let outcomes = match &ctx.jobs {
-                None => msgs.into_iter().map(Outcome::Reply).collect(),
-                Some(tx) => {
-                    let (rtx, rrx) = oneshot::channel();
-                    let job = Job {
-                        peer,
-                        msgs,
-                        reply: rtx,
-                    };
-                    if tx.send(job).is_err() {
+            match &ctx.queue {
+                None => {
+                    // Echo: reply from here.
+                    for m in &msgs {
+                        let _ = encode(ctx.framing, m, &mut out);
+                    }
+                    if write_all(&c.stream, &out).await.is_err() {
                         return;
                     }
-                    match rrx.await {
-                        Ok(o) => o,
-                        Err(_) => return,
+                    Stats::add(&ctx.stats.bytes_out, out.len() as u64);
+                    out.clear();
+                    if out.capacity() > 1 << 20 {
+                        out = Vec::new();
                     }
                 }
-            };
-            for o in outcomes {
-                match o {
-                    Outcome::Reply(r) => {
-                        if encode(ctx.framing, &r, &mut out).is_err() {
-                            close = true;
-                            break;
-                        }
+                Some(q) => {
+                    let schedule = {
+                        let mut st = lock(&c.state);
+                        st.inbox_bytes += msgs.iter().map(Vec::len).sum::<usize>();
+                        st.inbox.append(&mut msgs);
+                        !std::mem::replace(&mut st.scheduled, true)
+                    };
+                    if schedule {
+                        q.push(c.clone());
                     }
-                    Outcome::NoReply => {}
-                    Outcome::Failed => {
-                        Stats::add(&ctx.stats.handler_errors, 1);
-                        close = true;
-                        break;
-                    }
-                }
-            }
-            if !out.is_empty() {
-                if s.write_all(&out).await.is_err() {
-                    return;
-                }
-                Stats::add(&ctx.stats.bytes_out, out.len() as u64);
-                out.clear();
-                if out.capacity() > 1 << 20 {
-                    out = Vec::new();
                 }
             }
         }
-        if close {
+        if too_large {
+            // Answer the whole messages that came before, then close.
+            drain(&c, &ctx.stats).await;
             return;
         }
+    }
+}
+
+enum Ready {
+    Yes,
+    TimedOut,
+    Failed,
+}
+
+async fn readable(s: &TcpStream, idle: Option<Duration>) -> Ready {
+    let r = match idle {
+        Some(d) => match tokio::time::timeout(d, s.readable()).await {
+            Ok(r) => r,
+            Err(_) => return Ready::TimedOut,
+        },
+        None => s.readable().await,
+    };
+    match r {
+        Ok(()) => Ready::Yes,
+        Err(_) => Ready::Failed,
     }
 }
