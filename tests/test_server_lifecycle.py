@@ -3,6 +3,7 @@ Ctrl-C on serve_forever() in a child process."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import textwrap
@@ -161,3 +162,21 @@ def test_ctrl_c_interrupts_accept() -> None:
     assert out.seconds_to_exit < 2.0, out
     assert "INTERRUPTED" in out.stdout, out
     assert "Traceback" not in out.stderr, out.stderr
+
+
+def test_logging_from_handler_threads_leaves_no_dummy_threads(caplog: pytest.LogCaptureFixture) -> None:
+    """logging calls threading.current_thread(), which registers a
+    _DummyThread for foreign threads; the server removes them."""
+
+    def handler(conn: socketkit.TcpClient) -> None:
+        raise RuntimeError("logged from a server thread")
+
+    base = threading.active_count()
+    with caplog.at_level(logging.ERROR, logger="socketkit"):
+        with socketkit.TcpServer(handler=handler) as srv:
+            for _ in range(10):
+                with connect(srv.address) as c:
+                    c.recv(10)
+            assert wait_until(lambda: srv.stats["handler_errors"] == 10)
+    assert len([r for r in caplog.records if r.exc_info]) == 10
+    assert wait_until(lambda: threading.active_count() == base)

@@ -32,8 +32,30 @@ const INTERRUPT_STOP_TIMEOUT: f64 = 1.0;
 /// handler call only takes the GIL back.
 fn python_wrap() -> ThreadWrap {
     Arc::new(|body: Box<dyn FnOnce() + Send>| {
-        Python::attach(|py| py.detach(body));
+        Python::attach(|py| {
+            py.detach(body);
+            forget_dummy_thread(py);
+        });
     })
+}
+
+/// `threading.current_thread()` in a thread that `threading` did not start
+/// (logging calls it for every record) registers a `_DummyThread` that
+/// Python 3.11 never removes: `threading.active_count()` would count every
+/// handler thread that ever logged. Remove ours as the thread ends.
+fn forget_dummy_thread(py: Python<'_>) {
+    let _ = (|| -> PyResult<()> {
+        let threading = py.import("threading")?;
+        let ident = threading.call_method0("get_ident")?;
+        let active = threading.getattr("_active")?;
+        let dummy = threading.getattr("_DummyThread")?;
+        if let Ok(t) = active.get_item(&ident) {
+            if t.is_instance(&dummy)? {
+                active.del_item(&ident)?;
+            }
+        }
+        Ok(())
+    })();
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
