@@ -589,7 +589,9 @@ impl TcpServer {
     }
 
     /// Wait for a connection: ``(conn, (host, port))`` with ``conn`` a
-    /// ``TcpClient``. For servers without a handler. ``timeout`` in seconds
+    /// ``TcpClient`` (its timeout is ``idle_timeout``; ``max_connections``
+    /// does not apply: the connections are yours). For servers without a
+    /// handler. ``timeout`` in seconds
     /// (None: wait forever) raises ``TimeoutError``; Ctrl-C raises
     /// KeyboardInterrupt; ``stop()`` from another thread raises
     /// ``socketkit.Error``.

@@ -213,8 +213,8 @@ impl TcpServerCore {
         Ok(())
     }
 
-    /// Wait for one connection (hand-written loops). Interruptible, woken
-    /// by `stop()` (then `Error::Stopped`).
+    /// Wait for one connection (hand-written loops); its timeout is
+    /// `idle_timeout`. Interruptible, woken by `stop()` (then `Error::Stopped`).
     pub fn accept(
         &self,
         timeout: Option<Duration>,
@@ -224,7 +224,7 @@ impl TcpServerCore {
         match listener::accept(&l, &self.stop, Deadline::after(timeout), intr)? {
             Accepted::Conn(s, peer) => {
                 Stats::add(&self.stats.accepted, 1);
-                Ok((TcpConnection::new(s, None)?, peer))
+                Ok((TcpConnection::new(s, self.limits.idle_timeout)?, peer))
             }
             Accepted::Stopped => Err(Error::Stopped),
             Accepted::TimedOut => Err(Error::timeout(
