@@ -595,3 +595,23 @@ def test_reply_larger_than_the_socket_buffers_arrives_whole_and_in_order() -> No
             assert recv_frame(s) == big
             assert recv_frame(s) == b"after"
         assert wait_until(lambda: srv.stats["bytes_out"] == len(big) + 4 + 9)
+
+
+def test_stop_from_inside_on_message_is_prompt() -> None:
+    holder: dict[str, socketkit.TcpServer] = {}
+
+    def on_message(m: bytes) -> bytes:
+        holder["srv"].stop()
+        return b"bye"
+
+    srv = socketkit.TcpServer(on_message=on_message)
+    holder["srv"] = srv
+    srv.start()
+    with connect(srv.address) as s:
+        s.sendall(b"stop\n")
+        t0 = time.monotonic()
+        assert closed_by_peer(s)
+    srv.stop()
+    assert time.monotonic() - t0 < 4.0  # not the whole 5 s stop timeout
+    with pytest.raises(ConnectionRefusedError):
+        connect(srv.address, timeout=2).close()

@@ -219,6 +219,14 @@ impl Running {
     /// runtime ends (closing the rest) and the pool is joined.
     pub fn stop(mut self, deadline: Deadline) {
         self.stop_tx.send_replace(true);
+        let me = std::thread::current().id();
+        // Called by a handler: its own connection waits for it, so waiting
+        // for every connection would only burn the whole timeout.
+        let deadline = if self.pool.iter().any(|(id, _)| *id == me) {
+            Deadline::after(Some(Duration::ZERO))
+        } else {
+            deadline
+        };
         while self.stats.active.load(std::sync::atomic::Ordering::Relaxed) > 0
             && !deadline.expired()
         {
@@ -228,7 +236,6 @@ impl Running {
         if let Some(q) = self.queue.take() {
             q.close();
         }
-        let me = std::thread::current().id();
         let grace = Deadline::after(Some(
             deadline.remaining().unwrap_or_default() + Duration::from_secs(2),
         ));
