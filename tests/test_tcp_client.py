@@ -546,8 +546,17 @@ def test_from_socket_rejects_wrong_sockets():
         socketkit.TcpClient.from_socket(3)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, pytest.raises(ValueError, match="sock"):
         socketkit.TcpClient.from_socket(u)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, pytest.raises(OSError):
-        socketkit.TcpClient.from_socket(t)  # not connected
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+        with pytest.raises(OSError):
+            socketkit.TcpClient.from_socket(t)  # not connected
+        assert t.fileno() != -1  # a refused socket stays the caller's
+    a, b = socket.socketpair()
+    with a, b:
+        with pytest.raises(ValueError, match="AF_INET"):
+            socketkit.TcpClient.from_socket(a)
+        assert a.fileno() != -1
+        a.sendall(b"still mine")
+        assert b.recv(100) == b"still mine"
 
 
 # --- repr ------------------------------------------------------------------------
