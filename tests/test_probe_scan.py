@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import socketkit
 from _probe_util import (
+    Server,
     closed_port,
     full_backlog,
     has_ipv6,
@@ -254,3 +255,56 @@ def test_ctrl_c_during_wait_for():
 
 def test_ctrl_c_during_tcping():
     _interrupt_child('socketkit.tcping("127.0.0.1", port, count=100, interval=1.0, timeout=30)')
+
+
+def test_low_fd_limit_is_retry_later_not_a_port_state():
+    """At a hard limit of 64 descriptors a concurrency of 1024 must still
+    give right answers: EMFILE is "retry later", never "closed"/"error"."""
+    code = textwrap.dedent(
+        """
+        import resource, socket, sys, json
+        sys.path.insert(0, {here!r})
+        from _probe_util import listeners
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        import socketkit
+        with listeners(3) as ports:
+            lo = min(ports) - 300
+            r = socketkit.scan("127.0.0.1", [*ports, range(lo, lo + 1198)], concurrency=1024)
+            n = len(set(ports) | set(range(lo, lo + 1198)))
+            print(json.dumps({{"ports": sorted(ports), "open": r.open_ports(), "counts": r.counts, "n": n}}))
+        """
+    ).format(here=str(HERE))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["ports"]) <= set(out["open"])
+    assert out["counts"].get("error", 0) == 0
+    assert sum(out["counts"].values()) == out["n"]
+
+
+def test_no_fd_leak_after_many_probes():
+    with Server(lambda conn: None) as srv:
+        port = srv.port
+        socketkit.check("127.0.0.1", port)  # warm up lazily created state
+        before = _fd_count()
+        for _ in range(300):
+            socketkit.check("127.0.0.1", port)
+        socketkit.check_many([("127.0.0.1", port), ("127.0.0.1", closed_port())] * 500)
+        socketkit.scan("127.0.0.1", "1-3000")
+        deadline = time.monotonic() + 5
+        while _fd_count() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _fd_count() <= before
+
+
+def test_scan_iter_closed_from_another_thread():
+    with full_backlog() as port:
+        it = socketkit._core._scan_iter("127.0.0.1", port, timeout=30, concurrency=1, rate=None)
+        timer = threading.Timer(0.3, it.close)
+        timer.start()
+        start = time.monotonic()
+        try:
+            assert list(it) == []
+        finally:
+            timer.join()
+        assert time.monotonic() - start < 5

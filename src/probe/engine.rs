@@ -254,7 +254,8 @@ pub fn fd_budget() -> usize {
     let open = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count() as u64)
         .unwrap_or(64);
-    soft.saturating_sub(open + FD_RESERVE).max(1) as usize
+    let reserve = FD_RESERVE.min(soft / 4);
+    soft.saturating_sub(open + reserve).max(1) as usize
 }
 
 impl Run {
@@ -342,12 +343,26 @@ impl Run {
         self.shared.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// A handle that cancels this run from anywhere, without a lock.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.shared.clone())
+    }
+
     /// Cancel and wait for the workers (bounded by their slice).
     pub fn stop(mut self) {
         self.cancel();
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+/// Cancels a [`Run`] (see [`Run::canceller`]).
+pub struct Canceller(Arc<Shared>);
+
+impl Canceller {
+    pub fn cancel(&self) {
+        self.0.cancel.store(true, Ordering::Relaxed);
     }
 }
 

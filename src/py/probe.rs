@@ -14,7 +14,7 @@ use pyo3::types::{PyBool, PyInt, PyList, PyRange, PyString, PyTuple};
 
 use crate::addr::HostPort;
 use crate::error::Error;
-use crate::probe::engine::{run_all, Combiner, Run};
+use crate::probe::engine::{run_all, Canceller, Combiner, Run};
 use crate::probe::target::{
     check_concurrency, check_probe_port, check_rate, parse_host_spec, parse_target, probe_port,
     split_hosts, PortSet,
@@ -180,32 +180,39 @@ fn hosts_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<HostSpec>> {
 /// `ports`: `"22,80,8000-8100"`, an int, a range, or an iterable of those.
 fn ports_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u16>> {
     let mut set = PortSet::default();
-    let mut add = |item: &Bound<'_, PyAny>| -> PyResult<()> {
-        if let Ok(s) = item.cast::<PyString>() {
-            set.add_spec("ports", s.to_str()?).map_err(value_error)
-        } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
-            set.insert(probe_port("ports", int_arg("ports", item)?).map_err(value_error)?);
-            Ok(())
-        } else {
-            Err(PyTypeError::new_err(format!(
-                "ports must be a str like '22,80,8000-8100', an int, a range or a list of them, got {}",
-                type_name(item)
-            )))
-        }
-    };
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyInt>() {
-        add(obj)?;
-    } else if obj.is_instance_of::<PyRange>() || obj.try_iter().is_ok() {
+        add_ports(&mut set, obj, true)?;
+    } else if obj.try_iter().is_ok() {
         for item in obj.try_iter()? {
-            add(&item?)?;
+            add_ports(&mut set, &item?, true)?;
         }
     } else {
-        add(obj)?;
+        add_ports(&mut set, obj, false)?;
     }
     if set.is_empty() {
         return Err(PyValueError::new_err("ports: no port given"));
     }
     Ok(set.into_vec())
+}
+
+/// One item of `ports`: a spec string, an int, or (inside a list) a range.
+fn add_ports(set: &mut PortSet, item: &Bound<'_, PyAny>, ranges: bool) -> PyResult<()> {
+    if let Ok(s) = item.cast::<PyString>() {
+        set.add_spec("ports", s.to_str()?).map_err(value_error)
+    } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
+        set.insert(probe_port("ports", int_arg("ports", item)?).map_err(value_error)?);
+        Ok(())
+    } else if ranges && item.is_instance_of::<PyRange>() {
+        for p in item.try_iter()? {
+            add_ports(set, &p?, false)?;
+        }
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "ports must be a str like '22,80,8000-8100', an int, a range or a list of them, got {}",
+            type_name(item)
+        )))
+    }
 }
 
 fn config(
@@ -455,6 +462,9 @@ struct IterState {
 #[pyclass(module = "socketkit._core", frozen)]
 pub struct ProbeIter {
     state: Mutex<IterState>,
+    /// Outside the lock: `close()` from another thread must not wait for a
+    /// `__next__` that is blocked (it holds the lock without the GIL).
+    canceller: Canceller,
     total: usize,
 }
 
@@ -463,7 +473,9 @@ impl ProbeIter {
         let (comb, early) = Combiner::new(&plan);
         let total = comb.total;
         let run = Run::start(&plan, cfg)?;
+        let canceller = run.canceller();
         Ok(ProbeIter {
+            canceller,
             state: Mutex::new(IterState {
                 plan,
                 run: Some(run),
@@ -536,10 +548,9 @@ impl ProbeIter {
 
     /// Stop the probes still running; the iterator then ends.
     fn close(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            if let Some(r) = st.run.take() {
-                r.cancel();
-            }
+        self.canceller.cancel();
+        if let Ok(mut st) = self.state.try_lock() {
+            st.run = None;
             st.ready.clear();
         }
     }
