@@ -1086,3 +1086,22 @@ mod timing {
         }
     }
 }
+
+#[cfg(test)]
+mod self_connect {
+    use super::*;
+
+    #[test]
+    fn a_self_connection_counts_as_closed() {
+        // Bind to a port and connect to that same address: TCP simultaneous
+        // open connects the socket to itself, as a scan can by accident.
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        let me = s.local_addr().unwrap().as_socket().unwrap();
+        s.connect(&SockAddr::from(me)).unwrap();
+        let o = opened(&s, &me, Duration::from_micros(5));
+        assert_eq!(o.state, State::Closed);
+        assert!(o.error.unwrap().contains("self-connection"));
+    }
+}

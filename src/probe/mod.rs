@@ -118,7 +118,7 @@ pub fn resolve_all(
     drop(tx);
     let mut left = names.len();
     while left > 0 {
-        match rx.recv_timeout(SLICE) {
+        match rx.recv_timeout(SLICE / 2) {
             Ok((i, r)) => {
                 out[i] = Some(r);
                 left -= 1;

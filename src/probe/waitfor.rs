@@ -2,7 +2,7 @@
 //! `expect`, answers `send` with matching bytes), retrying each with
 //! backoff, all targets at once, under one overall deadline.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,10 @@ fn wait_one(
 
 /// Wait until every target is up; returns the time that took. On timeout
 /// the error names every target still down and why.
+///
+/// Each target is tried on its own thread. On Ctrl-C this returns at once
+/// (within one 50 ms check) and the threads, told to stop, close their
+/// sockets and end within one wait slice on their own.
 pub fn wait_for(
     targets: &[HostPort],
     ready: &Readiness,
@@ -142,48 +146,40 @@ pub fn wait_for(
 ) -> Result<Duration> {
     let start = Instant::now();
     let deadline = Deadline::after(timeout);
-    let cancel = Cancel::new();
+    let cancel = Arc::new(Cancel::new());
+    let ready = Arc::new(ready.clone());
     let (tx, rx) = mpsc::channel::<(usize, std::result::Result<(), String>)>();
+    for (i, t) in targets.iter().enumerate() {
+        let (tx, stop, ready, t) = (tx.clone(), cancel.clone(), ready.clone(), t.clone());
+        let spawned = thread::Builder::new()
+            .name("socketkit-wait".into())
+            .spawn(move || {
+                let _ = tx.send((i, wait_one(&t, &ready, deadline, interval, &stop)));
+            });
+        if let Err(e) = spawned {
+            cancel.set();
+            return Err(Error::io(crate::error::Phase::Connect, None, e));
+        }
+    }
+    drop(tx);
     let mut down: Vec<Option<String>> = vec![None; targets.len()];
-    let interrupted = thread::scope(|s| -> Result<bool> {
-        for (i, t) in targets.iter().enumerate() {
-            let tx = tx.clone();
-            let cancel = &cancel;
-            thread::Builder::new()
-                .name("socketkit-wait".into())
-                .spawn_scoped(s, move || {
-                    let _ = tx.send((i, wait_one(t, ready, deadline, interval, cancel)));
-                })
-                .map_err(|e| {
-                    cancel.set();
-                    Error::io(crate::error::Phase::Connect, None, e)
-                })?;
-        }
-        drop(tx);
-        let mut left = targets.len();
-        while left > 0 {
-            match rx.recv_timeout(SLICE) {
-                Ok((i, r)) => {
-                    left -= 1;
-                    if let Err(why) = r {
-                        down[i] = Some(why);
-                    }
+    let mut left = targets.len();
+    while left > 0 {
+        match rx.recv_timeout(SLICE / 2) {
+            Ok((i, r)) => {
+                left -= 1;
+                if let Err(why) = r {
+                    down[i] = Some(why);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if intr.check().is_err() {
-                        cancel.set();
-                        return Ok(true);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = intr.check() {
+                    cancel.set();
+                    return Err(e);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        Ok(false)
-    })?;
-    if interrupted {
-        // Re-run the check so the binding sees the pending exception.
-        intr.check()?;
-        return Err(Error::Interrupted);
     }
     let still: Vec<(String, String)> = targets
         .iter()
