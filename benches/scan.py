@@ -214,8 +214,16 @@ def main() -> None:
         if found is None:
             rows.append((name, None, "not installed"))
             continue
-        extra = found - expected
-        note = "ok" if found == expected else f"missed {sorted(expected - found)} extra {sorted(extra)}"
+        note = "ok"
+        if found != expected:
+            parts = []
+            if expected - found:
+                parts.append(f"missed {sorted(expected - found)}")
+            if found - expected:
+                parts.append(
+                    f"{len(found - expected)} self-connection(s) reported open: {sorted(found - expected)}"
+                )
+            note = "; ".join(parts)
         rows.append((name, el, note))
 
     print("| full scan of 127.0.0.1 (65,535 ports) | time (s) | vs socketkit | open ports found |")
