@@ -243,3 +243,45 @@ def test_a_silent_resolver_cannot_hang_a_run():
     assert out["took_scan"] < 5
     assert out["one"] == "error"
     assert out["took_one"] < 5
+
+
+def _reference_ports(spec: str) -> list[int]:
+    out: dict[int, None] = {}
+    for part in spec.split(","):
+        lo, sep, hi = part.partition("-")
+        if sep:
+            a = int(lo) if lo.strip() else 1
+            b = int(hi) if hi.strip() else 65535
+            out.update(dict.fromkeys(range(a, b + 1)))
+        else:
+            out[int(part)] = None
+    return list(out)
+
+
+def test_port_specs_match_a_reference_parser():
+    rng = random.Random(7)
+    for _ in range(300):
+        parts = []
+        for _ in range(rng.randint(1, 5)):
+            a = rng.randint(1, 65535)
+            kind = rng.random()
+            if kind < 0.4:
+                parts.append(str(a))
+            elif kind < 0.9:
+                b = min(65535, a + rng.randint(0, 50))
+                parts.append(f"{a}-{b}")
+            else:
+                parts.append(f"{max(1, 65535 - rng.randint(0, 5))}-")
+        spec = ",".join(parts)
+        assert socketkit._core._parse_ports(spec) == _reference_ports(spec), spec
+    assert socketkit._core._parse_ports([22, "80-81", range(100, 102)]) == [22, 80, 81, 100, 101]
+
+
+def test_empty_target_list():
+    calls: list[tuple[int, int]] = []
+    res = socketkit.check_many([], progress=lambda d, t: calls.append((d, t)))
+    assert res == [] and calls[-1] == (0, 0)
+    with pytest.raises(ValueError, match=r"^hosts"):
+        socketkit.scan([], 22)
+    with pytest.raises(ValueError, match=r"^ports"):
+        socketkit.scan("127.0.0.1", [])
