@@ -308,3 +308,46 @@ def test_scan_iter_closed_from_another_thread():
         finally:
             timer.join()
         assert time.monotonic() - start < 5
+
+
+def test_emfile_during_a_scan_is_retried():
+    """Descriptors run out while the probes run (another part of the program
+    holds them): the workers wait and retry, and every answer is right."""
+    code = textwrap.dedent(
+        """
+        import json, os, resource, socket, sys, threading
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        import socketkit
+        lst = socket.create_server(("127.0.0.1", 0), backlog=2048)
+        port = lst.getsockname()[1]
+        with socket.socket() as tmp:
+            tmp.bind(("127.0.0.1", 0))
+            closed = tmp.getsockname()[1]
+        targets = [("127.0.0.1", port), ("127.0.0.1", closed)] * 300
+        it = socketkit.check_iter(targets, concurrency=64, rate=1500)
+        hog = []
+        try:
+            while True:
+                hog.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        def release():
+            for fd in hog:
+                os.close(fd)
+        timer = threading.Timer(0.3, release)
+        timer.start()
+        results = list(it)
+        timer.join()
+        lst.close()
+        states = {}
+        for r in results:
+            key = (r.port == port, r.state)
+            states[str(key)] = states.get(str(key), 0) + 1
+        print(json.dumps({"states": states, "hogged": len(hog)}))
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["hogged"] > 100
+    assert out["states"] == {"(True, 'open')": 300, "(False, 'closed')": 300}, out
