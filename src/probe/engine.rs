@@ -41,10 +41,19 @@ use crate::wait::{poll_millis, Interrupt, SLICE};
 const WORKER_SLICE: Duration = Duration::from_millis(20);
 /// A worker hands its results over once it has this many.
 const BATCH: usize = 512;
-/// How often one job may hit "retry later" errors before it is an error.
-const MAX_RETRIES: u32 = 200;
-/// The pause before a job that hit EMFILE and friends is tried again.
+/// How often one job may hit "retry later" errors before it is reported as
+/// an error (with the reason): at the capped delay, about 30 s of waiting.
+const MAX_RETRIES: u32 = 300;
+/// The first pause before a job that hit EMFILE and friends is tried again;
+/// it doubles per retry up to `MAX_RETRY_DELAY`.
 const RETRY_DELAY: Duration = Duration::from_millis(5);
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+fn retry_delay(tries: u32) -> Duration {
+    RETRY_DELAY
+        .saturating_mul(1u32 << tries.min(10))
+        .min(MAX_RETRY_DELAY)
+}
 /// File descriptors left for the rest of the process when capping concurrency.
 const FD_RESERVE: u64 = 64;
 
@@ -478,8 +487,11 @@ impl<'a> Worker<'a> {
                         } else {
                             // Out of descriptors or ports: fewer at once, later.
                             self.limit = self.flights.len().max(1);
-                            self.retry
-                                .push_back((job, tries + 1, Instant::now() + RETRY_DELAY));
+                            self.retry.push_back((
+                                job,
+                                tries + 1,
+                                Instant::now() + retry_delay(tries),
+                            ));
                         }
                     }
                 }
