@@ -13,6 +13,11 @@ completed), ``closed`` (refused), ``filtered`` (no answer in time, or an
 ICMP unreachable), ``error`` (anything else). A name with several
 addresses is open if any of them accepts; ``address`` says which one
 answered.
+
+Threads and fork: a probe call runs on worker threads (one per CPU) that
+end with the call; a ``check_iter``/``scan_iter`` iterator owns its threads
+until it is exhausted, closed or garbage-collected. Finish or close such an
+iterator before ``fork()``: the child has no copy of its threads.
 """
 
 from __future__ import annotations
