@@ -20,6 +20,9 @@ How socketkit treats the interpreter:
   another. Name resolution runs on a short-lived helper thread so a silent
   resolver cannot hold a call past its timeout; that thread ends by itself
   when the system resolver gives up.
+* Probes (``check_many``, ``scan``, ...) run on a few worker threads that
+  live for one call (or one ``*_iter`` iterator) and exit when it ends or
+  is cancelled; a scan raises the soft open-file limit to the hard one once.
 * fork: socketkit starts no long-lived threads, so a forked child
   (``multiprocessing``) can use socketkit objects it creates itself. Sockets
   inherited across fork are shared with the parent, as with the stdlib.
@@ -47,10 +50,23 @@ from socketkit.exceptions import (
     ResolveError,
     TimeoutError,
 )
+from socketkit.probes import (
+    banner,
+    check,
+    check_iter,
+    check_many,
+    scan,
+    scan_iter,
+    tcping,
+    udp_probe,
+    wait_for,
+)
+from socketkit.results import CheckResult, PingStats, Results, ScanReport
 
 __all__ = [
     "AddressInUseError",
     "BrokenPipeError",
+    "CheckResult",
     "ConnectionAbortedError",
     "ConnectionClosedError",
     "ConnectionRefusedError",
@@ -59,10 +75,22 @@ __all__ = [
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
+    "PingStats",
     "ResolveError",
+    "Results",
+    "ScanReport",
     "TcpClient",
     "TimeoutError",
     "UdpClient",
     "UdpSocket",
     "__version__",
+    "banner",
+    "check",
+    "check_iter",
+    "check_many",
+    "scan",
+    "scan_iter",
+    "tcping",
+    "udp_probe",
+    "wait_for",
 ]

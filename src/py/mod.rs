@@ -4,6 +4,7 @@ pub mod args;
 pub mod blocking;
 pub mod errors;
 pub mod options;
+pub mod probe;
 pub mod tcp;
 pub mod udp;
 
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;
     m.add_class::<options::Keepalive>()?;
+    probe::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
