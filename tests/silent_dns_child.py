@@ -11,8 +11,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-import socketkit
 from _probe_util import closed_port, enter_private_netns
+
+import socketkit
 
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 262144

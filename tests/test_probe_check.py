@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import socketkit
 from _probe_util import closed_port, full_backlog, has_ipv6, listeners
+
+import socketkit
 from socketkit import CheckResult, Results
 
 HERE = Path(__file__).parent

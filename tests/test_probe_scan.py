@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import socketkit
 from _probe_util import (
     Server,
     closed_port,
@@ -25,6 +24,8 @@ from _probe_util import (
     parse_nmap_grepable,
     proc_listening_loopback,
 )
+
+import socketkit
 from socketkit import ScanReport
 
 HERE = Path(__file__).parent

@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
-import socketkit
 from _probe_util import Server, closed_port, full_backlog, listeners
+
+import socketkit
 from socketkit import PingStats
 
 
