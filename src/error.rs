@@ -113,6 +113,13 @@ pub enum Error {
     /// A server was used after `stop()`.
     #[error("the server is stopped; make a new one")]
     Stopped,
+    /// `wait_for` ran out of time; `down` lists (target, last failure) of
+    /// every target that never came up.
+    #[error("timed out after {waited:.1} s waiting for {}", list_down(.down))]
+    NotReady {
+        waited: f64,
+        down: Vec<(String, String)>,
+    },
 
     /// A signal is pending: the binding layer raises what the signal handler raised.
     #[error("interrupted by a signal")]
@@ -126,6 +133,11 @@ fn fmt_addr(address: &Option<String>) -> String {
         Some(a) => format!(" {a}"),
         None => String::new(),
     }
+}
+
+fn list_down(down: &[(String, String)]) -> String {
+    let parts: Vec<String> = down.iter().map(|(t, why)| format!("{t} ({why})")).collect();
+    parts.join(", ")
 }
 
 fn summary(attempts: &[Attempt]) -> String {
@@ -198,7 +210,7 @@ impl Error {
                 attempts.first().and_then(|a| a.error.raw_os_error())
             }
             Error::SendAll { source, .. } => source.raw_os_error(),
-            Error::Timeout { .. } => Some(libc::ETIMEDOUT),
+            Error::Timeout { .. } | Error::NotReady { .. } => Some(libc::ETIMEDOUT),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ pub mod addr;
 pub mod error;
 pub mod framing;
 pub mod options;
+pub mod probe;
 pub mod resolve;
 pub mod server;
 pub mod sock;

@@ -199,6 +199,29 @@ def test_failed_sendall_reports_bytes_sent(tcp_peer):
     assert str(e.bytes_sent) in str(e)
 
 
+def test_sendall_timeout_reports_bytes_sent(tcp_peer):
+    release = threading.Event()
+
+    def never_reads(conn: socket.socket) -> None:
+        release.wait(10)
+
+    srv = tcp_peer(never_reads)
+    data = bytes(64 * MiB)
+    try:
+        with socketkit.TcpClient(srv.address, timeout=0.3) as c:
+            t0 = time.monotonic()
+            with pytest.raises(socket.timeout) as ei:
+                c.sendall(data)
+            assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
+    e = ei.value
+    assert isinstance(e, socketkit.TimeoutError)
+    assert e.phase == "send"
+    assert 0 < e.bytes_sent < len(data)
+    assert f"after {e.bytes_sent} bytes" in str(e)
+
+
 # --- bad arguments name the argument ---------------------------------------------------------------
 
 

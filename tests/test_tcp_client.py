@@ -161,6 +161,30 @@ def test_recv_until_delimiter_just_past_max_size(tcp_peer):
             c.recv_until(b"\n", max_size=10)
 
 
+def test_recv_until_at_exactly_max_size_succeeds(tcp_peer):
+    srv = tcp_peer(serve_bytes(b"a" * 9 + b"\n" + b"b" * 7 + b"\r\n"))
+    with socketkit.TcpClient(srv.address, timeout=5) as c:
+        assert c.recv_until(b"\n", max_size=10) == b"a" * 9 + b"\n"
+        assert c.recv_line(max_size=9) == b"b" * 7 + b"\r\n"
+
+
+def test_multibyte_delimiter_split_across_one_byte_writes(tcp_peer):
+    payload = b"head\r\n\r\nbody\r\n\r\n" + b"x\r\r\n\n\r\n\r\n"
+
+    def handler(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(payload)):
+            conn.sendall(payload[i : i + 1])
+            time.sleep(0.001)  # pacing: many small segments
+        recv_all(conn)
+
+    srv = tcp_peer(handler)
+    with socketkit.TcpClient(srv.address, timeout=10) as c:
+        assert c.recv_until(b"\r\n\r\n") == b"head\r\n\r\n"
+        assert c.recv_until(b"\r\n\r\n") == b"body\r\n\r\n"
+        assert c.recv_until(b"\r\n\r\n") == b"x\r\r\n\n\r\n\r\n"
+
+
 def test_recv_line_max_size(tcp_peer):
     srv = tcp_peer(serve_bytes(b"y" * 300, then_close=False))
     with socketkit.TcpClient(srv.address, timeout=5) as c:
@@ -546,8 +570,17 @@ def test_from_socket_rejects_wrong_sockets():
         socketkit.TcpClient.from_socket(3)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, pytest.raises(ValueError, match="sock"):
         socketkit.TcpClient.from_socket(u)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, pytest.raises(OSError):
-        socketkit.TcpClient.from_socket(t)  # not connected
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+        with pytest.raises(OSError):
+            socketkit.TcpClient.from_socket(t)  # not connected
+        assert t.fileno() != -1  # a refused socket stays the caller's
+    a, b = socket.socketpair()
+    with a, b:
+        with pytest.raises(ValueError, match="AF_INET"):
+            socketkit.TcpClient.from_socket(a)
+        assert a.fileno() != -1
+        a.sendall(b"still mine")
+        assert b.recv(100) == b"still mine"
 
 
 # --- repr ------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from peers import blocked_in_poll, can_see_blocked_threads, needs_ipv6
 
 import socketkit
 
-IFF_MULTICAST = 0x1000
-
 
 def stdlib_udp(host: str = "127.0.0.1") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -179,7 +177,9 @@ def test_request_resends_when_the_first_datagram_is_dropped(udp_peer):
         reply = u.request(b"ping", peer.address, timeout=0.2, retries=3)
         assert time.monotonic() - t0 < 5
     assert reply == b"pong:ping"
-    assert seen == [b"ping", b"ping"]
+    # The first datagram was dropped, the resend answered (a third send can
+    # happen only if the answer took longer than a try).
+    assert len(seen) >= 2 and set(seen) == {b"ping"}
 
 
 def test_request_connected_and_ignores_strangers(udp_peer):
@@ -229,34 +229,35 @@ def test_request_argument_errors():
 # --- multicast and broadcast -------------------------------------------------------------
 
 
-def loopback_has_multicast() -> bool:
-    try:
-        with open("/sys/class/net/lo/flags") as f:
-            return bool(int(f.read(), 16) & IFF_MULTICAST)
-    except OSError:
-        return False
-
-
-def test_multicast_join_and_leave_on_loopback():
-    group = "239.255.42.99"
+@pytest.mark.parametrize("group", ["224.1.1.1", "239.255.42.99"])
+def test_multicast_join_and_leave_on_loopback(group):
     with socketkit.UdpSocket((group, 0), timeout=2, multicast_loop=True, multicast_ttl=0) as rx:
         o = rx.options()
         assert o["multicast_loop"] is True
         assert o["multicast_ttl"] == 0
         rx.join_multicast(group, "127.0.0.1")
-        if loopback_has_multicast():
-            # The sender is pinned to lo with TTL 0: nothing leaves the host.
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
-                tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("b", 0))
-                tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-                tx.sendto(b"to the group", (group, rx.local_address[1]))
-            assert rx.recvfrom()[0] == b"to the group"
+        with pytest.raises(OSError):
+            rx.join_multicast(group, "127.0.0.1")  # already a member: EADDRINUSE
         rx.leave_multicast(group, "127.0.0.1")
         with pytest.raises(OSError):
             rx.leave_multicast(group, "127.0.0.1")  # not a member any more
-    if not loopback_has_multicast():
-        pytest.skip("join/leave checked; sending skipped: lo has no MULTICAST flag (see `ip link show lo`)")
+        rx.join_multicast(group)  # the kernel picks the interface
+        rx.leave_multicast(group)
+
+
+def test_multicast_datagram_reaches_the_group_on_loopback():
+    group = "239.255.42.98"
+    with socketkit.UdpSocket((group, 0), timeout=2, multicast_loop=True) as rx:
+        rx.join_multicast(group, "127.0.0.1")
+        # The sender is pinned to lo with TTL 0: nothing leaves the host. (Linux
+        # loops group datagrams back on lo even without its MULTICAST flag.)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("b", 0))
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            tx.sendto(b"to the group", (group, rx.local_address[1]))
+        assert rx.recvfrom()[0] == b"to the group"
+        rx.leave_multicast(group, "127.0.0.1")
 
 
 def test_multicast_argument_errors():

@@ -63,3 +63,27 @@ def test_send_many_bad_input_names_the_argument() -> None:
             u.send_many([b"no address"])
         with pytest.raises(ValueError, match="max_messages"):
             u.recv_many(-1)
+
+
+def test_close_from_another_thread_wakes_recv_many() -> None:
+    import threading
+    import time
+
+    u = socketkit.UdpSocket(("127.0.0.1", 0))
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            u.recv_many(8, 2048)
+        except OSError as e:
+            errors.append(e)
+
+    th = threading.Thread(target=reader)
+    cpu0 = time.process_time()
+    th.start()
+    time.sleep(0.2)
+    u.close()
+    th.join(5)
+    assert not th.is_alive()
+    assert errors and errors[0].errno == 9  # EBADF: closed, not a spin
+    assert time.process_time() - cpu0 < 1.0

@@ -20,6 +20,9 @@ How socketkit treats the interpreter:
   another. Name resolution runs on a short-lived helper thread so a silent
   resolver cannot hold a call past its timeout; that thread ends by itself
   when the system resolver gives up.
+* Probes (``check_many``, ``scan``, ...) run on a few worker threads that
+  live for one call (or one ``*_iter`` iterator) and exit when it ends or
+  is cancelled; a scan raises the soft open-file limit to the hard one once.
 * Servers: ``TcpServer`` and ``UdpServer`` run their own threads (an accept
   thread and a thread per connection in handler mode, a small event loop
   and a pool of handler threads in ``on_message`` mode); each attaches to
@@ -59,10 +62,23 @@ from socketkit.exceptions import (
     ResolveError,
     TimeoutError,
 )
+from socketkit.probes import (
+    banner,
+    check,
+    check_iter,
+    check_many,
+    scan,
+    scan_iter,
+    tcping,
+    udp_probe,
+    wait_for,
+)
+from socketkit.results import CheckResult, PingStats, Results, ScanReport
 
 __all__ = [
     "AddressInUseError",
     "BrokenPipeError",
+    "CheckResult",
     "ConnectionAbortedError",
     "ConnectionClosedError",
     "ConnectionRefusedError",
@@ -71,7 +87,10 @@ __all__ = [
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
+    "PingStats",
     "ResolveError",
+    "Results",
+    "ScanReport",
     "TcpClient",
     "TcpServer",
     "TimeoutError",
@@ -79,4 +98,13 @@ __all__ = [
     "UdpServer",
     "UdpSocket",
     "__version__",
+    "banner",
+    "check",
+    "check_iter",
+    "check_many",
+    "scan",
+    "scan_iter",
+    "tcping",
+    "udp_probe",
+    "wait_for",
 ]

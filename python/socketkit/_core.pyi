@@ -9,12 +9,24 @@ from typing_extensions import Buffer, disjoint_base
 __all__ = [
     "Keepalive",
     "LineIterator",
+    "ProbeIter",
     "TcpClient",
     "TcpServer",
     "UdpClient",
     "UdpServer",
     "UdpSocket",
     "__version__",
+    "_banner",
+    "_check",
+    "_check_iter",
+    "_check_many",
+    "_fd_budget",
+    "_parse_ports",
+    "_scan",
+    "_scan_iter",
+    "_tcping",
+    "_udp_probe",
+    "_wait_for",
 ]
 
 __version__: Final[str]
@@ -213,3 +225,75 @@ class UdpServer:
     def fileno(self) -> int: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *_exc: object) -> bool: ...
+
+# Probes. The public functions are in socketkit.probes; these return plain
+# result tuples (host, address, port, proto, state, rtt_ms, error).
+
+_Result = tuple[str, str | None, int, str, str, float | None, str | None]
+_Target = _Address
+_Ports = str | int | range | Iterable[int | str]
+_Progress = Callable[[int, int], Any] | None
+
+@final
+class ProbeIter:
+    """Results of check_iter/scan_iter as they complete."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _Result: ...
+    @property
+    def total(self) -> int: ...
+    def close(self) -> None: ...
+
+def _check(target: _Target, port: int | None = None, *, timeout: float | None = None) -> _Result: ...
+def _check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    progress: _Progress = None,
+) -> list[_Result]: ...
+def _check_iter(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+) -> ProbeIter: ...
+def _scan(
+    hosts: str | Iterable[str],
+    ports: _Ports,
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    progress: _Progress = None,
+) -> list[_Result]: ...
+def _scan_iter(
+    hosts: str | Iterable[str],
+    ports: _Ports,
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+) -> ProbeIter: ...
+def _tcping(
+    target: _Target, port: int | None, *, count: int, interval: float, timeout: float | None
+) -> tuple[str, str, int, list[float | None], list[str | None]]: ...
+def _wait_for(
+    targets: _Target | Iterable[_Target],
+    port: int | None,
+    *,
+    timeout: float | None,
+    interval: float,
+    send: Buffer | None,
+    expect: Buffer | None,
+) -> float: ...
+def _banner(
+    target: _Target, port: int | None, *, send: Buffer | None, timeout: float | None, max_bytes: int
+) -> bytes: ...
+def _udp_probe(
+    target: _Target, port: int | None, payload: Buffer | None, *, timeout: float | None, retries: int
+) -> _Result: ...
+def _parse_ports(ports: _Ports) -> list[int]: ...
+def _fd_budget() -> int: ...

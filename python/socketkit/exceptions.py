@@ -21,6 +21,8 @@ Attributes set when known:
     for a failed ``sendall``/``sendfile``: how many bytes went out first.
 ``partial``
     for :class:`ConnectionClosedError`: the bytes that arrived before EOF.
+``targets``
+    for the :class:`TimeoutError` of ``wait_for``: the targets still down.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ pub fn classify(err: &Error) -> (&'static str, Option<i32>) {
         Error::SendAll { source, .. } => classify(source),
         Error::Unsupported { .. } => ("Error", Some(libc::ENOPROTOOPT)),
         Error::ClosedSocket | Error::Stopped => ("Error", Some(libc::EBADF)),
+        Error::NotReady { .. } => ("TimeoutError", Some(libc::ETIMEDOUT)),
         Error::Interrupted => ("KeyboardInterrupt", None),
     }
 }
@@ -74,6 +75,10 @@ fn phase_and_address(err: &Error) -> (Option<&'static str>, Option<String>) {
             (Some("send"), a)
         }
         Error::Unsupported { option, .. } => (Some("option"), Some((*option).to_string())),
+        Error::NotReady { down, .. } => {
+            let names: Vec<&str> = down.iter().map(|(t, _)| t.as_str()).collect();
+            (Some("connect"), Some(names.join(", ")))
+        }
         _ => (None, None),
     }
 }
@@ -116,6 +121,10 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
             exc.setattr("partial", pyo3::types::PyBytes::new(py, partial))?
         }
         Error::SendAll { bytes_sent, .. } => exc.setattr("bytes_sent", *bytes_sent)?,
+        Error::NotReady { down, .. } => {
+            let names: Vec<&str> = down.iter().map(|(t, _)| t.as_str()).collect();
+            exc.setattr("targets", names)?
+        }
         _ => {}
     }
     Ok(PyErr::from_value(exc))

@@ -4,6 +4,7 @@ pub mod args;
 pub mod blocking;
 pub mod errors;
 pub mod options;
+pub mod probe;
 pub mod server;
 pub mod tcp;
 pub mod udp;
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<options::Keepalive>()?;
     m.add_class::<server::TcpServer>()?;
     m.add_class::<server::UdpServer>()?;
+    probe::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

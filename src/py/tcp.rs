@@ -98,6 +98,15 @@ impl TcpClient {
                 "sock: must be a SOCK_STREAM (TCP) socket",
             ));
         }
+        let family = sock.getattr("family")?;
+        if !(family.eq(socket_mod.getattr("AF_INET")?)?
+            || family.eq(socket_mod.getattr("AF_INET6")?)?)
+        {
+            // Checked before detach(), so a refused socket stays the caller's.
+            return Err(PyValueError::new_err(
+                "sock: must be an AF_INET or AF_INET6 socket",
+            ));
+        }
         sock.call_method0("getpeername")?; // raises OSError(ENOTCONN) if not connected
         let timeout = args::timeout("timeout", Some(&sock.call_method0("gettimeout")?))?;
         let fd: i32 = sock.call_method0("detach")?.extract()?;

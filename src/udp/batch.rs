@@ -15,11 +15,16 @@ const MAX_BATCH: usize = 1024;
 
 /// Send every datagram (to its address, or the connected peer for `None`).
 /// Returns how many were sent; waits while the send buffer is full.
+///
+/// `check_open` is asked after every wake-up: a socket shut down by
+/// `close()` in another thread stays "ready" while sends keep failing with
+/// EAGAIN, which would spin.
 pub fn send_batch(
     sock: &Socket,
     msgs: &[(&[u8], Option<SocketAddr>)],
     deadline: Deadline,
     intr: &dyn Interrupt,
+    check_open: &dyn Fn() -> Result<()>,
 ) -> Result<usize> {
     let names: Vec<Option<SockAddr>> = msgs.iter().map(|(_, a)| a.map(SockAddr::from)).collect();
     let mut sent = 0;
@@ -34,6 +39,7 @@ pub fn send_batch(
                         source: Box::new(Error::timeout(Phase::Send, None)),
                     });
                 }
+                check_open()?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
             Err(e) => {
@@ -104,12 +110,14 @@ fn send_some(
 
 /// Wait for at least one datagram, then take up to `max` that are queued,
 /// each truncated to `bufsize` bytes.
+/// `check_open` as for `send_batch`.
 pub fn recv_batch(
     sock: &Socket,
     max: usize,
     bufsize: usize,
     deadline: Deadline,
     intr: &dyn Interrupt,
+    check_open: &dyn Fn() -> Result<()>,
 ) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
     if max == 0 {
         return Ok(Vec::new());
@@ -121,6 +129,7 @@ pub fn recv_batch(
                 if !wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr)? {
                     return Err(Error::timeout(Phase::Recv, None));
                 }
+                check_open()?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
             Err(e) => return Err(Error::io(Phase::Recv, None, e)),
@@ -224,10 +233,13 @@ mod tests {
         let msgs: Vec<(&[u8], Option<SocketAddr>)> =
             payloads.iter().map(|p| (p.as_slice(), Some(to))).collect();
         let d = Deadline::after(Some(Duration::from_secs(2)));
-        assert_eq!(send_batch(&a, &msgs, d, &NoInterrupt).unwrap(), 100);
+        assert_eq!(
+            send_batch(&a, &msgs, d, &NoInterrupt, &|| Ok(())).unwrap(),
+            100
+        );
         let mut got = Vec::new();
         while got.len() < 100 {
-            got.extend(recv_batch(&b, 64, 2048, d, &NoInterrupt).unwrap());
+            got.extend(recv_batch(&b, 64, 2048, d, &NoInterrupt, &|| Ok(())).unwrap());
         }
         let from = a.local_addr().unwrap().as_socket().unwrap();
         for (i, (data, src)) in got.iter().enumerate() {
@@ -245,6 +257,7 @@ mod tests {
             100,
             Deadline::after(Some(Duration::from_millis(50))),
             &NoInterrupt,
+            &|| Ok(()),
         )
         .unwrap_err();
         assert!(matches!(e, Error::Timeout { .. }));

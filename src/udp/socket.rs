@@ -424,7 +424,9 @@ impl UdpSock {
         if self.peer_addr().is_none() && msgs.iter().any(|(_, a)| a.is_none()) {
             return Err(not_connected());
         }
-        batch::send_batch(&s, msgs, self.timeout.deadline(), intr)
+        batch::send_batch(&s, msgs, self.timeout.deadline(), intr, &|| {
+            self.check_open()
+        })
     }
 
     /// Wait for at least one datagram, then take up to `max` queued ones
@@ -436,7 +438,9 @@ impl UdpSock {
         intr: &dyn Interrupt,
     ) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
         let s = self.bound()?;
-        batch::recv_batch(&s, max, bufsize, self.timeout.deadline(), intr)
+        batch::recv_batch(&s, max, bufsize, self.timeout.deadline(), intr, &|| {
+            self.check_open()
+        })
     }
 
     pub fn options(&self) -> Result<Vec<(&'static str, OptValue)>> {

@@ -1,0 +1,275 @@
+"""Ops probes: is it up, how fast does it answer, what is open, wait until
+it is up.
+
+Every function runs in Rust with the GIL released (other Python threads
+keep running), answers Ctrl-C within about 100 ms, and never leaves a
+socket open behind it. Targets are ``"host:port"``, ``"[v6addr]:port"``,
+``(host, port)``, or a bare host plus ``port=``. Names are resolved on
+helper threads under a deadline (the probe timeout, at least 2 s), so a
+silent DNS server cannot hang a run.
+
+The TCP probes are connect scans with nmap's states: ``open`` (handshake
+completed), ``closed`` (refused), ``filtered`` (no answer in time, or an
+ICMP unreachable), ``error`` (anything else). A name with several
+addresses is open if any of them accepts; ``address`` says which one
+answered.
+
+Threads and fork: a probe call runs on worker threads (one per CPU) that
+end with the call; a ``check_iter``/``scan_iter`` iterator owns its threads
+until it is exhausted, closed or garbage-collected. Finish or close such an
+iterator before ``fork()``: the child has no copy of its threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from socketkit import _core
+from socketkit._progress import make_progress
+from socketkit.results import CheckResult, PingStats, Results, ScanReport
+
+__all__ = [
+    "banner",
+    "check",
+    "check_iter",
+    "check_many",
+    "scan",
+    "scan_iter",
+    "tcping",
+    "udp_probe",
+    "wait_for",
+]
+
+Target = str | tuple[str, int]
+Ports = str | int | range | Iterable[int | str]
+Progress = bool | Callable[[int, int], Any] | None
+
+_make = CheckResult._make
+
+
+def _proto(proto: object) -> str:
+    if not isinstance(proto, str):
+        raise TypeError(f"proto must be a str, got {type(proto).__name__}")
+    p = proto.lower()
+    if p not in ("tcp", "udp"):
+        raise ValueError(f"proto must be 'tcp' or 'udp', got {proto!r}")
+    return p
+
+
+def check(
+    target: Target, port: int | None = None, *, timeout: float = 1.0, proto: str = "tcp"
+) -> CheckResult:
+    """Is ``target`` open? One probe, one :class:`CheckResult`.
+
+    ``target`` is ``"host:port"``, ``"[v6]:port"``, ``(host, port)``, or a
+    host with ``port=``. ``timeout`` (seconds) bounds the connect (and
+    separately name resolution, at least 2 s). With ``proto="udp"`` this is
+    :func:`udp_probe` with ``timeout`` split over three tries.
+
+    Never raises for a target that is down or a name that does not resolve
+    (look at ``state``/``error``); raises ``ValueError``/``TypeError`` for
+    malformed arguments.
+
+    >>> socketkit.check("localhost:22")
+    CheckResult(localhost:22/tcp open, 0.061 ms, address=127.0.0.1)
+    """
+    if _proto(proto) == "udp":
+        t = None if timeout is None else timeout / 3
+        return udp_probe(target, port, timeout=t, retries=2)  # type: ignore[arg-type]
+    return _make(_core._check(target, port, timeout=timeout))
+
+
+def check_many(
+    targets: Iterable[Target],
+    *,
+    timeout: float = 1.0,
+    concurrency: int = 512,
+    rate: float | None = None,
+    progress: Progress = None,
+) -> Results:
+    """Probe many TCP targets at once; :class:`Results` in input order.
+
+    ``concurrency`` caps the connects in flight (kept below the process's
+    open-file limit, whose soft value is raised to the hard one), ``rate``
+    caps new connects per second (nmap's ``--max-rate``). ``progress=True``
+    draws a progress bar; a callable gets ``(done, total)``, last with
+    ``done == total``. Targets whose name does not resolve come back with
+    state ``"error"``.
+    """
+    bar = make_progress(progress, "check")
+    try:
+        raw = _core._check_many(
+            targets, timeout=timeout, concurrency=concurrency, rate=rate, progress=bar.callback
+        )
+    finally:
+        bar.close()
+    return Results(map(_make, raw))
+
+
+def _stream(raw: _core.ProbeIter, progress: Progress, desc: str) -> Iterator[CheckResult]:
+    bar = make_progress(progress, desc)
+    cb = bar.callback
+    total = raw.total
+    done = 0
+    try:
+        if cb is not None:
+            cb(0, total)
+        for t in raw:
+            done += 1
+            yield _make(t)
+            if cb is not None:
+                cb(done, total)
+    finally:
+        raw.close()
+        bar.close()
+
+
+def check_iter(
+    targets: Iterable[Target],
+    *,
+    timeout: float = 1.0,
+    concurrency: int = 512,
+    rate: float | None = None,
+    progress: Progress = None,
+) -> Iterator[CheckResult]:
+    """Like :func:`check_many`, but yields each :class:`CheckResult` as soon
+    as it is known (completion order), for streaming into logs and
+    dashboards. Arguments are checked and names resolved at the call;
+    closing the iterator (or dropping it) cancels the probes still running.
+    """
+    raw = _core._check_iter(targets, timeout=timeout, concurrency=concurrency, rate=rate)
+    return _stream(raw, progress, "check")
+
+
+def scan(
+    hosts: str | Iterable[str],
+    ports: Ports = "1-1024",
+    *,
+    timeout: float = 0.5,
+    concurrency: int = 1024,
+    rate: float | None = None,
+    progress: Progress = None,
+) -> ScanReport:
+    """TCP connect scan of ``hosts`` x ``ports``; a :class:`ScanReport`.
+
+    ``hosts``: names, IPv4/IPv6 literals and CIDR blocks (``"10.0.0.0/30"``,
+    every address of the block, at most 65,536), as one string separated by
+    commas or spaces, or a list. A name is scanned on every address it
+    resolves to (a port is open if any address accepts); a name that does
+    not resolve raises :class:`socketkit.ResolveError`.
+    ``ports``: ``"22,80,8000-8100"``, ``"-"`` (all), an int, a ``range`` or
+    a list of those. ``timeout`` is per connect: silence that long means
+    ``filtered``. ``concurrency``, ``rate`` and ``progress`` as in
+    :func:`check_many`.
+
+    A full 65,535-port scan of loopback takes well under a second.
+    """
+    bar = make_progress(progress, "scan")
+    start = time.perf_counter()
+    try:
+        raw = _core._scan(
+            hosts, ports, timeout=timeout, concurrency=concurrency, rate=rate, progress=bar.callback
+        )
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    results = list(map(_make, raw))
+    nhosts = len({r.host for r in results}) or 1
+    return ScanReport(results, ports=len(results) // nhosts, elapsed=elapsed)
+
+
+def scan_iter(
+    hosts: str | Iterable[str],
+    ports: Ports = "1-1024",
+    *,
+    timeout: float = 0.5,
+    concurrency: int = 1024,
+    rate: float | None = None,
+    progress: Progress = None,
+) -> Iterator[CheckResult]:
+    """Like :func:`scan`, but yields each :class:`CheckResult` as it
+    completes. Closing the iterator cancels the rest of the scan."""
+    raw = _core._scan_iter(hosts, ports, timeout=timeout, concurrency=concurrency, rate=rate)
+    return _stream(raw, progress, "scan")
+
+
+def tcping(
+    target: Target,
+    port: int | None = None,
+    *,
+    count: int = 4,
+    interval: float = 1.0,
+    timeout: float = 1.0,
+) -> PingStats:
+    """Ping with TCP handshakes: ``count`` connects, one every ``interval``
+    seconds (start to start), each timed from ``connect()`` to the
+    handshake's end; a refused or timed-out connect is a lost ping.
+    Returns :class:`PingStats`. A name is pinged on the first of its
+    addresses that accepts (else its first address). Raises
+    :class:`socketkit.ResolveError` if the name does not resolve.
+    """
+    host, address, port_, rtts, errors = _core._tcping(
+        target, port, count=count, interval=interval, timeout=timeout
+    )
+    return PingStats(host, address, port_, rtts, errors)
+
+
+def wait_for(
+    targets: Target | Iterable[Target],
+    port: int | None = None,
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.25,
+    send: bytes | None = None,
+    expect: bytes | None = None,
+) -> float:
+    """Wait until every target accepts a connection; return the seconds
+    waited (``wait-for-it`` for several services at once).
+
+    With ``send``, each connection first sends those bytes; with
+    ``expect``, the target counts as up only once its reply contains
+    ``expect``. Failed attempts are retried after ``interval`` seconds,
+    backing off 1.5x per failure up to 1 s (or ``interval`` if larger).
+    Raises :class:`socketkit.TimeoutError` after ``timeout`` seconds; its
+    message and ``targets`` attribute name the targets still down, and the
+    message says why each one is.
+    """
+    return _core._wait_for(targets, port, timeout=timeout, interval=interval, send=send, expect=expect)
+
+
+def banner(
+    target: Target,
+    port: int | None = None,
+    *,
+    send: bytes | None = None,
+    timeout: float = 2.0,
+    max_bytes: int = 1024,
+) -> bytes:
+    """Connect, send ``send`` if given, and return what the service says
+    first: up to ``max_bytes``, read until the peer closes, ``timeout``
+    passes, or 100 ms pass without more data after the first bytes.
+    Returns ``b""`` if the service stays silent. A connect that fails
+    raises (``ConnectionRefusedError``, ``TimeoutError``, ...)."""
+    return _core._banner(target, port, send=send, timeout=timeout, max_bytes=max_bytes)
+
+
+def udp_probe(
+    target: Target,
+    port: int | None = None,
+    payload: bytes = b"",
+    *,
+    timeout: float = 1.0,
+    retries: int = 2,
+) -> CheckResult:
+    """Probe a UDP port: send ``payload`` on a connected socket and wait up
+    to ``timeout`` seconds for a reply, ``retries`` more times on silence.
+
+    ``state`` is ``"open"`` (a reply came back), ``"closed"`` (ICMP port
+    unreachable, which Linux reports on a connected socket) or
+    ``"open|filtered"`` (silence: UDP cannot tell an open service that
+    ignores the payload from a firewall that drops it). Many services only
+    answer a payload in their protocol (DNS, NTP, SNMP).
+    """
+    return _make(_core._udp_probe(target, port, payload, timeout=timeout, retries=retries))

@@ -1,0 +1,89 @@
+//! `banner`: connect, optionally send, and return what the service says
+//! first.
+
+use std::time::Duration;
+
+use crate::addr::HostPort;
+use crate::error::{Error, Result};
+use crate::options::SocketOptions;
+use crate::sock::{read_some, write_all};
+use crate::tcp::connect;
+use crate::wait::{Deadline, Interrupt};
+
+/// After the first bytes, keep reading while more arrive within this pause
+/// (multi-line greetings such as SMTP's `220-` arrive in several segments).
+pub const QUIET: Duration = Duration::from_millis(100);
+
+/// Up to `max_bytes` of what `target` sends first (after `send`, if given)
+/// within `timeout`. Silence gives an empty result; a failed connect is an
+/// error.
+pub fn banner(
+    target: &HostPort,
+    send: Option<&[u8]>,
+    timeout: Option<Duration>,
+    max_bytes: usize,
+    intr: &dyn Interrupt,
+) -> Result<Vec<u8>> {
+    let deadline = Deadline::after(timeout);
+    let (sock, peer) = connect(target, &SocketOptions::default(), None, timeout, intr)?;
+    let peer = Some(peer);
+    if let Some(data) = send {
+        write_all(&sock, data, deadline, intr, peer.as_ref())?;
+    }
+    let mut out = vec![0u8; max_bytes];
+    let mut got = 0;
+    while got < max_bytes {
+        let wait = if got == 0 {
+            deadline
+        } else {
+            deadline.min(Deadline::after(Some(QUIET)))
+        };
+        match read_some(&sock, &mut out[got..], wait, intr, peer.as_ref()) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Error::Timeout { .. }) => break,
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            // A reset after the greeting still leaves the greeting.
+            Err(_) if got > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(got);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::NoInterrupt;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn reads_a_greeting_and_answers_a_send() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(b"SSH-2.0-test\r\n").unwrap();
+            let (mut c2, _) = l.accept().unwrap();
+            let mut buf = [0u8; 5];
+            c2.read_exact(&mut buf).unwrap();
+            c2.write_all(b"pong").unwrap();
+        });
+        let hp = HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let t = Some(Duration::from_secs(2));
+        assert_eq!(
+            banner(&hp, None, t, 1024, &NoInterrupt).unwrap(),
+            b"SSH-2.0-test\r\n"
+        );
+        assert_eq!(
+            banner(&hp, Some(b"ping\n"), t, 2, &NoInterrupt).unwrap(),
+            b"po"
+        );
+        server.join().unwrap();
+    }
+}

@@ -1,0 +1,151 @@
+//! `udp_probe`: send a datagram on a connected UDP socket and classify the
+//! answer: a reply is `open`, an ICMP port unreachable (reported by Linux
+//! as ECONNREFUSED on a connected socket) is `closed`, silence through every
+//! retry is `open|filtered` (nmap's -sU wording).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::error::{Error, Phase, Result};
+use crate::probe::engine::{Outcome, State};
+use crate::probe::resolve_deadline;
+use crate::resolve::resolve;
+use crate::wait::{wait_fd, Deadline, Interrupt};
+
+fn probe_addr(
+    addr: &SocketAddr,
+    payload: &[u8],
+    timeout: Option<Duration>,
+    retries: usize,
+    intr: &dyn Interrupt,
+) -> Result<Outcome> {
+    let io = |e| Error::io(Phase::Connect, Some(addr), e);
+    let sock = Socket::new(Domain::for_address(*addr), Type::DGRAM.cloexec(), None).map_err(io)?;
+    sock.set_nonblocking(true).map_err(io)?;
+    sock.connect(&SockAddr::from(*addr)).map_err(io)?;
+    let closed = |rtt| Outcome {
+        state: State::Closed,
+        rtt: Some(rtt),
+        error: Some("port unreachable".into()),
+    };
+    let mut buf = [0u8; 2048];
+    for _ in 0..=retries {
+        let t0 = Instant::now();
+        match sock.send(payload) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                return Ok(closed(t0.elapsed()))
+            }
+            Err(e) => return Err(Error::io(Phase::Send, Some(addr), e)),
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            if !wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr)? {
+                break; // silence: next retry
+            }
+            let r = (&sock).read(&mut buf);
+            match r {
+                Ok(_) => {
+                    return Ok(Outcome {
+                        state: State::Open,
+                        rtt: Some(t0.elapsed().max(Duration::from_nanos(1))),
+                        error: None,
+                    })
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    return Ok(closed(t0.elapsed()))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => intr.check()?,
+                Err(e) => {
+                    return Ok(Outcome {
+                        state: State::Error,
+                        rtt: None,
+                        error: Some(crate::probe::os_text(&e)),
+                    })
+                }
+            }
+        }
+    }
+    Ok(Outcome {
+        state: State::OpenFiltered,
+        rtt: None,
+        error: None,
+    })
+}
+
+/// Probe `target` over UDP: `timeout` per try, `retries` more tries after
+/// the first. A name's addresses are tried in order until one answers.
+pub fn udp_probe(
+    target: &HostPort,
+    payload: &[u8],
+    timeout: Option<Duration>,
+    retries: usize,
+    intr: &dyn Interrupt,
+) -> Result<(SocketAddr, Outcome)> {
+    let addrs = resolve(&target.host, target.port, resolve_deadline(timeout), intr)?;
+    let mut best: Option<(SocketAddr, Outcome)> = None;
+    for a in happy_eyeballs_order(&addrs) {
+        let o = probe_addr(&a, payload, timeout, retries, intr)?;
+        if o.state == State::Open {
+            return Ok((a, o));
+        }
+        // Prefer "open|filtered" over "closed" from another family.
+        let replace = match &best {
+            None => true,
+            Some((_, b)) => b.state == State::Closed && o.state == State::OpenFiltered,
+        };
+        if replace {
+            best = Some((a, o));
+        }
+    }
+    Ok(best.expect("resolve returns at least one address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::NoInterrupt;
+    use std::net::UdpSocket;
+
+    #[test]
+    fn open_and_closed() {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = srv.local_addr().unwrap().port();
+        let echo = std::thread::spawn(move || {
+            let mut b = [0u8; 64];
+            let (n, peer) = srv.recv_from(&mut b).unwrap();
+            srv.send_to(&b[..n], peer).unwrap();
+        });
+        let hp = |p| HostPort {
+            host: "127.0.0.1".into(),
+            port: p,
+        };
+        let t = Some(Duration::from_secs(1));
+        let (_, o) = udp_probe(&hp(port), b"hi", t, 1, &NoInterrupt).unwrap();
+        assert_eq!(o.state, State::Open);
+        echo.join().unwrap();
+        let closed = {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let (_, o) = udp_probe(&hp(closed), b"", t, 1, &NoInterrupt).unwrap();
+        assert_eq!(o.state, State::Closed);
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sp = silent.local_addr().unwrap().port();
+        let (_, o) = udp_probe(
+            &hp(sp),
+            b"x",
+            Some(Duration::from_millis(50)),
+            1,
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert_eq!(o.state, State::OpenFiltered);
+    }
+}

@@ -1,0 +1,285 @@
+//! `wait_for`: wait until every target accepts a connection (and, with
+//! `expect`, answers `send` with matching bytes), retrying each with
+//! backoff, all targets at once, under one overall deadline.
+
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::addr::HostPort;
+use crate::error::{Error, Result};
+use crate::options::SocketOptions;
+use crate::probe::Cancel;
+use crate::sock::{read_some, write_all};
+use crate::tcp::connect;
+use crate::wait::{Deadline, Interrupt, SLICE};
+
+/// The longest pause between two attempts on one target.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest one attempt (connect + send + expect) may take.
+pub const MAX_ATTEMPT: Duration = Duration::from_secs(5);
+/// How much of a reply `expect` looks at.
+pub const MAX_REPLY: usize = 65_536;
+
+/// What counts as "up" beyond an accepted connection.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    pub send: Option<Vec<u8>>,
+    pub expect: Option<Vec<u8>>,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One attempt: connect, send, read until `expect` shows up.
+fn attempt(
+    target: &HostPort,
+    ready: &Readiness,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<()> {
+    let (sock, peer) = connect(
+        target,
+        &SocketOptions::default(),
+        None,
+        deadline.remaining(),
+        intr,
+    )?;
+    let peer = Some(peer);
+    if let Some(data) = &ready.send {
+        write_all(&sock, data, deadline, intr, peer.as_ref())?;
+    }
+    let Some(expect) = &ready.expect else {
+        return Ok(());
+    };
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = read_some(&sock, &mut buf, deadline, intr, peer.as_ref())?;
+        if n == 0 {
+            return Err(Error::io(
+                crate::error::Phase::Recv,
+                peer.as_ref(),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "closed without sending {:?}",
+                        String::from_utf8_lossy(expect)
+                    ),
+                ),
+            ));
+        }
+        got.extend_from_slice(&buf[..n]);
+        if contains(&got, expect) {
+            return Ok(());
+        }
+        if got.len() >= MAX_REPLY {
+            return Err(Error::LimitExceeded {
+                what: "reply without the expected bytes",
+                limit: MAX_REPLY,
+            });
+        }
+    }
+}
+
+/// Why a target is not up yet, short.
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Connect { attempts, .. } if !attempts.is_empty() => {
+            crate::probe::os_text(&attempts[0].error)
+        }
+        Error::Timeout { .. } => "timed out".into(),
+        Error::Io { source, .. } => crate::probe::os_text(source),
+        other => other.to_string(),
+    }
+}
+
+/// Keep trying one target until it is up, the deadline passes or `cancel`
+/// trips. Returns the last failure when it never came up.
+fn wait_one(
+    target: &HostPort,
+    ready: &Readiness,
+    deadline: Deadline,
+    interval: Duration,
+    cancel: &Cancel,
+) -> std::result::Result<(), String> {
+    let mut pause = interval;
+    let mut last = "not tried".to_string();
+    loop {
+        let per = deadline.min(Deadline::after(Some(MAX_ATTEMPT)));
+        match attempt(target, ready, per, cancel) {
+            Ok(()) => return Ok(()),
+            Err(Error::Interrupted) => return Err(last),
+            Err(e) => last = reason(&e),
+        }
+        if deadline.expired() {
+            return Err(last);
+        }
+        let until = deadline.min(Deadline::after(Some(pause)));
+        while !until.expired() {
+            thread::sleep(until.slice().min(Duration::from_millis(20)));
+            if cancel.is_set() {
+                return Err(last);
+            }
+        }
+        if deadline.expired() {
+            return Err(last);
+        }
+        // Back off: 1.5x per failure, at most MAX_BACKOFF (or interval if larger).
+        pause = pause.mul_f64(1.5).min(MAX_BACKOFF.max(interval));
+    }
+}
+
+/// Wait until every target is up; returns the time that took. On timeout
+/// the error names every target still down and why.
+///
+/// Each target is tried on its own thread. On Ctrl-C this returns at once
+/// (within one 50 ms check) and the threads, told to stop, close their
+/// sockets and end within one wait slice on their own.
+pub fn wait_for(
+    targets: &[HostPort],
+    ready: &Readiness,
+    timeout: Option<Duration>,
+    interval: Duration,
+    intr: &dyn Interrupt,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let deadline = Deadline::after(timeout);
+    let cancel = Arc::new(Cancel::new());
+    let ready = Arc::new(ready.clone());
+    let (tx, rx) = mpsc::channel::<(usize, std::result::Result<(), String>)>();
+    for (i, t) in targets.iter().enumerate() {
+        let (tx, stop, ready, t) = (tx.clone(), cancel.clone(), ready.clone(), t.clone());
+        let spawned = thread::Builder::new()
+            .name("socketkit-wait".into())
+            .spawn(move || {
+                let _ = tx.send((i, wait_one(&t, &ready, deadline, interval, &stop)));
+            });
+        if let Err(e) = spawned {
+            cancel.set();
+            return Err(Error::io(crate::error::Phase::Connect, None, e));
+        }
+    }
+    drop(tx);
+    let mut down: Vec<Option<String>> = vec![None; targets.len()];
+    let mut left = targets.len();
+    while left > 0 {
+        match rx.recv_timeout(SLICE / 2) {
+            Ok((i, r)) => {
+                left -= 1;
+                if let Err(why) = r {
+                    down[i] = Some(why);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = intr.check() {
+                    cancel.set();
+                    return Err(e);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let still: Vec<(String, String)> = targets
+        .iter()
+        .zip(down)
+        .filter_map(|(t, d)| d.map(|why| (t.to_string(), why)))
+        .collect();
+    if still.is_empty() {
+        Ok(start.elapsed())
+    } else {
+        Err(Error::NotReady {
+            waited: start.elapsed().as_secs_f64(),
+            down: still,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::NoInterrupt;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn hp(port: u16) -> HostPort {
+        HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn waits_for_a_late_listener() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            thread::sleep(Duration::from_millis(1500));
+            drop(l);
+        });
+        let waited = wait_for(
+            &[hp(port)],
+            &Readiness::default(),
+            Some(Duration::from_secs(5)),
+            Duration::from_millis(50),
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn timeout_names_targets_still_down() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = l.local_addr().unwrap().port();
+        let down = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = wait_for(
+            &[hp(up), hp(down)],
+            &Readiness::default(),
+            Some(Duration::from_millis(300)),
+            Duration::from_millis(50),
+            &NoInterrupt,
+        )
+        .unwrap_err();
+        let Error::NotReady { down: d, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].0, format!("127.0.0.1:{down}"));
+        assert!(e.to_string().contains(&format!("127.0.0.1:{down}")), "{e}");
+    }
+
+    #[test]
+    fn expect_checks_the_reply() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let srv = thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            c.write_all(b"+PONG\r\n").unwrap();
+        });
+        let ready = Readiness {
+            send: Some(b"PING".to_vec()),
+            expect: Some(b"PONG".to_vec()),
+        };
+        wait_for(
+            &[hp(port)],
+            &ready,
+            Some(Duration::from_secs(3)),
+            Duration::from_millis(50),
+            &NoInterrupt,
+        )
+        .unwrap();
+        srv.join().unwrap();
+    }
+}
