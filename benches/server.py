@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import build_peers  # noqa: E402
+from common import Row, build_peers  # noqa: E402
 
 CONNS = 50
 SIZE = 64
@@ -222,6 +222,53 @@ TARGETS = [
 ]
 
 
+def measure(seconds: float, rounds: int) -> dict[str, float]:
+    """Median req/s of every server, the servers taking turns each round."""
+    build_peers()
+    kinds = list(KINDS)
+    if not ensure_uvloop():
+        kinds = [k for k in kinds if k[1] != "uvloop"]
+    samples: dict[str, list[float]] = {name: [] for name, _ in kinds}
+    for r in range(rounds):
+        for name, kind in kinds:
+            with server(kind) as (_proc, port):
+                try:
+                    loadgen(port, 0.3)  # warm-up: threads, caches
+                    samples[name].append(loadgen(port, seconds))
+                except RuntimeError as e:
+                    raise RuntimeError(f"{name}: {e}") from None
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def run(quick: bool = False) -> list[Row]:
+    """For benches/run.py: one row per socketkit server, with its peers."""
+    seconds, rounds, idle = (1.0, 1, 2000) if quick else (3.0, 3, IDLE_CONNS)
+    rates = measure(seconds, rounds)
+    goals = {mine: (peer, goal) for mine, peer, goal in TARGETS}
+    peers = {n: v for n, v in rates.items() if not n.startswith("socketkit")}
+    rows = []
+    for name, v in rates.items():
+        if not name.startswith("socketkit"):
+            continue
+        target = ""
+        if name in goals:
+            target = f">= {goals[name][1]}x {goals[name][0]}"
+        rows.append(Row(f"TcpServer: {name}, 50 conns x 64 B", "req/s", True, v, dict(peers), target))
+    n, before, after = idle_connections_rss(idle)
+    rows.append(
+        Row(
+            f"on_message server RSS growth, {n:,} idle connections",
+            "MB",
+            False,
+            (after - before) / 1024,
+            {},
+            "< 100 MB",
+        )
+    )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--serve", help=argparse.SUPPRESS)
@@ -235,29 +282,14 @@ def main() -> None:
         return
     if a.quick:
         a.seconds, a.rounds, a.idle = 1.0, 1, 2000
-    build_peers()
-    kinds = list(KINDS)
-    if not ensure_uvloop():
-        kinds = [k for k in kinds if k[1] != "uvloop"]
-    samples: dict[str, list[float]] = {name: [] for name, _ in kinds}
-    for r in range(a.rounds):
-        for name, kind in kinds:
-            with server(kind) as (_proc, port):
-                try:
-                    loadgen(port, 0.3)  # warm-up: threads, caches
-                    samples[name].append(loadgen(port, a.seconds))
-                except RuntimeError as e:
-                    raise RuntimeError(f"{name}: {e}") from None
-        print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
-    rates = {name: statistics.median(v) for name, v in samples.items()}
+    rates = measure(a.seconds, a.rounds)
     print(
         f"\n### TcpServer: {CONNS} connections, {SIZE}-byte request/response, "
         f"median of {a.rounds} x {a.seconds:g} s (native load generator)\n"
     )
     print("| server | req/s | vs socketserver | vs uvloop | vs Rust std |")
     print("|---|---:|---:|---:|---:|")
-    for name, _ in kinds:
-        v = rates[name]
+    for name, v in rates.items():
 
         def ratio(peer: str, v: float = v) -> str:
             return f"{v / rates[peer]:.2f}x" if rates.get(peer) else "-"
