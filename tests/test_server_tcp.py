@@ -615,3 +615,8 @@ def test_stop_from_inside_on_message_is_prompt() -> None:
     assert time.monotonic() - t0 < 4.0  # not the whole 5 s stop timeout
     with pytest.raises(ConnectionRefusedError):
         connect(srv.address, timeout=2).close()
+
+
+def test_echo_idle_timeout_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="idle_timeout"):
+        socketkit.TcpServer.echo(idle_timeout=0)

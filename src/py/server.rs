@@ -123,6 +123,17 @@ fn bind_target(py: Python<'_>, address: Option<&Bound<'_, PyAny>>) -> PyResult<S
     blocking(py, |intr| bind_address(&hp, intr))
 }
 
+/// `idle_timeout`: None, or seconds more than 0.
+fn idle_seconds(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let t = args::timeout("idle_timeout", obj)?;
+    if t == Some(Duration::ZERO) {
+        return Err(PyValueError::new_err(
+            "idle_timeout must be more than 0 seconds (None: no limit), got 0",
+        ));
+    }
+    Ok(t)
+}
+
 /// `stop()`'s timeout: seconds, or None to wait as long as handlers take.
 fn stop_timeout(timeout: Option<f64>) -> PyResult<Duration> {
     match timeout {
@@ -266,39 +277,40 @@ struct PyMessageHandler {
 }
 
 impl MessageHandler for PyMessageHandler {
-    fn handle(&self, batch: &[(SocketAddr, Vec<Vec<u8>>)]) -> Vec<Vec<Outcome>> {
+    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+        // Inside `session` this thread holds the GIL already: attach is a
+        // counter increment.
         Python::attach(|py| {
             let f = self.func.bind(py);
-            batch
-                .iter()
-                .map(|(peer, msgs)| {
-                    let mut outs = Vec::with_capacity(msgs.len());
-                    for m in msgs {
-                        let r = f
-                            .call1((PyBytes::new(py, m),))
-                            .and_then(|v| reply_bytes(&v, "on_message"));
-                        match r {
-                            Ok(o) => outs.push(o),
-                            Err(e) => {
-                                log_exception(
-                                    py,
-                                    "error",
-                                    format!(
-                                        "on_message {} raised on a message from {}",
-                                        func_name(f),
-                                        peer_text(peer)
-                                    ),
-                                    &e,
-                                );
-                                outs.push(Outcome::Failed);
-                                break;
-                            }
-                        }
+            let mut outs = Vec::with_capacity(msgs.len());
+            for m in msgs {
+                let r = f
+                    .call1((PyBytes::new(py, m),))
+                    .and_then(|v| reply_bytes(&v, "on_message"));
+                match r {
+                    Ok(o) => outs.push(o),
+                    Err(e) => {
+                        log_exception(
+                            py,
+                            "error",
+                            format!(
+                                "on_message {} raised on a message from {}",
+                                func_name(f),
+                                peer_text(&peer)
+                            ),
+                            &e,
+                        );
+                        outs.push(Outcome::Failed);
+                        break;
                     }
-                    outs
-                })
-                .collect()
+                }
+            }
+            outs
         })
+    }
+
+    fn session(&self, work: &mut dyn FnMut()) {
+        Python::attach(|_py| work());
     }
 }
 
@@ -486,12 +498,7 @@ impl TcpServer {
         let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
         let max_connections =
             opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
-        let idle_timeout = args::timeout("idle_timeout", idle_timeout)?;
-        if idle_timeout == Some(Duration::ZERO) {
-            return Err(PyValueError::new_err(
-                "idle_timeout must be more than 0 seconds (None: no limit), got 0",
-            ));
-        }
+        let idle_timeout = idle_seconds(idle_timeout)?;
         let limits = Limits {
             max_connections,
             idle_timeout,
@@ -532,7 +539,7 @@ impl TcpServer {
         let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
         let max_connections =
             opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
-        let idle_timeout = args::timeout("idle_timeout", idle_timeout)?;
+        let idle_timeout = idle_seconds(idle_timeout)?;
         let limits = Limits {
             max_connections,
             idle_timeout,

@@ -91,11 +91,18 @@ pub enum Outcome {
     Failed,
 }
 
-/// Handles whole messages. `handle` gets, for each connection in the batch,
-/// its messages in arrival order, and returns one outcome per message (it
-/// may stop a connection's list early after a `Failed`).
+/// Handles whole messages.
 pub trait MessageHandler: Send + Sync + 'static {
-    fn handle(&self, batch: &[(SocketAddr, Vec<Vec<u8>>)]) -> Vec<Vec<Outcome>>;
+    /// One connection's messages in arrival order; one outcome per message
+    /// (the list may stop early after a `Failed`).
+    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome>;
+
+    /// Run `work`, which calls `handle` any number of times. The binding
+    /// takes the GIL once around all of them, so a handler thread with a
+    /// queue of connections does not hand the GIL back and forth.
+    fn session(&self, work: &mut dyn FnMut()) {
+        work()
+    }
 }
 
 /// How a connection handler ended.

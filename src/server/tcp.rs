@@ -363,17 +363,12 @@ mod tests {
 
     struct Upper;
     impl MessageHandler for Upper {
-        fn handle(&self, batch: &[(SocketAddr, Vec<Vec<u8>>)]) -> Vec<Vec<Outcome>> {
-            batch
-                .iter()
-                .map(|(_, msgs)| {
-                    msgs.iter()
-                        .map(|m| match m.as_slice() {
-                            b"fail" => Outcome::Failed,
-                            b"quiet" => Outcome::NoReply,
-                            _ => Outcome::Reply(m.to_ascii_uppercase()),
-                        })
-                        .collect()
+        fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+            msgs.iter()
+                .map(|m| match m.as_slice() {
+                    b"fail" => Outcome::Failed,
+                    b"quiet" => Outcome::NoReply,
+                    _ => Outcome::Reply(m.to_ascii_uppercase()),
                 })
                 .collect()
         }
