@@ -270,6 +270,21 @@ def test_serve_echo_and_send_round_trip(udp: bool) -> None:
         assert "Traceback" not in err
 
 
+def test_serve_stops_cleanly_on_sigterm() -> None:
+    with serving("discard") as (proc, where):
+        with socket.create_connection(tuple_of(where), timeout=5) as c:
+            c.sendall(b"into the void")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+
+
+def tuple_of(where: str) -> tuple[str, int]:
+    host, port = where.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
 def test_send_reads_stdin_and_to_eof() -> None:
     with serving("echo") as (proc, where):
         r = run("send", where, "-", input=b"line one\nline two\n")

@@ -25,6 +25,7 @@ import argparse
 import codecs
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -215,7 +216,18 @@ def _discard_udp(data: bytes, peer: tuple[str, int]) -> None:
     return None
 
 
+def _stop_on_sigterm() -> None:
+    """A foreground server stops as cleanly on SIGTERM (kill, systemd,
+    containers) as on Ctrl-C."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     address = args.address
     server: socketkit.TcpServer | socketkit.UdpServer
     if args.udp:
