@@ -68,14 +68,11 @@ def bulk_socketkit(total: int) -> float:
 
 def bulk_asyncio(total: int) -> float:
     async def main() -> float:
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             got = 0
-            while got < total:
-                data = await reader.read(CHUNK)
-                if not data:
-                    break
+            while data := await reader.read(CHUNK):
                 got += len(data)
             done.set_result(got)
             writer.close()
@@ -87,15 +84,18 @@ def bulk_asyncio(total: int) -> float:
         t0 = time.perf_counter()
         left = total
         while left > 0:
-            writer.write(payload[: min(left, CHUNK)])
+            n = min(left, CHUNK)
+            writer.write(payload[:n])
             await writer.drain()
-            left -= CHUNK
+            left -= n
+        writer.write_eof()
         got = await done
         elapsed = time.perf_counter() - t0
         writer.close()
         server.close()
         await server.wait_closed()
-        assert got == total
+        if got != total:
+            raise RuntimeError(f"asyncio bulk: received {got} of {total} bytes")
         return total / elapsed / (1 << 30)
 
     return asyncio.run(main())

@@ -1,8 +1,10 @@
 """A real job with socketkit, runnable on any machine without network access.
 
-It starts a local HTTP server (the stdlib's http.server) and a local UDP
-echo peer, then does what an ops script does: connect with a timeout, send
-a request, read the reply headers, inspect the connection, and talk UDP.
+It starts a local HTTP server (the stdlib's http.server), a local UDP echo
+peer and a socketkit TCP server, then does what an ops script does: wait
+until the services are up, check and scan their ports, time handshakes,
+connect with a timeout, send a request, read the reply, inspect the
+connection, and talk UDP.
 
     python examples/quickstart.py
 """
@@ -27,6 +29,24 @@ def main() -> None:
     web = threading.Thread(target=httpd.serve_forever, daemon=True)
     web.start()
     port = httpd.server_address[1]
+
+    # A socketkit server whose handler answers each line in upper case.
+    def shout(conn: socketkit.TcpClient) -> None:
+        for line in conn.lines():
+            conn.sendall(line.upper())
+
+    with socketkit.TcpServer(("127.0.0.1", 0), handler=shout) as shouter:
+        srv_port = shouter.address[1]
+        # The ops probes: wait until up, check, scan, time handshakes.
+        waited = socketkit.wait_for([f"127.0.0.1:{port}", ("127.0.0.1", srv_port)], timeout=10)
+        print(f"up after:  {waited:.3f} s")
+        print(socketkit.check_many([("127.0.0.1", port), ("127.0.0.1", srv_port)]))
+        report = socketkit.scan("127.0.0.1", f"{min(port, srv_port)}-{max(port, srv_port)}")
+        print("open:     ", report.open_ports())
+        print(socketkit.tcping(("127.0.0.1", srv_port), count=3, interval=0.1))
+        with socketkit.TcpClient(("127.0.0.1", srv_port), timeout=2) as c:
+            print("shouted:  ", c.request(b"hello server\n"))
+        assert {port, srv_port} <= set(report.open_ports()), report
 
     # TCP: connect (name resolution included in the 2 s deadline), request, read.
     with socketkit.TcpClient(("localhost", port), timeout=2, nodelay=True) as c:
