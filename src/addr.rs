@@ -13,6 +13,13 @@ pub struct HostPort {
 }
 
 impl HostPort {
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
     /// The literal IP, when the host is one.
     pub fn ip(&self) -> Option<IpAddr> {
         self.host.parse().ok()
@@ -165,10 +172,7 @@ mod tests {
     use super::*;
 
     fn hp(h: &str, p: u16) -> HostPort {
-        HostPort {
-            host: h.into(),
-            port: p,
-        }
+        HostPort::new(h, p)
     }
 
     #[test]

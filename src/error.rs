@@ -148,6 +148,10 @@ fn summary(attempts: &[Attempt]) -> String {
 }
 
 fn list_attempts(attempts: &[Attempt]) -> String {
+    // One address: the summary already says what went wrong.
+    if let [only] = attempts {
+        return format!("connect {}", fmt_sockaddr(&only.address));
+    }
     let parts: Vec<String> = attempts
         .iter()
         .map(|a| {

@@ -119,6 +119,32 @@ pub fn wait_fd(
     }
 }
 
+/// poll(2) over several sockets waiting for `events`, for at most `wait`.
+/// Returns poll's count (negative on error, with errno set) and the
+/// `pollfd`s with their `revents`, in the order of `fds`.
+pub fn poll_many(
+    fds: impl Iterator<Item = RawFd>,
+    events: libc::c_short,
+    wait: Duration,
+) -> (libc::c_int, Vec<libc::pollfd>) {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .map(|fd| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: pfds is a valid array of pollfd of the given length.
+    let n = unsafe {
+        libc::poll(
+            pfds.as_mut_ptr(),
+            pfds.len() as libc::nfds_t,
+            poll_millis(wait),
+        )
+    };
+    (n, pfds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

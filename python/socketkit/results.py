@@ -18,6 +18,7 @@ import io
 import json
 import math
 import statistics
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, SupportsIndex, overload
 
@@ -44,8 +45,9 @@ def _fmt_target(host: str, port: int) -> str:
 class _Export:
     """Shared exports; subclasses define ``to_dicts()``."""
 
-    def to_dicts(self) -> list[dict[str, Any]]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """The rows as plain dicts (each result type says what a row is)."""
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The rows of :meth:`to_dicts` as a JSON array (a JSON object for a

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::error::{Error, Result};
-use crate::wait::{poll_millis, Interrupt, SLICE};
+use crate::wait::{poll_many, Interrupt, SLICE};
 
 /// How long a worker sleeps at most before it looks at the cancel flag.
 const WORKER_SLICE: Duration = Duration::from_millis(20);
@@ -612,23 +612,11 @@ impl<'a> Worker<'a> {
     }
 
     fn poll_flights(&mut self, wait: Duration) {
-        let mut pfds: Vec<libc::pollfd> = self
-            .flights
-            .iter()
-            .map(|f| libc::pollfd {
-                fd: f.sock.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: pfds is a valid array of pollfd of the given length.
-        let n = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                poll_millis(wait),
-            )
-        };
+        let (n, pfds) = poll_many(
+            self.flights.iter().map(|f| f.sock.as_raw_fd()),
+            libc::POLLOUT,
+            wait,
+        );
         let now = Instant::now();
         // Walk backwards so swap_remove keeps the unvisited indices valid.
         for i in (0..pfds.len()).rev() {

@@ -13,7 +13,7 @@ use crate::addr::{happy_eyeballs_order, HostPort};
 use crate::error::{Attempt, Error, Phase, Result};
 use crate::options::SocketOptions;
 use crate::resolve::resolve;
-use crate::wait::{poll_millis, Deadline, Interrupt};
+use crate::wait::{poll_many, Deadline, Interrupt};
 
 /// RFC 8305 section 5: "Connection Attempt Delay", recommended 250 ms.
 pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -166,22 +166,11 @@ fn race(
         if next < addrs.len() {
             wait = wait.min(next_start.saturating_duration_since(Instant::now()));
         }
-        let mut pfds: Vec<libc::pollfd> = inflight
-            .iter()
-            .map(|f| libc::pollfd {
-                fd: f.sock.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: pfds is a valid array of pollfd of the given length.
-        let n = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                poll_millis(wait),
-            )
-        };
+        let (n, pfds) = poll_many(
+            inflight.iter().map(|f| f.sock.as_raw_fd()),
+            libc::POLLOUT,
+            wait,
+        );
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -227,10 +216,7 @@ mod tests {
     use std::net::TcpListener;
 
     fn hp(host: &str, port: u16) -> HostPort {
-        HostPort {
-            host: host.into(),
-            port,
-        }
+        HostPort::new(host, port)
     }
 
     #[test]

@@ -507,10 +507,7 @@ mod tests {
     use std::net::UdpSocket;
 
     fn hp(h: &str, p: u16) -> HostPort {
-        HostPort {
-            host: h.into(),
-            port: p,
-        }
+        HostPort::new(h, p)
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! closes (so the bench that started it never leaves it behind).
 //!
 //! `echo accept-close` instead accepts and closes at once: the peer for
-//! connect-rate runs (the server closing first keeps the client's ports out
-//! of TIME_WAIT, which would otherwise throttle connect()).
+//! connect-rate runs.
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::thread;
