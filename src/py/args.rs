@@ -151,11 +151,41 @@ pub fn secs_f64(arg: &'static str, v: f64) -> PyResult<Duration> {
 /// A readable, contiguous bytes-like object, held (pinned) while the GIL is
 /// released so the kernel reads it in place.
 pub struct ReadBuf {
-    buf: PyUntypedBuffer,
+    data: ReadData,
 }
+
+enum ReadData {
+    /// `bytes` are immutable: holding a reference keeps the pointer valid,
+    /// with no buffer export (cheaper for the many small datagrams of
+    /// `send_many`).
+    Bytes {
+        _keep: Py<PyBytes>,
+        raw: RawSlice,
+    },
+    Buffer(PyUntypedBuffer),
+}
+
+/// A pointer into an object this ReadBuf keeps alive.
+struct RawSlice(*const u8, usize);
+
+// SAFETY: the pointee is owned by a Python object kept alive (and, for
+// bytes, immutable) for as long as the RawSlice exists.
+unsafe impl Send for RawSlice {}
+// SAFETY: as above; only read access is given out.
+unsafe impl Sync for RawSlice {}
 
 impl ReadBuf {
     pub fn get(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            let bytes = b.as_bytes();
+            let raw = RawSlice(bytes.as_ptr(), bytes.len());
+            return Ok(ReadBuf {
+                data: ReadData::Bytes {
+                    _keep: b.clone().unbind(),
+                    raw,
+                },
+            });
+        }
         if obj.is_instance_of::<PyString>() {
             return Err(PyTypeError::new_err(format!(
                 "{arg} must be bytes-like (bytes, bytearray, memoryview), got str: encode it first, e.g. {arg}.encode()"
@@ -172,17 +202,23 @@ impl ReadBuf {
                 "{arg} must be a C-contiguous buffer"
             )));
         }
-        Ok(ReadBuf { buf })
+        Ok(ReadBuf {
+            data: ReadData::Buffer(buf),
+        })
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        let len = self.buf.len_bytes();
+        let (ptr, len) = match &self.data {
+            ReadData::Bytes { raw, .. } => (raw.0, raw.1),
+            ReadData::Buffer(buf) => (buf.buf_ptr() as *const u8, buf.len_bytes()),
+        };
         if len == 0 {
             return &[];
         }
-        // SAFETY: the export is held for self's lifetime, so the memory stays
-        // valid and (for bytearray) cannot be resized; C-contiguous was checked.
-        unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const u8, len) }
+        // SAFETY: the bytes object or the buffer export is held for self's
+        // lifetime, so the memory stays valid and (for bytearray) cannot be
+        // resized; a buffer was checked C-contiguous.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::py::options::{from_kwargs, to_dict};
 use crate::udp::UdpSock;
 
 /// A received datagram as Python sees it: ``(data, (host, port))``.
-type Datagram<'py> = (Bound<'py, PyBytes>, (String, u16));
+type Datagram<'py> = (Bound<'py, PyBytes>, Bound<'py, PyTuple>);
 
 /// A UDP socket (``socket.socket(AF_INET, SOCK_DGRAM)`` done right).
 ///
@@ -163,6 +163,8 @@ impl UdpSocket {
     fn send_many(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<usize> {
         let mut bufs: Vec<ReadBuf> = Vec::new();
         let mut dests: Vec<Option<HostPort>> = Vec::new();
+        // Batches usually repeat one address object: parse it once.
+        let mut last_addr: Option<(Bound<'_, PyAny>, HostPort)> = None;
         for item in messages.try_iter()? {
             let item = item?;
             if let Ok(t) = item.cast::<PyTuple>() {
@@ -172,7 +174,16 @@ impl UdpSocket {
                     ));
                 }
                 bufs.push(ReadBuf::get("messages", &t.get_item(0)?)?);
-                dests.push(Some(args::remote_address("messages", &t.get_item(1)?)?));
+                let addr = t.get_item(1)?;
+                let hp = match &last_addr {
+                    Some((obj, hp)) if obj.is(&addr) => hp.clone(),
+                    _ => {
+                        let hp = args::remote_address("messages", &addr)?;
+                        last_addr = Some((addr, hp.clone()));
+                        hp
+                    }
+                };
+                dests.push(Some(hp));
             } else {
                 bufs.push(ReadBuf::get("messages", &item)?);
                 dests.push(None);
@@ -203,10 +214,21 @@ impl UdpSocket {
         let max = args::nonneg("max_messages", max_messages)?;
         let n = args::nonneg("bufsize", bufsize)?;
         let got = blocking(py, |intr| self.sock.recv_many(max, n, intr))?;
-        Ok(got
-            .iter()
-            .map(|(d, a)| (PyBytes::new(py, d), args::sockaddr_out(a)))
-            .collect())
+        // A batch usually comes from one peer: build its (host, port) once.
+        let mut last: Option<(std::net::SocketAddr, Bound<'py, PyTuple>)> = None;
+        let mut out = Vec::with_capacity(got.len());
+        for (d, a) in &got {
+            let peer = match &last {
+                Some((addr, t)) if addr == a => t.clone(),
+                _ => {
+                    let t = args::sockaddr_out(a).into_pyobject(py)?;
+                    last = Some((*a, t.clone()));
+                    t
+                }
+            };
+            out.push((PyBytes::new(py, d), peer));
+        }
+        Ok(out)
     }
 
     /// Connect to ``address`` (fixes the peer of ``send``/``recv``).
