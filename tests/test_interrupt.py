@@ -37,7 +37,26 @@ UDP_SETUP = """
 u = socketkit.UdpSocket(("127.0.0.1", 0))
 """
 
+# A listener whose accept queue is full: Linux drops further SYNs, so a
+# connect to it waits (SYN retransmits) until interrupted.
+FULL_BACKLOG_SETUP = """
+lst = socket.socket()
+lst.bind(("127.0.0.1", 0))
+lst.listen(0)
+fillers = []
+for _ in range(2):
+    f = socket.socket()
+    f.setblocking(False)
+    try:
+        f.connect(lst.getsockname())
+    except BlockingIOError:
+        pass
+    fillers.append(f)
+time.sleep(0.05)
+"""
+
 CASES = {
+    "connect": (FULL_BACKLOG_SETUP, "socketkit.TcpClient(lst.getsockname())"),
     "recv": (TCP_SETUP, "c.recv()"),
     "recv_exact": (TCP_SETUP, "c.recv_exact(10)"),
     "recv_line": (TCP_SETUP, "c.recv_line()"),
