@@ -17,6 +17,7 @@
 
 pub mod codec;
 pub mod evented;
+pub mod lifecycle;
 pub mod listener;
 pub mod stats;
 pub mod tcp;

@@ -3,7 +3,7 @@
 //! and joins.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use socket2::Socket;
@@ -15,6 +15,7 @@ use crate::resolve::resolve;
 use crate::tcp::TcpConnection;
 use crate::wait::{Deadline, Interrupt};
 
+use super::lifecycle::Lifecycle;
 use super::listener::{self, Accepted, StopSignal};
 use super::{evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Stats, ThreadWrap};
 
@@ -45,13 +46,6 @@ impl Mode {
     }
 }
 
-enum State {
-    Bound,
-    Running(Running),
-    Stopping,
-    Stopped,
-}
-
 enum Running {
     Accept,
     Threaded(threaded::Running),
@@ -66,8 +60,7 @@ pub struct TcpServerCore {
     limits: Limits,
     mode: Mode,
     wrap: ThreadWrap,
-    state: Mutex<State>,
-    done: Condvar,
+    life: Lifecycle<Running>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,8 +118,7 @@ impl TcpServerCore {
             limits,
             mode,
             wrap,
-            state: Mutex::new(State::Bound),
-            done: Condvar::new(),
+            life: Lifecycle::default(),
         })
     }
 
@@ -153,12 +145,7 @@ impl TcpServerCore {
 
     /// "bound", "running", "stopping" or "stopped".
     pub fn state_name(&self) -> &'static str {
-        match &*lock(&self.state) {
-            State::Bound => "bound",
-            State::Running(_) => "running",
-            State::Stopping => "stopping",
-            State::Stopped => "stopped",
-        }
+        self.life.name()
     }
 
     fn listener(&self) -> Result<Arc<Socket>> {
@@ -168,14 +155,12 @@ impl TcpServerCore {
     /// Start serving in the background; idempotent. Returns once the
     /// serving threads run (the socket listens since `bind`).
     pub fn start(&self) -> Result<()> {
-        let mut st = lock(&self.state);
-        match &*st {
-            State::Bound => {}
-            State::Running(_) => return Ok(()),
-            State::Stopping | State::Stopped => return Err(Error::Stopped),
-        }
+        self.life.start(|| self.start_mode())
+    }
+
+    fn start_mode(&self) -> Result<Running> {
         let l = self.listener()?;
-        let running = match &self.mode {
+        Ok(match &self.mode {
             Mode::Accept => Running::Accept,
             Mode::Handler(h) => Running::Threaded(threaded::Running::start(
                 l,
@@ -208,9 +193,7 @@ impl TcpServerCore {
                 Framing::Raw,
                 self.wrap.clone(),
             )?),
-        };
-        *st = State::Running(running);
-        Ok(())
+        })
     }
 
     /// Wait for one connection (hand-written loops); its timeout is
@@ -238,17 +221,7 @@ impl TcpServerCore {
     /// another thread or a handler). Interruptible.
     pub fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()> {
         self.stop.wait(Deadline::NEVER, intr)?;
-        loop {
-            let st = lock(&self.state);
-            if matches!(*st, State::Stopped) {
-                return Ok(());
-            }
-            let _ = self
-                .done
-                .wait_timeout(st, crate::wait::SLICE)
-                .unwrap_or_else(|p| p.into_inner());
-            intr.check()?;
-        }
+        self.life.wait_stopped(intr)
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -261,30 +234,8 @@ impl TcpServerCore {
     /// caller waits (up to `timeout`) for the first to finish.
     pub fn stop(&self, timeout: Duration) {
         self.stop.trigger();
-        let running = {
-            let mut st = lock(&self.state);
-            match std::mem::replace(&mut *st, State::Stopping) {
-                State::Running(r) => Some(r),
-                State::Bound => None,
-                State::Stopped => {
-                    *st = State::Stopped;
-                    return;
-                }
-                State::Stopping => {
-                    // Another thread is stopping: wait for it (bounded),
-                    // so "stop() returned" means "the port is closed".
-                    *st = State::Stopping;
-                    let deadline = Deadline::after(Some(timeout));
-                    while matches!(*st, State::Stopping) && !deadline.expired() {
-                        st = self
-                            .done
-                            .wait_timeout(st, deadline.slice())
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                    return;
-                }
-            }
+        let Some(running) = self.life.begin_stop(timeout) else {
+            return;
         };
         let deadline = Deadline::after(Some(timeout));
         match running {
@@ -293,8 +244,7 @@ impl TcpServerCore {
             Some(Running::Accept) | None => {}
         }
         lock(&self.listener).take();
-        *lock(&self.state) = State::Stopped;
-        self.done.notify_all();
+        self.life.finish();
     }
 }
 
@@ -304,10 +254,9 @@ impl Drop for TcpServerCore {
     /// lock, such as the GIL, that they need to finish).
     fn drop(&mut self) {
         self.stop.trigger();
-        let st = std::mem::replace(&mut *lock(&self.state), State::Stopped);
-        match st {
-            State::Running(Running::Threaded(r)) => r.abandon(),
-            State::Running(Running::Evented(r)) => r.abandon(),
+        match self.life.abandon() {
+            Some(Running::Threaded(r)) => r.abandon(),
+            Some(Running::Evented(r)) => r.abandon(),
             _ => {}
         }
     }

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use crate::error::{Error, Phase, Result};
 use crate::options::{Proto, SocketOptions};
 use crate::wait::{poll_millis, Deadline, Interrupt, SLICE};
 
+use super::lifecycle::Lifecycle;
 use super::listener::{self, StopSignal};
 use super::stats::UdpStats;
 use super::{spawn, DatagramHandler, Outcome, Stats, ThreadWrap};
@@ -25,13 +26,6 @@ pub enum UdpMode {
     Discard,
 }
 
-enum State {
-    Bound,
-    Running(JoinHandle<()>),
-    Stopping,
-    Stopped,
-}
-
 pub struct UdpServerCore {
     sock: Mutex<Option<Arc<UdpSocket>>>,
     local: SocketAddr,
@@ -39,8 +33,7 @@ pub struct UdpServerCore {
     stats: Arc<UdpStats>,
     mode: Arc<UdpMode>,
     wrap: ThreadWrap,
-    state: Mutex<State>,
-    done: Condvar,
+    life: Lifecycle<JoinHandle<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,8 +60,7 @@ impl UdpServerCore {
             stats: Arc::new(UdpStats::default()),
             mode: Arc::new(mode),
             wrap,
-            state: Mutex::new(State::Bound),
-            done: Condvar::new(),
+            life: Lifecycle::default(),
         })
     }
 
@@ -89,12 +81,7 @@ impl UdpServerCore {
     }
 
     pub fn state_name(&self) -> &'static str {
-        match &*lock(&self.state) {
-            State::Bound => "bound",
-            State::Running(_) => "running",
-            State::Stopping => "stopping",
-            State::Stopped => "stopped",
-        }
+        self.life.name()
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -103,68 +90,30 @@ impl UdpServerCore {
 
     /// Start the receiving thread; idempotent.
     pub fn start(&self) -> Result<()> {
-        let mut st = lock(&self.state);
-        match &*st {
-            State::Bound => {}
-            State::Running(_) => return Ok(()),
-            State::Stopping | State::Stopped => return Err(Error::Stopped),
-        }
-        let sock = lock(&self.sock).clone().ok_or(Error::Stopped)?;
-        let stop = self.stop.clone();
-        let stats = self.stats.clone();
-        let mode = self.mode.clone();
-        let h = spawn("socketkit-udp", &self.wrap, move || {
-            serve(&sock, &stop, &stats, &mode)
+        self.life.start(|| {
+            let sock = lock(&self.sock).clone().ok_or(Error::Stopped)?;
+            let stop = self.stop.clone();
+            let stats = self.stats.clone();
+            let mode = self.mode.clone();
+            spawn("socketkit-udp", &self.wrap, move || {
+                serve(&sock, &stop, &stats, &mode)
+            })
+            .map_err(|e| Error::io(Phase::Bind, None, e))
         })
-        .map_err(|e| Error::io(Phase::Bind, None, e))?;
-        *st = State::Running(h);
-        Ok(())
     }
 
     /// Block until stopped (by `stop()` elsewhere). Interruptible.
     pub fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()> {
         self.stop.wait(Deadline::NEVER, intr)?;
-        loop {
-            let st = lock(&self.state);
-            if matches!(*st, State::Stopped) {
-                return Ok(());
-            }
-            let _ = self
-                .done
-                .wait_timeout(st, SLICE)
-                .unwrap_or_else(|p| p.into_inner());
-            intr.check()?;
-        }
+        self.life.wait_stopped(intr)
     }
 
     /// Stop receiving, let a running handler finish within `timeout`, close
     /// the socket, join the thread (unless the caller is that thread).
     pub fn stop(&self, timeout: Duration) {
         self.stop.trigger();
-        let handle = {
-            let mut st = lock(&self.state);
-            match std::mem::replace(&mut *st, State::Stopping) {
-                State::Running(h) => Some(h),
-                State::Bound => None,
-                State::Stopped => {
-                    *st = State::Stopped;
-                    return;
-                }
-                State::Stopping => {
-                    // Another thread is stopping: wait for it (bounded),
-                    // so "stop() returned" means "the port is closed".
-                    *st = State::Stopping;
-                    let deadline = Deadline::after(Some(timeout));
-                    while matches!(*st, State::Stopping) && !deadline.expired() {
-                        st = self
-                            .done
-                            .wait_timeout(st, deadline.slice())
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                    return;
-                }
-            }
+        let Some(handle) = self.life.begin_stop(timeout) else {
+            return;
         };
         if let Some(h) = handle {
             let deadline = Deadline::after(Some(timeout));
@@ -178,8 +127,7 @@ impl UdpServerCore {
             }
         }
         lock(&self.sock).take();
-        *lock(&self.state) = State::Stopped;
-        self.done.notify_all();
+        self.life.finish();
     }
 }
 
