@@ -300,3 +300,21 @@ pub fn delimiter(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>>
 pub fn sockaddr_out(a: &SocketAddr) -> (String, u16) {
     crate::addr::split_sockaddr(a)
 }
+
+/// Hand a socket back to Python as a stdlib `socket.socket` owning the fd,
+/// with the timeout it had here (`detach()` of every socket object).
+pub fn stdlib_socket<'py>(
+    py: Python<'py>,
+    sock: socket2::Socket,
+    timeout: Option<Duration>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use std::os::fd::IntoRawFd;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("fileno", sock.into_raw_fd())?;
+    let out = py
+        .import("socket")?
+        .getattr("socket")?
+        .call((), Some(&kwargs))?;
+    out.call_method1("settimeout", (timeout_out(timeout),))?;
+    Ok(out)
+}

@@ -1,6 +1,6 @@
 //! `TcpClient`: argument and result conversion around `tcp::TcpConnection`.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -121,15 +121,7 @@ impl TcpClient {
     fn detach<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let timeout = self.conn.timeout();
         let s = core(py, self.conn.detach())?;
-        let fd = s.into_raw_fd();
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("fileno", fd)?;
-        let sock = py
-            .import("socket")?
-            .getattr("socket")?
-            .call((), Some(&kwargs))?;
-        sock.call_method1("settimeout", (args::timeout_out(timeout),))?;
-        Ok(sock)
+        args::stdlib_socket(py, s, timeout)
     }
 
     /// Send some of ``data``; returns the number of bytes sent.

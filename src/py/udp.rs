@@ -1,7 +1,6 @@
 //! `UdpSocket` and `UdpClient`: conversion around `udp::UdpSock`.
 
 use std::net::IpAddr;
-use std::os::fd::IntoRawFd;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -344,14 +343,7 @@ impl UdpSocket {
     fn detach<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let timeout = self.sock.timeout();
         let s = core(py, self.sock.detach())?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("fileno", s.into_raw_fd())?;
-        let sock = py
-            .import("socket")?
-            .getattr("socket")?
-            .call((), Some(&kwargs))?;
-        sock.call_method1("settimeout", (args::timeout_out(timeout),))?;
-        Ok(sock)
+        args::stdlib_socket(py, s, timeout)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
