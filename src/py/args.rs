@@ -12,14 +12,16 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString
 
 use crate::addr::{check_host, check_port, parse_host_port, HostPort};
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+/// The Python type name of `obj`, for error messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into())
 }
 
-fn value_error(e: crate::error::Error) -> PyErr {
+/// A core argument error as ValueError (its text names the argument).
+pub fn value_error(e: crate::error::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 

@@ -24,20 +24,9 @@ use crate::probe::{
     banner as banner_core, ping, plan_scan, plan_targets, udp, waitfor, Config, HostSpec, Outcome,
     Plan, State, TargetResult, MAX_SCAN_TARGETS,
 };
-use crate::py::args;
+use crate::py::args::{self, type_name, value_error};
 use crate::py::blocking::blocking;
 use crate::wait::SLICE;
-
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn value_error(e: Error) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
 
 /// A Python int (not a bool) as i64, TypeError naming `arg` otherwise.
 fn int_arg(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
 
 use crate::addr::HostPort;
-use crate::py::args;
+use crate::py::args::{self, type_name};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::from_kwargs;
 use crate::py::tcp::TcpClient;
@@ -56,13 +56,6 @@ fn forget_dummy_thread(py: Python<'_>) {
         }
         Ok(())
     })();
-}
-
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn callable(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
