@@ -570,6 +570,35 @@ def test_slow_on_message_handler_does_not_block_other_connections() -> None:
             assert recv_line(slow) == b"slow\n"
 
 
+@pytest.mark.parametrize("trial", range(5))
+def test_blocked_on_message_handler_leaves_many_clients_served(trial: int) -> None:
+    # A handler that blocks holds one event-loop thread; every other client
+    # must still be read and answered (the other thread must poll for I/O).
+    release = threading.Event()
+
+    def on_message(m: bytes) -> bytes:
+        if m == b"slow":
+            release.wait(10)
+        return m
+
+    with socketkit.TcpServer(on_message=on_message) as srv:
+        with connect(srv.address) as slow:
+            slow.sendall(b"slow\n")
+            assert wait_until(lambda: srv.stats["bytes_in"] == 5)
+            fast = [connect(srv.address, timeout=3) for _ in range(20)]
+            try:
+                for rnd in range(3):
+                    for i, f in enumerate(fast):
+                        f.sendall(b"%d-%d\n" % (rnd, i))
+                    for i, f in enumerate(fast):
+                        assert recv_line(f) == b"%d-%d\n" % (rnd, i)
+            finally:
+                release.set()
+                for f in fast:
+                    f.close()
+            assert recv_line(slow) == b"slow\n"
+
+
 def test_idle_timeout_spares_a_client_waiting_for_its_reply() -> None:
     def on_message(m: bytes) -> bytes:
         time.sleep(1.0)

@@ -24,9 +24,9 @@ How socketkit treats the interpreter:
   live for one call (or one ``*_iter`` iterator) and exit when it ends or
   is cancelled; a scan raises the soft open-file limit to the hard one once.
 * Servers: ``TcpServer`` and ``UdpServer`` run their own threads (an accept
-  thread and a thread per connection in handler mode, a small event loop
-  and a pool of handler threads in ``on_message`` mode); each attaches to
-  the interpreter once and takes the GIL only to call your handler.
+  thread and a thread per connection in handler mode, an event loop of
+  two threads that also call ``on_message``); each attaches to the
+  interpreter once and takes the GIL only to call your handler.
   ``stop()`` joins them; Ctrl-C in ``serve_forever()`` stops the server,
   then raises ``KeyboardInterrupt``. Stop servers before the interpreter
   exits.

@@ -7,6 +7,7 @@ pub mod options;
 pub mod probe;
 pub mod server;
 pub mod tcp;
+pub mod threads;
 pub mod udp;
 
 use pyo3::prelude::*;

@@ -14,11 +14,11 @@ use crate::py::args::{self, type_name};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::from_kwargs;
 use crate::py::tcp::TcpClient;
-use crate::server::evented::HANDLER_THREADS;
+use crate::py::threads::python_hooks;
 use crate::server::tcp::bind_address;
 use crate::server::{
     ConnHandler, ConnOutcome, DatagramHandler, Framing, Limits, MessageHandler, Mode, Outcome,
-    StopSignal, TcpServerCore, ThreadWrap, UdpMode, UdpServerCore, DEFAULT_MAX_MESSAGE,
+    StopSignal, TcpServerCore, UdpMode, UdpServerCore, DEFAULT_MAX_MESSAGE,
 };
 use crate::tcp::TcpConnection;
 
@@ -26,37 +26,6 @@ const DEFAULT_STOP_TIMEOUT: f64 = 5.0;
 /// How long handlers get to finish when Ctrl-C stops `serve_forever()`:
 /// short, since the user asked to get out.
 const INTERRUPT_STOP_TIMEOUT: f64 = 1.0;
-
-/// Every server thread that may run Python attaches to the interpreter once
-/// for its whole life (one thread state), then releases the GIL; each
-/// handler call only takes the GIL back.
-fn python_wrap() -> ThreadWrap {
-    Arc::new(|body: Box<dyn FnOnce() + Send>| {
-        Python::attach(|py| {
-            py.detach(body);
-            forget_dummy_thread(py);
-        });
-    })
-}
-
-/// `threading.current_thread()` in a thread that `threading` did not start
-/// (logging calls it for every record) registers a `_DummyThread` that
-/// Python 3.11 never removes: `threading.active_count()` would count every
-/// handler thread that ever logged. Remove ours as the thread ends.
-fn forget_dummy_thread(py: Python<'_>) {
-    let _ = (|| -> PyResult<()> {
-        let threading = py.import("threading")?;
-        let ident = threading.call_method0("get_ident")?;
-        let active = threading.getattr("_active")?;
-        let dummy = threading.getattr("_DummyThread")?;
-        if let Ok(t) = active.get_item(&ident) {
-            if t.is_instance(&dummy)? {
-                active.del_item(&ident)?;
-            }
-        }
-        Ok(())
-    })();
-}
 
 fn callable(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
     match obj {
@@ -271,8 +240,6 @@ struct PyMessageHandler {
 
 impl MessageHandler for PyMessageHandler {
     fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
-        // Inside `session` this thread holds the GIL already: attach is a
-        // counter increment.
         Python::attach(|py| {
             let f = self.func.bind(py);
             let mut outs = Vec::with_capacity(msgs.len());
@@ -300,10 +267,6 @@ impl MessageHandler for PyMessageHandler {
             }
             outs
         })
-    }
-
-    fn session(&self, work: &mut dyn FnMut()) {
-        Python::attach(|_py| work());
     }
 }
 
@@ -385,10 +348,13 @@ fn serve_until_stopped(
 ///   quietly. A ``ConnectionError`` escaping the handler (the peer reset or
 ///   closed) is logged at DEBUG level only and is not a handler error.
 /// * ``on_message=fn``: Rust accepts, reads and cuts the stream into
-///   messages on its own event loop; ``fn(message: bytes) -> bytes | None``
-///   runs on a small pool of threads and its reply (None: none) is sent
-///   back framed like the request. One connection's messages are handled
-///   in order. ``framing``:
+///   messages on its own event loop (two threads);
+///   ``fn(message: bytes) -> bytes | None`` runs on those threads, with the
+///   GIL, and its reply (None: none) is sent back framed like the request.
+///   One connection's messages are handled in order. A handler that blocks
+///   delays its own connection; the other thread serves the rest (two
+///   blocked at once stall the server, as in any event loop: keep long
+///   work out of ``fn`` or use ``handler`` mode). ``framing``:
 ///
 ///   - ``"line"``: a message is a line without its ``\n``; a reply gets a
 ///     ``\n`` appended unless it ends with one.
@@ -427,7 +393,7 @@ impl TcpServer {
         let opts = from_kwargs("TcpServer", options)?;
         let core_srv = core(
             py,
-            TcpServerCore::bind(addr, opts, backlog, limits, mode, python_wrap()),
+            TcpServerCore::bind(addr, opts, backlog, limits, mode, python_hooks()),
         )?;
         Ok(TcpServer { core: core_srv })
     }
@@ -505,7 +471,6 @@ impl TcpServer {
             (None, Some(func)) => Mode::Message {
                 handler: Arc::new(PyMessageHandler { func }),
                 framing,
-                workers: HANDLER_THREADS,
             },
             (None, None) => Mode::Accept,
         };
@@ -687,7 +652,7 @@ impl UdpServer {
     ) -> PyResult<Self> {
         let opts = from_kwargs("UdpServer", options)?;
         let addr = bind_target(py, address)?;
-        let c = core(py, UdpServerCore::bind(addr, opts, mode, python_wrap()))?;
+        let c = core(py, UdpServerCore::bind(addr, opts, mode, python_hooks()))?;
         Ok(UdpServer { core: c })
     }
 }

@@ -1,155 +1,65 @@
 //! on_message and echo modes: a tokio runtime of the server's own accepts,
-//! reads and frames.
+//! reads, frames and handler calls.
 //!
-//! Echo replies from the connection's task. With a handler, the task hands
-//! whole messages to a small pool of handler threads and goes back to
-//! reading; it never waits for the handler (or its lock, the GIL), so a
-//! slow handler delays only the connections whose messages it holds. The
-//! handler thread writes the replies to the socket itself when the kernel
-//! takes them at once (the common case: one thread handoff per request
-//! instead of two), and leaves the rest to the task. A connection is in the
-//! handlers' queue at most once, so its messages are handled, and its
-//! replies sent, in arrival order. A handler thread keeps the GIL while the
-//! queue has connections (one `session`), instead of handing it back and
-//! forth with the other handler thread after every message.
+//! A connection is one task: read, frame, give the whole messages of that
+//! read to the handler, write the replies, read again. The handler runs in
+//! the task, on the runtime's own threads, which the binding attached to the
+//! interpreter for their whole life ([`ThreadHooks`]): a request crosses no
+//! thread. Measured with benches/server.py (50 connections x 64 B, 2 cores):
+//! handing messages to a separate pool of handler threads ran at 0.9-1.05x
+//! uvloop even when the pool wrote the replies itself (one handoff per
+//! request); calling the handler in the task runs at about 1.5x uvloop,
+//! within a few percent of the Rust-only echo.
 //!
-//! Measured (perf, 50 connections): the handler threads' time is now
-//! nearly all the kernel's send path; Python itself is about 1%.
+//! A handler that blocks (a sleep, a database call) holds one of the
+//! `IO_THREADS` threads; the others go on serving every other connection
+//! (tokio's workers steal ready tasks from a busy one), so a slow handler
+//! delays only its own connection. As many slow handlers as there are
+//! threads at once stall the server, as any event loop would.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::Socket;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::error::{Error, Phase, Result};
 use crate::wait::Deadline;
 
 use super::codec::{encode, Decoder, Framing};
 use super::stats::ActiveGuard;
-use super::{spawn, Limits, MessageHandler, Outcome, Stats, ThreadWrap};
+use super::watchdog::{Busy, Watchdog};
+use super::{Limits, MessageHandler, Outcome, Stats, ThreadHooks};
 
-/// Threads of the pool that runs message handlers. Python runs one at a time
-/// (the GIL); a second thread keeps a handler that blocks (on I/O, a sleep)
-/// from holding up every connection, while more only fight over the GIL
-/// (measured with benches/server.py: 2 matched or beat 1, and beat 4).
-pub const HANDLER_THREADS: usize = 2;
-/// Event-loop threads (measured: 2 beat 1 for echo by ~1.6x on 2 cores).
+/// Event-loop threads. Measured: 2 beat 1 by ~1.3-1.6x on 2 cores for both
+/// echo and on_message; Python runs one handler at a time anyway (the GIL),
+/// and the second thread keeps one slow handler from stalling the server.
 const IO_THREADS: usize = 2;
-/// Bytes of messages a connection may have waiting for the handler before
-/// its task stops reading (TCP flow control then slows the peer).
-const INBOX_LIMIT: usize = 1 << 20;
+/// How long `stop()` lets the runtime end its tasks once the deadline has
+/// passed (a handler still running past it keeps its thread until it returns).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 pub enum Responder {
     Echo,
-    Pool {
-        handler: Arc<dyn MessageHandler>,
-        workers: usize,
-    },
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What a connection's task and the handler threads share.
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    state: Mutex<ConnState>,
-    /// Handler thread -> task: replies to write, failure, or drained.
-    notify: Notify,
-}
-
-#[derive(Default)]
-struct ConnState {
-    /// Messages waiting for the handler.
-    inbox: Vec<Vec<u8>>,
-    inbox_bytes: usize,
-    /// In the queue or in a handler thread's hands.
-    scheduled: bool,
-    /// Reply bytes the kernel did not take at once; the task writes them.
-    outbox: Vec<u8>,
-    /// The task is writing the outbox: later replies queue behind it.
-    task_writing: bool,
-    /// The handler failed or a write failed: the task closes.
-    failed: bool,
-    /// The task waits for the handler to drain (stop, EOF, backpressure).
-    task_waiting: bool,
-}
-
-impl ConnState {
-    fn busy(&self) -> bool {
-        self.scheduled || self.task_writing || !self.outbox.is_empty()
-    }
-}
-
-/// The handler threads' run queue.
-struct Queue {
-    inner: Mutex<QueueInner>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct QueueInner {
-    conns: VecDeque<Arc<Conn>>,
-    idle: usize,
-    closed: bool,
-}
-
-impl Queue {
-    fn push(&self, c: Arc<Conn>) {
-        let mut q = lock(&self.inner);
-        q.conns.push_back(c);
-        if q.idle > 0 {
-            self.ready.notify_one();
-        }
-    }
-
-    /// The next connection; None once closed and empty.
-    fn pop(&self) -> Option<Arc<Conn>> {
-        let mut q = lock(&self.inner);
-        loop {
-            if let Some(c) = q.conns.pop_front() {
-                return Some(c);
-            }
-            if q.closed {
-                return None;
-            }
-            q.idle += 1;
-            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-            q.idle -= 1;
-        }
-    }
-
-    fn try_pop(&self) -> Option<Arc<Conn>> {
-        lock(&self.inner).conns.pop_front()
-    }
-
-    fn close(&self) {
-        lock(&self.inner).closed = true;
-        self.ready.notify_all();
-    }
+    Handler(Arc<dyn MessageHandler>),
 }
 
 struct Ctx {
     stats: Arc<Stats>,
     limits: Limits,
     framing: Framing,
-    queue: Option<Arc<Queue>>,
+    handler: Option<Arc<dyn MessageHandler>>,
+    busy: Arc<Busy>,
 }
 
 pub struct Running {
     rt: Runtime,
     stop_tx: watch::Sender<bool>,
     stats: Arc<Stats>,
-    queue: Option<Arc<Queue>>,
-    pool: Vec<(ThreadId, JoinHandle<()>)>,
+    watchdog: Option<Watchdog>,
 }
 
 fn io_err(e: std::io::Error) -> Error {
@@ -163,46 +73,34 @@ impl Running {
         limits: Limits,
         responder: Responder,
         framing: Framing,
-        wrap: ThreadWrap,
+        hooks: ThreadHooks,
     ) -> Result<Self> {
         let std_listener: std::net::TcpListener = listener.try_clone().map_err(io_err)?.into();
+        let (start, stop) = (hooks.start.clone(), hooks.stop.clone());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("socketkit-io")
+            .on_thread_start(move || start())
+            .on_thread_stop(move || stop())
             .enable_io()
             .enable_time()
             .build()
             .map_err(io_err)?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut pool = Vec::new();
-        let queue = match responder {
-            Responder::Echo => None,
-            Responder::Pool { handler, workers } => {
-                let queue = Arc::new(Queue {
-                    inner: Mutex::new(QueueInner::default()),
-                    ready: Condvar::new(),
-                });
-                for _ in 0..workers.max(1) {
-                    let (q, h, st) = (queue.clone(), handler.clone(), stats.clone());
-                    let t = spawn("socketkit-worker", &wrap, move || {
-                        handler_thread(&q, &*h, &st, framing)
-                    });
-                    match t {
-                        Ok(t) => pool.push((t.thread().id(), t)),
-                        Err(e) => {
-                            queue.close();
-                            return Err(io_err(e));
-                        }
-                    }
-                }
-                Some(queue)
+        let busy = Arc::new(Busy::default());
+        let (handler, watchdog) = match responder {
+            Responder::Echo => (None, None),
+            Responder::Handler(h) => {
+                let w = Watchdog::start(busy.clone(), rt.handle().clone()).map_err(io_err)?;
+                (Some(h), Some(w))
             }
         };
         let ctx = Arc::new(Ctx {
             stats: stats.clone(),
             limits,
             framing,
-            queue: queue.clone(),
+            handler,
+            busy,
         });
         let tl = {
             let _enter = rt.enter();
@@ -213,169 +111,40 @@ impl Running {
             rt,
             stop_tx,
             stats,
-            queue,
-            pool,
+            watchdog,
         })
     }
 
-    /// Stop accepting; connections with nothing in a handler close now,
-    /// the others get their replies first, until `deadline`; then the
-    /// runtime ends (closing the rest) and the pool is joined.
+    /// Stop accepting; idle connections close now, a connection in its
+    /// handler gets its replies first, until `deadline`; then the runtime
+    /// ends (closing the rest) and its threads are joined.
     pub fn stop(mut self, deadline: Deadline) {
         self.stop_tx.send_replace(true);
-        let me = std::thread::current().id();
-        // Called by a handler: its own connection waits for it, so waiting
-        // for every connection would only burn the whole timeout.
-        let deadline = if self.pool.iter().any(|(id, _)| *id == me) {
-            Deadline::after(Some(Duration::ZERO))
-        } else {
-            deadline
-        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Called by a handler, on one of the runtime's threads: its own
+            // connection waits for it, and a runtime cannot be shut down
+            // from inside. Another thread ends it once the handler returns.
+            let rt = self.rt;
+            let _ = std::thread::Builder::new()
+                .name("socketkit-stop".into())
+                .spawn(move || rt.shutdown_timeout(SHUTDOWN_GRACE));
+            return;
+        }
         while self.stats.active.load(std::sync::atomic::Ordering::Relaxed) > 0
             && !deadline.expired()
         {
             std::thread::sleep(deadline.slice().min(Duration::from_millis(2)));
         }
-        self.rt.shutdown_timeout(Duration::from_secs(1));
-        if let Some(q) = self.queue.take() {
-            q.close();
-        }
-        let grace = Deadline::after(Some(
-            deadline.remaining().unwrap_or_default() + Duration::from_secs(2),
-        ));
-        while self
-            .pool
-            .iter()
-            .any(|(id, h)| *id != me && !h.is_finished())
-            && !grace.expired()
-        {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        for (id, h) in self.pool {
-            if id != me && h.is_finished() {
-                let _ = h.join();
-            }
+        self.rt.shutdown_timeout(SHUTDOWN_GRACE);
+        if let Some(w) = self.watchdog.take() {
+            w.stop();
         }
     }
 
     /// End without waiting (see `TcpServerCore::drop`).
     pub fn abandon(self) {
         self.stop_tx.send_replace(true);
-        if let Some(q) = &self.queue {
-            q.close();
-        }
         self.rt.shutdown_background();
-    }
-}
-
-/// Write as much of `data` as the kernel takes now; returns the bytes
-/// written, or an error for a dead connection.
-fn write_now(s: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < data.len() {
-        match s.try_write(&data[done..]) {
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-/// Take one connection at a time (one taken with a slow one would wait
-/// behind it), with all its waiting messages; keep the handler's session
-/// (the GIL) while the queue has more.
-fn handler_thread(queue: &Queue, handler: &dyn MessageHandler, stats: &Stats, framing: Framing) {
-    while let Some(first) = queue.pop() {
-        let mut next = Some(first);
-        handler.session(&mut || {
-            while let Some(c) = next.take() {
-                serve_turn(queue, handler, stats, framing, &c);
-                next = queue.try_pop();
-            }
-        });
-    }
-}
-
-fn serve_turn(
-    queue: &Queue,
-    handler: &dyn MessageHandler,
-    stats: &Stats,
-    framing: Framing,
-    c: &Arc<Conn>,
-) {
-    let msgs = {
-        let mut st = lock(&c.state);
-        st.inbox_bytes = 0;
-        if st.task_waiting {
-            c.notify.notify_one(); // room in the inbox again
-        }
-        std::mem::take(&mut st.inbox)
-    };
-    let outcomes = handler.handle(c.peer, &msgs);
-    let mut reply = Vec::new();
-    let mut failed = false;
-    for o in outcomes {
-        match o {
-            Outcome::Reply(r) => {
-                if encode(framing, &r, &mut reply).is_err() {
-                    failed = true;
-                    break;
-                }
-            }
-            Outcome::NoReply => {}
-            Outcome::Failed => {
-                Stats::add(&stats.handler_errors, 1);
-                failed = true;
-                break;
-            }
-        }
-    }
-    finish(queue, stats, c, reply, failed);
-}
-
-/// Deliver one connection's replies and give it back to its task (or
-/// requeue it when more messages came meanwhile).
-fn finish(queue: &Queue, stats: &Stats, c: &Arc<Conn>, reply: Vec<u8>, failed: bool) {
-    let mut st = lock(&c.state);
-    let mut wake = false;
-    if !reply.is_empty() {
-        if st.outbox.is_empty() && !st.task_writing {
-            match write_now(&c.stream, &reply) {
-                Ok(n) => {
-                    Stats::add(&stats.bytes_out, n as u64);
-                    if n < reply.len() {
-                        st.outbox.extend_from_slice(&reply[n..]);
-                        wake = true;
-                    }
-                }
-                Err(_) => {
-                    st.failed = true;
-                    wake = true;
-                }
-            }
-        } else {
-            st.outbox.extend_from_slice(&reply);
-            wake = true;
-        }
-    }
-    if failed {
-        st.failed = true;
-        wake = true;
-    }
-    if !st.inbox.is_empty() && !st.failed {
-        drop(st);
-        queue.push(c.clone());
-    } else {
-        st.scheduled = false;
-        st.inbox.clear();
-        if st.task_waiting {
-            wake = true;
-        }
-        drop(st);
-    }
-    if wake {
-        c.notify.notify_one();
     }
 }
 
@@ -389,13 +158,7 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bo
                 Ok((s, peer)) => {
                     // Over the limit: dropping the stream closes it at once.
                     if let Some(guard) = ctx.stats.admit(ctx.limits.max_connections) {
-                        let conn = Arc::new(Conn {
-                            stream: s,
-                            peer,
-                            state: Mutex::new(ConnState::default()),
-                            notify: Notify::new(),
-                        });
-                        tokio::spawn(serve_conn(conn, ctx.clone(), guard, stop.clone()));
+                        tokio::spawn(serve_conn(s, peer, ctx.clone(), guard, stop.clone()));
                     }
                 }
                 Err(e) => {
@@ -424,150 +187,100 @@ fn read_into(s: &TcpStream, dec: &mut Decoder) -> std::io::Result<usize> {
 /// Write all of `data`, waiting for the socket as needed.
 async fn write_all(s: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
     while !data.is_empty() {
-        s.writable().await?;
         match s.try_write(data) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => s.writable().await?,
             Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// The task writes what the handler thread could not; false if the
-/// connection is dead or failed.
-async fn flush_outbox(c: &Conn, stats: &Stats) -> bool {
-    loop {
-        let out = {
-            let mut st = lock(&c.state);
-            if st.failed {
+/// The framed replies to `msgs` into `out`; false when the connection must
+/// close after them (the handler failed, or a reply cannot be framed).
+fn respond(ctx: &Ctx, peer: SocketAddr, msgs: &[Vec<u8>], out: &mut Vec<u8>) -> bool {
+    let Some(handler) = &ctx.handler else {
+        for m in msgs {
+            let _ = encode(ctx.framing, m, out);
+        }
+        return true;
+    };
+    let outcomes = {
+        let _call = ctx.busy.call();
+        handler.handle(peer, msgs)
+    };
+    for o in outcomes {
+        match o {
+            Outcome::Reply(r) => {
+                if encode(ctx.framing, &r, out).is_err() {
+                    return false;
+                }
+            }
+            Outcome::NoReply => {}
+            Outcome::Failed => {
+                Stats::add(&ctx.stats.handler_errors, 1);
                 return false;
             }
-            if st.outbox.is_empty() {
-                st.task_writing = false;
-                return true;
-            }
-            st.task_writing = true;
-            std::mem::take(&mut st.outbox)
-        };
-        if write_all(&c.stream, &out).await.is_err() {
-            lock(&c.state).failed = true;
-            return false;
-        }
-        Stats::add(&stats.bytes_out, out.len() as u64);
-    }
-}
-
-/// Wait (stop, EOF) until the handler has answered everything queued.
-async fn drain(c: &Conn, stats: &Stats) {
-    loop {
-        {
-            let mut st = lock(&c.state);
-            if st.failed || !st.busy() {
-                return;
-            }
-            st.task_waiting = true;
-        }
-        c.notify.notified().await;
-        if !flush_outbox(c, stats).await {
-            return;
         }
     }
+    true
 }
 
 async fn serve_conn(
-    c: Arc<Conn>,
+    s: TcpStream,
+    peer: SocketAddr,
     ctx: Arc<Ctx>,
     _guard: ActiveGuard,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut dec = Decoder::new(ctx.framing, ctx.limits.max_message);
+    let mut msgs = Vec::new();
     let mut out = Vec::new();
     loop {
         if *stop.borrow() {
-            drain(&c, &ctx.stats).await;
             return;
         }
-        let full = {
-            let mut st = lock(&c.state);
-            if st.failed {
-                return;
-            }
-            let full = st.inbox_bytes >= INBOX_LIMIT;
-            st.task_waiting = full;
-            full
-        };
         tokio::select! {
             biased;
-            _ = stop.changed() => continue,
-            _ = c.notify.notified() => {
-                if !flush_outbox(&c, &ctx.stats).await {
-                    return;
-                }
-                continue;
-            }
-            r = readable(&c.stream, ctx.limits.idle_timeout), if !full => match r {
+            _ = stop.changed() => return,
+            r = readable(&s, ctx.limits.idle_timeout) => match r {
                 Ready::Yes => {}
-                // A client waiting for a handler's reply is not idle.
-                Ready::TimedOut if lock(&c.state).busy() => continue,
                 Ready::TimedOut | Ready::Failed => return,
             }
         }
-        let n = match read_into(&c.stream, &mut dec) {
-            Ok(0) => {
-                // EOF, perhaps a half-close: answer what arrived, then close.
-                drain(&c, &ctx.stats).await;
-                return;
-            }
+        let n = match read_into(&s, &mut dec) {
+            Ok(0) => return, // EOF, perhaps a half-close: all that came is answered
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return, // reset
         };
         Stats::add(&ctx.stats.bytes_in, n as u64);
-        let mut msgs = Vec::new();
-        let mut too_large = false;
-        loop {
+        let too_large = loop {
             match dec.next_message() {
                 Ok(Some(m)) => msgs.push(m),
-                Ok(None) => break,
-                Err(_) => {
-                    too_large = true; // over max_message
-                    break;
-                }
+                Ok(None) => break false,
+                Err(_) => break true, // over max_message
+            }
+        };
+        if msgs.is_empty() {
+            if too_large {
+                return;
+            }
+            continue;
+        }
+        let go_on = respond(&ctx, peer, &msgs, &mut out) && !too_large;
+        msgs.clear();
+        if !out.is_empty() {
+            if write_all(&s, &out).await.is_err() {
+                return;
+            }
+            Stats::add(&ctx.stats.bytes_out, out.len() as u64);
+            out.clear();
+            if out.capacity() > 1 << 20 {
+                out = Vec::new();
             }
         }
-        if !msgs.is_empty() {
-            match &ctx.queue {
-                None => {
-                    // Echo: reply from here.
-                    for m in &msgs {
-                        let _ = encode(ctx.framing, m, &mut out);
-                    }
-                    if write_all(&c.stream, &out).await.is_err() {
-                        return;
-                    }
-                    Stats::add(&ctx.stats.bytes_out, out.len() as u64);
-                    out.clear();
-                    if out.capacity() > 1 << 20 {
-                        out = Vec::new();
-                    }
-                }
-                Some(q) => {
-                    let schedule = {
-                        let mut st = lock(&c.state);
-                        st.inbox_bytes += msgs.iter().map(Vec::len).sum::<usize>();
-                        st.inbox.append(&mut msgs);
-                        !std::mem::replace(&mut st.scheduled, true)
-                    };
-                    if schedule {
-                        q.push(c.clone());
-                    }
-                }
-            }
-        }
-        if too_large {
-            // Answer the whole messages that came before, then close.
-            drain(&c, &ctx.stats).await;
+        if !go_on {
             return;
         }
     }

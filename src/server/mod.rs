@@ -5,13 +5,12 @@
 //! - [`Mode::Handler`]: an accept thread and one worker thread per
 //!   connection that runs a [`ConnHandler`] (the binding calls Python).
 //! - [`Mode::Message`] and [`Mode::Echo`]: a tokio runtime on its own
-//!   threads accepts, reads and frames ([`codec`]); whole messages go to a
-//!   small pool of threads that run a [`MessageHandler`], so the reactor
-//!   never waits for the caller's lock (the GIL in the binding). Echo replies
-//!   in the reactor itself.
+//!   threads accepts, reads and frames ([`codec`]); the connection's task
+//!   calls the [`MessageHandler`] with whole messages and writes the
+//!   replies (see [`evented`] for why on the event loop's own threads).
 //!
-//! Every thread that may call back into the caller's code runs inside a
-//! [`ThreadWrap`] the binding supplies (it attaches the thread to the Python
+//! Every thread that may call back into the caller's code runs between the
+//! [`ThreadHooks`] the binding supplies (they attach the thread to the Python
 //! interpreter once for the thread's life, so each callback only takes the
 //! GIL). Nothing here imports pyo3.
 
@@ -23,6 +22,7 @@ pub mod stats;
 pub mod tcp;
 pub mod threaded;
 pub mod udp;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,24 +36,50 @@ pub use udp::{UdpMode, UdpServerCore};
 
 use crate::tcp::TcpConnection;
 
-/// Runs the body of every thread that calls a handler.
-pub type ThreadWrap = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
-
-/// A wrap that just runs the body (Rust tests, echo servers).
-pub fn plain_wrap() -> ThreadWrap {
-    Arc::new(|body: Box<dyn FnOnce() + Send>| body())
+/// How a server thread that may call the caller's code enters and leaves
+/// the caller's runtime: `start` runs first in every such thread (server
+/// threads and the event loop's), `stop` last, also when the body panics.
+/// The binding attaches the thread to the Python interpreter for its whole
+/// life, so each callback only takes the GIL.
+#[derive(Clone)]
+pub struct ThreadHooks {
+    pub start: Arc<dyn Fn() + Send + Sync>,
+    pub stop: Arc<dyn Fn() + Send + Sync>,
 }
 
-/// Spawn a named thread whose body runs inside `wrap`.
+impl ThreadHooks {
+    /// Hooks that do nothing (Rust tests, echo servers).
+    pub fn none() -> Self {
+        ThreadHooks {
+            start: Arc::new(|| {}),
+            stop: Arc::new(|| {}),
+        }
+    }
+}
+
+/// Runs `stop` when dropped, so a panicking body still leaves cleanly.
+struct StopOnDrop(Arc<dyn Fn() + Send + Sync>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// Spawn a named thread whose body runs between the hooks.
 pub(crate) fn spawn(
     name: &str,
-    wrap: &ThreadWrap,
+    hooks: &ThreadHooks,
     body: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let wrap = wrap.clone();
+    let hooks = hooks.clone();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || wrap(Box::new(body)))
+        .spawn(move || {
+            (hooks.start)();
+            let _stop = StopOnDrop(hooks.stop);
+            body()
+        })
 }
 
 /// The bounds a server keeps on what clients may cost it.
@@ -95,15 +121,10 @@ pub enum Outcome {
 /// Handles whole messages.
 pub trait MessageHandler: Send + Sync + 'static {
     /// One connection's messages in arrival order; one outcome per message
-    /// (the list may stop early after a `Failed`).
+    /// (the list may stop early after a `Failed`). Called on an event-loop
+    /// thread, one read's worth of messages at a time (the binding takes
+    /// the GIL once for all of them).
     fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome>;
-
-    /// Run `work`, which calls `handle` any number of times. The binding
-    /// takes the GIL once around all of them, so a handler thread with a
-    /// queue of connections does not hand the GIL back and forth.
-    fn session(&self, work: &mut dyn FnMut()) {
-        work()
-    }
 }
 
 /// How a connection handler ended.

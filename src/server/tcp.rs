@@ -17,7 +17,7 @@ use crate::wait::{Deadline, Interrupt};
 
 use super::lifecycle::Lifecycle;
 use super::listener::{self, Accepted, StopSignal};
-use super::{evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Stats, ThreadWrap};
+use super::{evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Stats, ThreadHooks};
 
 /// How a started server serves its connections.
 pub enum Mode {
@@ -25,11 +25,10 @@ pub enum Mode {
     Accept,
     /// A thread per connection runs the handler.
     Handler(Arc<dyn ConnHandler>),
-    /// The event loop frames; `workers` threads run the handler.
+    /// The event loop frames and runs the handler.
     Message {
         handler: Arc<dyn MessageHandler>,
         framing: Framing,
-        workers: usize,
     },
     /// The event loop echoes every byte back.
     Echo,
@@ -59,7 +58,7 @@ pub struct TcpServerCore {
     stats: Arc<Stats>,
     limits: Limits,
     mode: Mode,
-    wrap: ThreadWrap,
+    hooks: ThreadHooks,
     life: Lifecycle<Running>,
 }
 
@@ -93,7 +92,7 @@ impl TcpServerCore {
         backlog: i32,
         limits: Limits,
         mode: Mode,
-        wrap: ThreadWrap,
+        hooks: ThreadHooks,
     ) -> Result<Self> {
         opts.validate(Proto::Tcp)?;
         if opts.reuse_address.is_none() {
@@ -117,7 +116,7 @@ impl TcpServerCore {
             stats: Arc::new(Stats::default()),
             limits,
             mode,
-            wrap,
+            hooks,
             life: Lifecycle::default(),
         })
     }
@@ -168,22 +167,15 @@ impl TcpServerCore {
                 self.stats.clone(),
                 self.limits,
                 h.clone(),
-                self.wrap.clone(),
+                self.hooks.clone(),
             )?),
-            Mode::Message {
-                handler,
-                framing,
-                workers,
-            } => Running::Evented(evented::Running::start(
+            Mode::Message { handler, framing } => Running::Evented(evented::Running::start(
                 &l,
                 self.stats.clone(),
                 self.limits,
-                evented::Responder::Pool {
-                    handler: handler.clone(),
-                    workers: *workers,
-                },
+                evented::Responder::Handler(handler.clone()),
                 *framing,
-                self.wrap.clone(),
+                self.hooks.clone(),
             )?),
             Mode::Echo => Running::Evented(evented::Running::start(
                 &l,
@@ -191,7 +183,7 @@ impl TcpServerCore {
                 self.limits,
                 evented::Responder::Echo,
                 Framing::Raw,
-                self.wrap.clone(),
+                ThreadHooks::none(), // no caller's code runs
             )?),
         })
     }
@@ -265,7 +257,7 @@ impl Drop for TcpServerCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::{plain_wrap, ConnOutcome, Outcome};
+    use crate::server::{ConnOutcome, Outcome, ThreadHooks};
     use crate::wait::NoInterrupt;
     use std::io::{Read, Write};
     use std::net::TcpStream;
@@ -278,7 +270,7 @@ mod tests {
             128,
             limits,
             mode,
-            plain_wrap(),
+            ThreadHooks::none(),
         )
         .unwrap();
         s.start().unwrap();
@@ -327,7 +319,6 @@ mod tests {
         Mode::Message {
             handler: Arc::new(Upper),
             framing,
-            workers: 2,
         }
     }
 
@@ -374,6 +365,49 @@ mod tests {
         c.write_all(&[0, 0, 0, 1, b'z']).unwrap();
         assert_eq!(read_n(&mut c, 5), [0, 0, 0, 1, b'Z']);
         s.stop(Duration::from_secs(1));
+    }
+
+    /// Blocks on "slow" until released; echoes everything else.
+    struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+    impl MessageHandler for Gate {
+        fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+            if msgs.iter().any(|m| m == b"slow") {
+                let (open, cv) = &*self.0;
+                let g = lock(open);
+                let _g = cv.wait_while(g, |open| !*open).unwrap();
+            }
+            msgs.iter().map(|m| Outcome::Reply(m.clone())).collect()
+        }
+    }
+
+    #[test]
+    fn a_blocked_handler_leaves_the_other_connections_served() {
+        for _ in 0..5 {
+            let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+            let mode = Mode::Message {
+                handler: Arc::new(Gate(gate.clone())),
+                framing: Framing::Line,
+            };
+            let s = server(mode, Limits::default());
+            let mut slow = client(&s);
+            slow.write_all(b"slow\n").unwrap();
+            let t0 = Instant::now();
+            while s.stats().snapshot().bytes_in < 5 && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut fast: Vec<TcpStream> = (0..20).map(|_| client(&s)).collect();
+            for (i, c) in fast.iter_mut().enumerate() {
+                c.write_all(format!("{i}\n").as_bytes()).unwrap();
+            }
+            for (i, c) in fast.iter_mut().enumerate() {
+                let want = format!("{i}\n");
+                assert_eq!(read_n(c, want.len()), want.as_bytes());
+            }
+            *lock(&gate.0) = true;
+            gate.1.notify_all();
+            assert_eq!(read_n(&mut slow, 5), b"slow\n");
+            s.stop(Duration::from_secs(1));
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::tcp::TcpConnection;
 use crate::wait::{Deadline, NoInterrupt};
 
 use super::listener::{accept, Accepted, StopSignal};
-use super::{spawn, ConnHandler, ConnOutcome, Limits, Stats, ThreadWrap};
+use super::{spawn, ConnHandler, ConnOutcome, Limits, Stats, ThreadHooks};
 
 /// After the drain deadline and closing every connection, how long handlers
 /// get to notice and return before their threads are left to finish alone.
@@ -31,7 +31,7 @@ struct Shared {
     stats: Arc<Stats>,
     limits: Limits,
     handler: Arc<dyn ConnHandler>,
-    wrap: ThreadWrap,
+    hooks: ThreadHooks,
     /// Every open connection, so stop can close them.
     conns: Mutex<HashMap<u64, Arc<Socket>>>,
     workers: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
@@ -50,14 +50,14 @@ impl Running {
         stats: Arc<Stats>,
         limits: Limits,
         handler: Arc<dyn ConnHandler>,
-        wrap: ThreadWrap,
+        hooks: ThreadHooks,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             stop,
             stats,
             limits,
             handler,
-            wrap,
+            hooks,
             conns: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -184,7 +184,7 @@ fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
     };
     // Register under the lock so stop() never misses a worker.
     let mut workers = lock(&sh.workers);
-    match spawn("socketkit-handler", &sh.wrap, body) {
+    match spawn("socketkit-handler", &sh.hooks, body) {
         Ok(h) => {
             let tid = h.thread().id();
             workers.push((tid, h));

@@ -14,7 +14,7 @@ use crate::wait::{poll_millis, Deadline, Interrupt, SLICE};
 use super::lifecycle::Lifecycle;
 use super::listener::{self, StopSignal};
 use super::stats::UdpStats;
-use super::{spawn, DatagramHandler, Outcome, Stats, ThreadWrap};
+use super::{spawn, DatagramHandler, Outcome, Stats, ThreadHooks};
 
 /// The largest datagram received whole (the IPv4/IPv6 UDP maximum).
 const MAX_DATAGRAM: usize = 65536;
@@ -32,7 +32,7 @@ pub struct UdpServerCore {
     stop: Arc<StopSignal>,
     stats: Arc<UdpStats>,
     mode: Arc<UdpMode>,
-    wrap: ThreadWrap,
+    hooks: ThreadHooks,
     life: Lifecycle<JoinHandle<()>>,
 }
 
@@ -45,7 +45,7 @@ impl UdpServerCore {
         addr: SocketAddr,
         mut opts: SocketOptions,
         mode: UdpMode,
-        wrap: ThreadWrap,
+        hooks: ThreadHooks,
     ) -> Result<Self> {
         opts.validate(Proto::Udp)?;
         if opts.reuse_address.is_none() {
@@ -59,7 +59,7 @@ impl UdpServerCore {
             stop: Arc::new(StopSignal::new()?),
             stats: Arc::new(UdpStats::default()),
             mode: Arc::new(mode),
-            wrap,
+            hooks,
             life: Lifecycle::default(),
         })
     }
@@ -95,7 +95,7 @@ impl UdpServerCore {
             let stop = self.stop.clone();
             let stats = self.stats.clone();
             let mode = self.mode.clone();
-            spawn("socketkit-udp", &self.wrap, move || {
+            spawn("socketkit-udp", &self.hooks, move || {
                 serve(&sock, &stop, &stats, &mode)
             })
             .map_err(|e| Error::io(Phase::Bind, None, e))
@@ -187,7 +187,7 @@ fn serve(sock: &UdpSocket, stop: &StopSignal, stats: &UdpStats, mode: &UdpMode) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::plain_wrap;
+    use crate::server::ThreadHooks;
 
     #[test]
     fn echo_answers_and_stops() {
@@ -195,7 +195,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             SocketOptions::default(),
             UdpMode::Echo,
-            plain_wrap(),
+            ThreadHooks::none(),
         )
         .unwrap();
         srv.start().unwrap();
