@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 
@@ -180,3 +182,41 @@ def test_logging_from_handler_threads_leaves_no_dummy_threads(caplog: pytest.Log
             assert wait_until(lambda: srv.stats["handler_errors"] == 10)
     assert len([r for r in caplog.records if r.exc_info]) == 10
     assert wait_until(lambda: threading.active_count() == base)
+
+
+@pytest.mark.parametrize("mode", ["on_message", "handler", "udp"])
+def test_script_exiting_with_a_busy_server_running_exits_cleanly(mode: str) -> None:
+    # A script that forgets stop(): messages arrive while the interpreter
+    # shuts down, and handlers are mid-call. The server's threads must
+    # neither panic nor print anything, and the exit is prompt.
+    code = textwrap.dedent(
+        f"""
+        import socket, time, socketkit
+        mode = {mode!r}
+        def on_message(m):
+            if m == b"slow":
+                time.sleep(0.5)
+            return m
+        def handler(conn):
+            conn.recv(10)
+            time.sleep(0.5)
+        def on_datagram(data, peer):
+            return on_message(data)
+        if mode == "on_message":
+            srv = socketkit.TcpServer(on_message=on_message, framing="raw")
+        elif mode == "handler":
+            srv = socketkit.TcpServer(handler=handler)
+        else:
+            srv = socketkit.UdpServer(handler=on_datagram)
+        srv.start()
+        kind = socket.SOCK_DGRAM if mode == "udp" else socket.SOCK_STREAM
+        socks = [socket.socket(socket.AF_INET, kind)]
+        for s in socks:
+            s.connect(srv.address)
+        socks[0].send(b"slow")  # arrives while, or after, the interpreter ends
+        print("exiting")
+        """
+    )
+    for _ in range(5):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "exiting\n", "")

@@ -35,10 +35,14 @@ impl Interrupt for PyInterrupt {
     fn check(&self) -> Result<()> {
         // Only the main thread runs handlers; elsewhere this is a cheap no-op
         // apart from taking the GIL once per slice.
-        Python::attach(|py| py.check_signals()).map_err(|e| {
-            *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            Error::Interrupted
-        })
+        // A server thread still waiting after the interpreter is gone keeps
+        // waiting (the process is ending) instead of panicking.
+        Python::try_attach(|py| py.check_signals())
+            .unwrap_or(Ok(()))
+            .map_err(|e| {
+                *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Error::Interrupted
+            })
     }
 }
 

@@ -140,7 +140,9 @@ struct PyConnHandler {
 
 impl ConnHandler for PyConnHandler {
     fn handle(&self, conn: TcpConnection, peer: SocketAddr, stop: &StopSignal) -> ConnOutcome {
-        Python::attach(|py| {
+        // try_attach: once the interpreter is gone (a script that exited
+        // with the server running), the connection just closes.
+        Python::try_attach(|py| {
             let client = match Bound::new(py, TcpClient::from_connection(conn)) {
                 Ok(c) => c,
                 Err(e) => {
@@ -201,6 +203,7 @@ impl ConnHandler for PyConnHandler {
                 }
             }
         })
+        .unwrap_or(ConnOutcome::Done)
     }
 }
 
@@ -240,7 +243,7 @@ struct PyMessageHandler {
 
 impl MessageHandler for PyMessageHandler {
     fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
-        Python::attach(|py| {
+        Python::try_attach(|py| {
             let f = self.func.bind(py);
             let mut outs = Vec::with_capacity(msgs.len());
             for m in msgs {
@@ -267,6 +270,7 @@ impl MessageHandler for PyMessageHandler {
             }
             outs
         })
+        .unwrap_or_else(|| vec![Outcome::Failed])
     }
 }
 
@@ -277,7 +281,7 @@ struct PyDatagramHandler {
 
 impl DatagramHandler for PyDatagramHandler {
     fn handle(&self, data: &[u8], peer: SocketAddr) -> Outcome {
-        Python::attach(|py| {
+        Python::try_attach(|py| {
             let f = self.func.bind(py);
             let r = f
                 .call1((PyBytes::new(py, data), args::sockaddr_out(&peer)))
@@ -299,6 +303,7 @@ impl DatagramHandler for PyDatagramHandler {
                 }
             }
         })
+        .unwrap_or(Outcome::NoReply)
     }
 }
 

@@ -45,6 +45,11 @@ fn leave() {
     let Some(g) = ATTACHED.with(Cell::take) else {
         return;
     };
+    // SAFETY: always safe to call. After finalization the state is gone
+    // with the interpreter; the process is ending.
+    if unsafe { ffi::Py_IsInitialized() } == 0 {
+        return;
+    }
     // SAFETY: this thread holds the state `enter` made (counter 1, GIL
     // released). Ensure takes the GIL for it (counter 2); releasing LOCKED
     // keeps the GIL (counter 1); releasing what `enter` got deletes the
@@ -52,7 +57,7 @@ fn leave() {
     // unwinding if the interpreter is finalizing.
     unsafe {
         ffi::PyGILState_Ensure();
-        Python::attach(forget_dummy_thread);
+        let _ = Python::try_attach(forget_dummy_thread);
         ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_LOCKED);
         ffi::PyGILState_Release(g);
     }
