@@ -222,8 +222,15 @@ TARGETS = [
 ]
 
 
-def measure(seconds: float, rounds: int) -> dict[str, float]:
-    """Median req/s of every server, the servers taking turns each round."""
+# Thread-per-connection servers (socketkit handler mode, socketserver) land
+# in a fast or a slow GIL-handoff regime per server process (seen: 32k vs
+# 56k req/s for the same server), so every round starts fresh processes and
+# a full run takes five rounds.
+FULL = (2.0, 5)  # seconds per measurement, rounds
+
+
+def measure(seconds: float, rounds: int) -> dict[str, list[float]]:
+    """req/s of every server in each round, the servers taking turns."""
     build_peers()
     kinds = list(KINDS)
     if not ensure_uvloop():
@@ -238,13 +245,17 @@ def measure(seconds: float, rounds: int) -> dict[str, float]:
                 except RuntimeError as e:
                     raise RuntimeError(f"{name}: {e}") from None
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    return samples
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def run(quick: bool = False) -> list[Row]:
     """For benches/run.py: one row per socketkit server, with its peers."""
-    seconds, rounds, idle = (1.0, 1, 2000) if quick else (3.0, 3, IDLE_CONNS)
-    rates = measure(seconds, rounds)
+    seconds, rounds, idle = (1.0, 1, 2000) if quick else (*FULL, IDLE_CONNS)
+    rates = medians(measure(seconds, rounds))
     goals = {mine: (peer, goal) for mine, peer, goal in TARGETS}
     peers = {n: v for n, v in rates.items() if not n.startswith("socketkit")}
     rows = []
@@ -273,8 +284,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="1 round of 1 s, 2,000 idle connections")
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=FULL[0])
+    ap.add_argument("--rounds", type=int, default=FULL[1])
     ap.add_argument("--idle", type=int, default=IDLE_CONNS)
     a = ap.parse_args()
     if a.serve:
@@ -282,20 +293,22 @@ def main() -> None:
         return
     if a.quick:
         a.seconds, a.rounds, a.idle = 1.0, 1, 2000
-    rates = measure(a.seconds, a.rounds)
+    samples = measure(a.seconds, a.rounds)
+    rates = medians(samples)
     print(
         f"\n### TcpServer: {CONNS} connections, {SIZE}-byte request/response, "
         f"median of {a.rounds} x {a.seconds:g} s (native load generator)\n"
     )
-    print("| server | req/s | vs socketserver | vs uvloop | vs Rust std |")
-    print("|---|---:|---:|---:|---:|")
+    print("| server | req/s | rounds (min-max) | vs socketserver | vs uvloop | vs Rust std |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, v in rates.items():
 
         def ratio(peer: str, v: float = v) -> str:
             return f"{v / rates[peer]:.2f}x" if rates.get(peer) else "-"
 
         print(
-            f"| {name} | {v:,.0f} | {ratio('socketserver.ThreadingTCPServer')} "
+            f"| {name} | {v:,.0f} | {min(samples[name]):,.0f}-{max(samples[name]):,.0f} "
+            f"| {ratio('socketserver.ThreadingTCPServer')} "
             f"| {ratio('uvloop start_server')} | {ratio('Rust std::net thread per connection')} |"
         )
     print("\n| target | ratio | goal | met |")
