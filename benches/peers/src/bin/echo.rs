@@ -6,11 +6,21 @@
 //! connect-rate runs.
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::thread;
+
+extern "C" {
+    fn listen(fd: i32, backlog: i32) -> i32;
+}
 
 fn main() {
     let accept_close = std::env::args().nth(1).as_deref() == Some("accept-close");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    // std listens with a backlog of 128: a connect-rate run that outpaces
+    // this thread for a few ms overflowed it, and every dropped SYN cost the
+    // client a 1 s retransmit. Listening again raises it to somaxconn.
+    // SAFETY: listen() on a socket this process owns.
+    unsafe { listen(listener.as_raw_fd(), 4096) };
     let port = listener.local_addr().unwrap().port();
     let udp = UdpSocket::bind(("127.0.0.1", port)).ok();
     println!("{port}");
