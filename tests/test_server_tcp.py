@@ -631,3 +631,23 @@ def test_stop_from_inside_on_message_is_prompt() -> None:
 def test_echo_idle_timeout_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="idle_timeout"):
         socketkit.TcpServer.echo(idle_timeout=0)
+
+
+def test_on_message_handler_may_run_and_drop_other_servers() -> None:
+    # Starting, stopping and garbage-collecting servers from an event-loop
+    # thread (a tokio runtime inside another one's thread) must work.
+    def on_message(m: bytes) -> bytes:
+        with socketkit.TcpServer(on_message=lambda x: x.upper()) as inner:
+            with connect(inner.address) as c:
+                c.sendall(m + b"\n")
+                reply = recv_line(c)
+        dropped = socketkit.TcpServer(on_message=lambda x: x)
+        dropped.start()
+        del dropped
+        return reply
+
+    with socketkit.TcpServer(on_message=on_message) as srv:
+        with connect(srv.address) as c:
+            for i in range(3):
+                c.sendall(b"hi%d\n" % i)
+                assert recv_line(c) == b"HI%d\n" % i
