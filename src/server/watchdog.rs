@@ -15,8 +15,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long a handler call may block the other connections at most (about
-/// one to two ticks).
+/// one to two ticks) while the server is busy.
 const TICK: Duration = Duration::from_millis(10);
+/// The tick once no call has started for `IDLE_AFTER`: an idle server
+/// wakes this thread 10 times a second, not 100 (a call that blocks right
+/// after a quiet second may hold up the others for up to ~110 ms).
+const IDLE_TICK: Duration = Duration::from_millis(100);
+const IDLE_AFTER: u32 = 100; // ticks
 
 /// Handler calls running now, and started ever.
 #[derive(Default)]
@@ -84,17 +89,25 @@ impl Drop for Watchdog {
 fn watch(busy: &Busy, rt: &tokio::runtime::Handle, stop: &(Mutex<bool>, Condvar)) {
     let (flag, cv) = stop;
     let mut last = busy.started.load(Ordering::Relaxed);
+    let mut quiet = 0u32; // ticks without a call started
     let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
     while !*stopped {
+        let tick = if quiet >= IDLE_AFTER { IDLE_TICK } else { TICK };
         stopped = cv
-            .wait_timeout(stopped, TICK)
+            .wait_timeout(stopped, tick)
             .unwrap_or_else(|p| p.into_inner())
             .0;
         let started = busy.started.load(Ordering::Relaxed);
-        if started == last && busy.running.load(Ordering::Relaxed) > 0 {
-            // A task from outside the runtime wakes a parked worker; once
-            // it has run it, it parks on the I/O driver, which is free.
-            rt.spawn(async {});
+        if started == last {
+            quiet = quiet.saturating_add(1);
+            if busy.running.load(Ordering::Relaxed) > 0 {
+                // A task from outside the runtime wakes a parked worker;
+                // once it has run it, it parks on the I/O driver, which is
+                // free.
+                rt.spawn(async {});
+            }
+        } else {
+            quiet = 0;
         }
         last = started;
     }
