@@ -8,14 +8,15 @@
 //! thread. Measured with benches/server.py (50 connections x 64 B, 2 cores):
 //! handing messages to a separate pool of handler threads ran at 0.9-1.05x
 //! uvloop even when the pool wrote the replies itself (one handoff per
-//! request); calling the handler in the task runs at about 1.5x uvloop,
+//! request); calling the handler in the task runs at 1.3-1.4x uvloop,
 //! within a few percent of the Rust-only echo.
 //!
 //! A handler that blocks (a sleep, a database call) holds one of the
 //! `IO_THREADS` threads; the others go on serving every other connection
-//! (tokio's workers steal ready tasks from a busy one), so a slow handler
-//! delays only its own connection. As many slow handlers as there are
-//! threads at once stall the server, as any event loop would.
+//! (tokio's workers steal ready tasks from a busy one, and the
+//! [`super::watchdog`] makes sure one of them polls for I/O), so a slow
+//! handler delays only its own connection. As many slow handlers as there
+//! are threads at once stall the server, as any event loop would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
