@@ -74,7 +74,7 @@ pub fn resolve_deadline(timeout: Option<Duration>) -> Deadline {
     Deadline::after(timeout.map(|t| t.max(MIN_RESOLVE_TIME)))
 }
 
-/// Resolve several names at once (at most [`MAX_RESOLVERS`] lookups in
+/// Resolve several names at once (at most `MAX_RESOLVERS` lookups in
 /// flight), each under `deadline`; addresses in Happy Eyeballs order.
 /// A silent resolver cannot hold the call past the deadline, and `intr`
 /// (Ctrl-C) stops it within a slice.
