@@ -59,26 +59,33 @@ def build_peers() -> Path:
 
 
 @contextmanager
-def native_echo(mode: str = "echo") -> Iterator[tuple[str, int]]:
-    """The std::net echo server (TCP thread per connection + UDP echo), or
-    with mode="accept-close" a server that closes every connection at once."""
-    binary = build_peers() / "echo"
-    args = [str(binary)] + (["accept-close"] if mode == "accept-close" else [])
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def child_server(cmd: list[str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run a server process that prints its port on its first line and
+    serves until its stdin closes; yields (process, port)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        yield ("127.0.0.1", port)
+        yield proc, int(proc.stdout.readline())
     finally:
         assert proc.stdin is not None
-        proc.stdin.close()  # the server exits when stdin closes
+        proc.stdin.close()
         try:
-            proc.wait(5)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextmanager
+def native_echo(mode: str = "echo") -> Iterator[tuple[str, int]]:
+    """The std::net echo server (TCP thread per connection + UDP echo), or
+    with mode="accept-close" a server that closes every connection at once."""
+    binary = build_peers() / "echo"
+    args = [str(binary)] + (["accept-close"] if mode == "accept-close" else [])
+    with child_server(args) as (_proc, port):
+        yield ("127.0.0.1", port)
 
 
 def ensure_tool(binary: str, apt_package: str) -> str | None:

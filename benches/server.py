@@ -23,14 +23,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Row, build_peers  # noqa: E402
+from common import Row, build_peers, child_server  # noqa: E402
 
 CONNS = 50
 SIZE = 64
@@ -125,27 +124,10 @@ def serve(kind: str) -> None:
         raise SystemExit(f"unknown kind {kind}")
 
 
-@contextmanager
-def server(kind: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def server(kind: str) -> AbstractContextManager[tuple[subprocess.Popen[str], int]]:
     if kind == "rust-std":
-        cmd = [str(build_peers() / "echo")]
-    else:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        yield proc, port
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        return child_server([str(build_peers() / "echo")])
+    return child_server([sys.executable, str(Path(__file__).resolve()), "--serve", kind])
 
 
 def loadgen(port: int, seconds: float) -> float:

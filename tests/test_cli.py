@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from peers import closed_tcp_port as closed_port
 
 import socketkit
 
@@ -58,11 +59,6 @@ def listening() -> Iterator[int]:
         stop.set()
         th.join()
         srv.close()
-
-
-def closed_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        return s.getsockname()[1]
 
 
 def one_line_error(r: subprocess.CompletedProcess[str]) -> None:

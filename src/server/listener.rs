@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -56,6 +57,25 @@ impl StopSignal {
     /// Readable once the signal is set.
     pub fn fd(&self) -> RawFd {
         self.rd.as_raw_fd()
+    }
+
+    /// Wait up to `timeout` for `fd` to be readable or the signal to be
+    /// set; false if the wait ended without either (timeout, EINTR).
+    pub fn wait_readable(&self, fd: RawFd, timeout: Duration) -> bool {
+        let mut pfds = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(pfds.as_mut_ptr(), 2, poll_millis(timeout)) > 0 }
     }
 
     /// Wait until the signal is set (true) or `deadline` passes (false).
@@ -170,21 +190,7 @@ pub fn accept(
         if deadline.expired() {
             return Ok(Accepted::TimedOut);
         }
-        let mut pfds = [
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, poll_millis(deadline.slice())) };
-        if n <= 0 {
+        if !stop.wait_readable(listener.as_raw_fd(), deadline.slice()) {
             intr.check()?;
         }
     }

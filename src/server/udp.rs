@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Phase, Result};
 use crate::options::{Proto, SocketOptions};
-use crate::wait::{poll_millis, Deadline, Interrupt, SLICE};
+use crate::wait::{Deadline, Interrupt, SLICE};
 
 use super::lifecycle::Lifecycle;
 use super::listener::{self, StopSignal};
@@ -163,20 +163,7 @@ fn serve(sock: &UdpSocket, stop: &StopSignal, stats: &UdpStats, mode: &UdpMode) 
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let mut pfds = [
-                    libc::pollfd {
-                        fd: sock.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        fd: stop.fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                ];
-                // SAFETY: two valid pollfds.
-                unsafe { libc::poll(pfds.as_mut_ptr(), 2, poll_millis(SLICE)) };
+                stop.wait_readable(sock.as_raw_fd(), SLICE);
             }
             // ICMP errors queued by an earlier reply, EINTR: go on.
             Err(_) => {}
