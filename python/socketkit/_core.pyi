@@ -15,6 +15,7 @@ __all__ = [
     "UdpClient",
     "UdpServer",
     "UdpSocket",
+    "DEFAULTS",
     "__version__",
     "_banner",
     "_check",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 __version__: Final[str]
+#: Every default of the core (src/defaults.rs), by name.
+DEFAULTS: Final[dict[str, Any]]
 
 _Address = tuple[str, int] | str
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString, PyTuple, PyType};
 
 use crate::addr::HostPort;
+use crate::defaults;
 use crate::py::args::{self, type_name};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::from_kwargs;
@@ -18,61 +19,13 @@ use crate::py::threads::python_hooks;
 use crate::server::tcp::bind_address;
 use crate::server::{
     ConnHandler, ConnOutcome, DatagramHandler, Framing, Limits, MessageHandler, Mode, Outcome,
-    StopSignal, TcpServerCore, UdpMode, UdpServerCore, DEFAULT_MAX_MESSAGE,
+    StopSignal, TcpServerCore, UdpMode, UdpServerCore,
 };
 use crate::tcp::TcpConnection;
 
-const DEFAULT_STOP_TIMEOUT: f64 = 5.0;
 /// How long handlers get to finish when Ctrl-C stops `serve_forever()`:
 /// short, since the user asked to get out.
 const INTERRUPT_STOP_TIMEOUT: f64 = 1.0;
-
-fn callable(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    match obj {
-        Some(o) if !o.is_none() => {
-            if !o.is_callable() {
-                return Err(PyTypeError::new_err(format!(
-                    "{arg} must be callable, got {}",
-                    type_name(o)
-                )));
-            }
-            Ok(Some(o.clone().unbind()))
-        }
-        _ => Ok(None),
-    }
-}
-
-fn int_in(arg: &'static str, obj: &Bound<'_, PyAny>, lo: i64, hi: i64) -> PyResult<i64> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "{arg} must be an int, got {}",
-            type_name(obj)
-        )));
-    }
-    let v: i64 = obj
-        .extract()
-        .map_err(|_| PyValueError::new_err(format!("{arg} must be {lo}-{hi}, got {obj}")))?;
-    if v < lo || v > hi {
-        return Err(PyValueError::new_err(format!(
-            "{arg} must be {lo}-{hi}, got {v}"
-        )));
-    }
-    Ok(v)
-}
-
-/// An optional int argument; None takes `default`.
-fn opt_int(
-    arg: &'static str,
-    obj: Option<&Bound<'_, PyAny>>,
-    default: i64,
-    lo: i64,
-    hi: i64,
-) -> PyResult<i64> {
-    match obj {
-        Some(o) if !o.is_none() => int_in(arg, o, lo, hi),
-        _ => Ok(default),
-    }
-}
 
 fn bind_target(py: Python<'_>, address: Option<&Bound<'_, PyAny>>) -> PyResult<SocketAddr> {
     let hp = match address {
@@ -424,8 +377,8 @@ impl TcpServer {
         idle_timeout: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let handler = callable("handler", handler)?;
-        let on_message = callable("on_message", on_message)?;
+        let handler = args::callable("handler", handler)?;
+        let on_message = args::callable("on_message", on_message)?;
         if handler.is_some() && on_message.is_some() {
             return Err(PyValueError::new_err(
                 "pass either handler (called with each connection) or on_message (called with each message), not both",
@@ -455,13 +408,16 @@ impl TcpServer {
                         "max_message applies only with on_message",
                     ));
                 }
-                int_in("max_message", m, 1, u32::MAX as i64)? as usize
+                args::int_in("max_message", m, 1, u32::MAX.into())?
             }
-            _ => DEFAULT_MAX_MESSAGE,
+            _ => defaults::MAX_MESSAGE,
         };
-        let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
-        let max_connections =
-            opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
+        let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
+            .unwrap_or(defaults::BACKLOG as i32);
+        let max_connections = args::optional(max_connections, |m| {
+            args::int_in("max_connections", m, 1, 1 << 30)
+        })?
+        .unwrap_or(defaults::MAX_CONNECTIONS);
         let idle_timeout = idle_seconds(idle_timeout)?;
         let limits = Limits {
             max_connections,
@@ -499,14 +455,17 @@ impl TcpServer {
         idle_timeout: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
-        let max_connections =
-            opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
+        let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
+            .unwrap_or(defaults::BACKLOG as i32);
+        let max_connections = args::optional(max_connections, |m| {
+            args::int_in("max_connections", m, 1, 1 << 30)
+        })?
+        .unwrap_or(defaults::MAX_CONNECTIONS);
         let idle_timeout = idle_seconds(idle_timeout)?;
         let limits = Limits {
             max_connections,
             idle_timeout,
-            max_message: 64 * 1024,
+            max_message: defaults::ECHO_MAX_MESSAGE,
         };
         let addr = bind_target(py, address)?;
         let srv = Self::make(py, addr, backlog, limits, Mode::Echo, options)?;
@@ -551,7 +510,7 @@ impl TcpServer {
     /// while another thread is stopping the server waits for it (up to
     /// ``timeout``); later calls do nothing. Afterwards the port refuses
     /// connections.
-    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
+    #[pyo3(signature = (timeout=Some(defaults::STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
     fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let t = stop_timeout(timeout)?;
         py.detach(|| self.core.stop(t));
@@ -616,7 +575,7 @@ impl TcpServer {
 
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
-        let t = Duration::from_secs_f64(DEFAULT_STOP_TIMEOUT);
+        let t = Duration::from_secs_f64(defaults::STOP_TIMEOUT);
         py.detach(|| self.core.stop(t));
         false
     }
@@ -673,7 +632,7 @@ impl UdpServer {
         handler: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let mode = match callable("handler", handler)? {
+        let mode = match args::callable("handler", handler)? {
             Some(func) => UdpMode::Handler(Arc::new(PyDatagramHandler { func })),
             None => UdpMode::Discard,
         };
@@ -717,7 +676,7 @@ impl UdpServer {
     /// seconds, close the socket, join the thread. Safe from any thread,
     /// the handler included; a call while another thread is stopping
     /// waits for it.
-    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
+    #[pyo3(signature = (timeout=Some(defaults::STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
     fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         let t = stop_timeout(timeout)?;
         py.detach(|| self.core.stop(t));
@@ -756,7 +715,7 @@ impl UdpServer {
 
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
-        let t = Duration::from_secs_f64(DEFAULT_STOP_TIMEOUT);
+        let t = Duration::from_secs_f64(defaults::STOP_TIMEOUT);
         py.detach(|| self.core.stop(t));
         false
     }

@@ -97,15 +97,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 1024,
+            max_connections: crate::defaults::MAX_CONNECTIONS,
             idle_timeout: None,
-            max_message: DEFAULT_MAX_MESSAGE,
+            max_message: crate::defaults::MAX_MESSAGE,
         }
     }
 }
-
-/// `max_message` unless told otherwise: 1 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
 
 /// What a message or datagram handler answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
