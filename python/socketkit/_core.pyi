@@ -7,6 +7,7 @@ from typing import Any, Final, Self, final
 from typing_extensions import Buffer, disjoint_base
 
 __all__ = [
+    "DEFAULTS",
     "Keepalive",
     "LineIterator",
     "ProbeIter",
@@ -15,7 +16,6 @@ __all__ = [
     "UdpClient",
     "UdpServer",
     "UdpSocket",
-    "DEFAULTS",
     "__version__",
     "_banner",
     "_check",
