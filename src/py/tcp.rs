@@ -139,7 +139,8 @@ impl TcpClient {
     }
 
     /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
-    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, bufsize=65536)")]
     fn recv<'py>(&self, py: Python<'py>, bufsize: Int) -> PyResult<Bound<'py, PyBytes>> {
         let n = bufsize.size("bufsize")?;
         let data = blocking(py, |intr| self.conn.recv(n, intr))?;
@@ -148,7 +149,8 @@ impl TcpClient {
 
     /// Receive into a writable buffer (up to ``nbytes``, 0 = its length);
     /// returns the count, 0 at EOF.
-    #[pyo3(signature = (buffer, nbytes=Int(0)))]
+    #[pyo3(signature = (buffer, nbytes=Int(0)),
+           text_signature = "($self, buffer, nbytes=0)")]
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, nbytes: Int) -> PyResult<usize> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
@@ -170,7 +172,8 @@ impl TcpClient {
     /// Bytes up to and including ``delimiter``. Raises
     /// ``LimitExceededError`` past ``max_size`` bytes, and
     /// ``ConnectionClosedError`` (with ``partial``) if the peer closes first.
-    #[pyo3(signature = (delimiter, max_size=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (delimiter, max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, delimiter, max_size=65536)")]
     fn recv_until<'py>(
         &self,
         py: Python<'py>,
@@ -185,7 +188,8 @@ impl TcpClient {
 
     /// One line, keeping its ``\n``, like ``file.readline()``: at EOF the
     /// unterminated rest, then ``b""``. ``LimitExceededError`` past ``max_size``.
-    #[pyo3(signature = (max_size=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, max_size=65536)")]
     fn recv_line<'py>(&self, py: Python<'py>, max_size: Int) -> PyResult<Bound<'py, PyBytes>> {
         let max_size = max_size.size("max_size")?;
         let data = blocking(py, |intr| self.conn.recv_line(max_size, intr))?;
@@ -193,7 +197,8 @@ impl TcpClient {
     }
 
     /// Iterate over lines (with their ``\n``) until the peer closes.
-    #[pyo3(signature = (max_size=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, max_size=65536)")]
     fn lines(slf: Py<Self>, max_size: Int) -> PyResult<LineIterator> {
         Ok(LineIterator {
             client: slf,
@@ -203,7 +208,8 @@ impl TcpClient {
 
     /// Send ``data`` and read one reply: up to and including ``until``
     /// (default ``b"\n"``), or exactly ``exact`` bytes.
-    #[pyo3(signature = (data, *, until=None, exact=None, max_size=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (data, *, until=None, exact=None, max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, data, *, until=None, exact=None, max_size=65536)")]
     fn request<'py>(
         &self,
         py: Python<'py>,
@@ -237,7 +243,8 @@ impl TcpClient {
     /// Send a file with zero copies (sendfile(2)); ``file`` is a binary file
     /// object or an fd. Returns the bytes sent and, like the stdlib, leaves
     /// the file position just past them.
-    #[pyo3(signature = (file, offset=Int(0), count=None))]
+    #[pyo3(signature = (file, offset=Int(0), count=None),
+           text_signature = "($self, file, offset=0, count=None)")]
     fn sendfile(
         &self,
         py: Python<'_>,

@@ -119,7 +119,8 @@ impl UdpSocket {
 
     /// One datagram (at most ``bufsize`` bytes; the rest of a longer one is
     /// dropped) and the sender: ``(data, (host, port))``.
-    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, bufsize=65536)")]
     fn recvfrom<'py>(
         &self,
         py: Python<'py>,
@@ -131,7 +132,8 @@ impl UdpSocket {
     }
 
     /// Receive one datagram into a writable buffer: ``(nbytes, (host, port))``.
-    #[pyo3(signature = (buffer, nbytes=Int(0)))]
+    #[pyo3(signature = (buffer, nbytes=Int(0)),
+           text_signature = "($self, buffer, nbytes=0)")]
     fn recvfrom_into(
         &self,
         py: Python<'_>,
@@ -151,7 +153,8 @@ impl UdpSocket {
     }
 
     /// One datagram from the connected peer (at most ``bufsize`` bytes).
-    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, bufsize=65536)")]
     fn recv<'py>(&self, py: Python<'py>, bufsize: Int) -> PyResult<Bound<'py, PyBytes>> {
         let n = bufsize.size("bufsize")?;
         let (data, _) = blocking(py, |intr| self.sock.recv_from(n, intr))?;
@@ -206,7 +209,8 @@ impl UdpSocket {
     /// Wait (up to the timeout) for at least one datagram, then return up to
     /// ``max_messages`` queued ones as ``[(data, (host, port)), ...]``
     /// (recvmmsg on Linux: one system call for the batch).
-    #[pyo3(signature = (max_messages=Int::from(defaults::RECV_MANY), bufsize=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (max_messages=Int::from(defaults::RECV_MANY), bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, max_messages=64, bufsize=65536)")]
     fn recv_many<'py>(
         &self,
         py: Python<'py>,
@@ -243,7 +247,8 @@ impl UdpSocket {
     /// silence: waits ``timeout`` seconds per try, ``retries`` extra tries,
     /// then raises ``TimeoutError``. ``address`` is needed unless connected;
     /// datagrams from anyone else are ignored.
-    #[pyo3(signature = (data, address=None, *, timeout=defaults::UDP_TIMEOUT, retries=Int::from(defaults::UDP_RETRIES), bufsize=Int::from(defaults::RECV_SIZE)))]
+    #[pyo3(signature = (data, address=None, *, timeout=defaults::UDP_TIMEOUT, retries=Int::from(defaults::UDP_RETRIES), bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, data, address=None, *, timeout=1.0, retries=2, bufsize=65536)")]
     fn request<'py>(
         &self,
         py: Python<'py>,
