@@ -308,12 +308,14 @@ mod tests {
     #[test]
     fn bad_ports_name_the_argument() {
         for (bad, needle) in [
-            ("70000", "0-65535, got 70000"),
+            // One range per context (issue 17): a probed port is 1-65535,
+            // whatever the way it is wrong.
+            ("70000", "1-65535, got 70000"),
             ("5-1", "runs backwards"),
             ("0", "1-65535, got 0"),
             ("", "empty"),
             ("22,,80", "empty item"),
-            ("http", "must be a number"),
+            ("http", "1-65535, got 'http'"),
             ("1-70000", "got 70000"),
         ] {
             let e = err(parse_ports("ports", bad));

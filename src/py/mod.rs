@@ -3,6 +3,7 @@
 pub mod args;
 pub mod blocking;
 pub mod errors;
+pub mod handlers;
 pub mod options;
 pub mod probe;
 pub mod server;
