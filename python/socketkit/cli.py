@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import socketkit
+from socketkit._format import fmt_bytes, fmt_counts, fmt_target, result_table
+from socketkit._format import target_of as _target_text  # ping's name for it
 
 EXIT_OK = 0
 EXIT_DOWN = 1
@@ -59,32 +61,12 @@ def _decode_data(text: str) -> bytes:
         raise UsageError(f"DATA: {e}") from None
 
 
-def _show_bytes(data: bytes) -> str:
-    return data.decode("utf-8", "backslashreplace")
-
-
 def _emit(doc: Any) -> None:
     print(json.dumps(doc), flush=True)
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return True if sys.stderr.isatty() and not getattr(args, "json", False) else None
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f} ms"
-
-
-def _target_text(r: Any) -> str:
-    host = f"[{r.host}]" if ":" in r.host else r.host
-    return f"{host}:{r.port}"
 
 
 # --- check -----------------------------------------------------------------
@@ -97,8 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         _emit(results.to_dicts())
     else:
-        rows = [[_target_text(r), r.address or "-", r.state, _ms(r.rtt_ms), r.error or ""] for r in results]
-        print(_table(["TARGET", "ADDRESS", "STATE", "TIME", "ERROR"], rows))
+        print(result_table(results, ("target", "address", "state", "time", "error")))
     return EXIT_OK if all(r.ok for r in results) else EXIT_DOWN
 
 
@@ -121,13 +102,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         doc["results"] = [r.to_dict() for r in shown]
         _emit(doc)
     else:
-        rows = [[r.host, r.address or "-", str(r.port), r.state, _ms(r.rtt_ms)] for r in shown]
-        if rows:
-            print(_table(["HOST", "ADDRESS", "PORT", "STATE", "TIME"], rows))
-        counts = report.counts
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
+        if shown:
+            print(result_table(shown, ("host", "address", "port", "state", "time")))
         print(
-            f"scanned {len(report.hosts)} host(s), {len(report)} port(s) in {report.elapsed:.2f} s: {summary}"
+            f"scanned {len(report.hosts)} host(s), {len(report)} port(s) in {report.elapsed:.2f} s: "
+            + fmt_counts(report.counts)
         )
     return EXIT_OK if any(r.ok for r in report) else EXIT_DOWN
 
@@ -245,7 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     proto = "udp" if args.udp else "tcp"
     with server:
         host, port = server.address
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        where = fmt_target(host, port)
         if args.json:
             _emit({"listening": where, "proto": proto, "mode": args.mode})
         else:
@@ -295,7 +274,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 "target": args.target,
                 "proto": "udp" if args.udp else "tcp",
                 "sent": len(data),
-                "reply": _show_bytes(reply),
+                "reply": fmt_bytes(reply),
                 "rtt_ms": round(rtt_ms, 3),
             }
         )
@@ -310,7 +289,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def _print_chunk(args: argparse.Namespace, peer: tuple[str, int], data: bytes) -> None:
     if args.json:
-        _emit({"peer": f"{peer[0]}:{peer[1]}", "data": _show_bytes(data)})
+        _emit({"peer": fmt_target(peer[0], peer[1]), "data": fmt_bytes(data)})
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -327,13 +306,12 @@ def _listen(args: argparse.Namespace) -> int:
     if args.udp:
         with socketkit.UdpSocket(args.address) as u:
             host, port = u.local_address or ("?", 0)
-            print(f"socketkit listen: udp {host}:{port}", file=sys.stderr, flush=True)
+            print(f"socketkit listen: udp {fmt_target(host, port)}", file=sys.stderr, flush=True)
             while True:
                 data, peer = u.recvfrom()
                 _print_chunk(args, peer, data)
     with socketkit.TcpServer(args.address) as srv:
-        host, port = srv.address
-        print(f"socketkit listen: tcp {host}:{port}", file=sys.stderr, flush=True)
+        print(f"socketkit listen: tcp {fmt_target(*srv.address)}", file=sys.stderr, flush=True)
         while True:
             conn, peer = srv.accept()
             with conn:
