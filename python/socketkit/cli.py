@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import socketkit
+from socketkit._core import DEFAULTS as _D
 from socketkit._format import fmt_bytes, fmt_counts, fmt_target, result_table
 from socketkit._format import target_of as _target_text  # ping's name for it
 
@@ -361,32 +362,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("check", "Is each HOST:PORT open? Exit 0 only if all are.")
     sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
-    sp.add_argument("--timeout", type=float, default=1.0, help="seconds per connect (default 1)")
-    sp.add_argument("--concurrency", type=int, default=512, help="connects at once (default 512)")
+    sp.add_argument(
+        "--timeout", type=float, default=_D["check_timeout"], help="seconds per connect (default %(default)s)"
+    )
+    sp.add_argument(
+        "--concurrency",
+        type=int,
+        default=_D["check_concurrency"],
+        help="connects at once (default %(default)s)",
+    )
     sp.set_defaults(func=cmd_check)
 
     sp = add("scan", "TCP connect scan of hosts (names, IPs, CIDR) and ports. Exit 0 if any port is open.")
     sp.add_argument("hosts", nargs="+", metavar="HOSTS")
     sp.add_argument(
-        "-p", "--ports", default="1-1024", help="ports as nmap writes them: 22,80,8000-8100; -p- for all"
+        "-p",
+        "--ports",
+        default=_D["scan_ports"],
+        help="ports as nmap writes them: 22,80,8000-8100; -p- for all",
     )
     sp.add_argument("--open", action="store_true", help="list only open ports")
-    sp.add_argument("--timeout", type=float, default=0.5, help="seconds per connect (default 0.5)")
-    sp.add_argument("--concurrency", type=int, default=1024, help="connects at once (default 1024)")
+    sp.add_argument(
+        "--timeout", type=float, default=_D["scan_timeout"], help="seconds per connect (default %(default)s)"
+    )
+    sp.add_argument(
+        "--concurrency",
+        type=int,
+        default=_D["scan_concurrency"],
+        help="connects at once (default %(default)s)",
+    )
     sp.add_argument("--rate", type=float, default=None, help="new connections per second at most")
     sp.set_defaults(func=cmd_scan, all_ports=False)
 
     sp = add("ping", "Time TCP handshakes to HOST:PORT, like ping. Exit 0 if every probe connected.")
     sp.add_argument("target", metavar="HOST:PORT")
-    sp.add_argument("-c", "--count", type=int, default=4, help="probes to send (default 4)")
-    sp.add_argument("-i", "--interval", type=float, default=1.0, help="seconds between probes (default 1)")
-    sp.add_argument("--timeout", type=float, default=1.0, help="seconds per probe (default 1)")
+    sp.add_argument(
+        "-c", "--count", type=int, default=_D["ping_count"], help="probes to send (default %(default)s)"
+    )
+    sp.add_argument(
+        "-i",
+        "--interval",
+        type=float,
+        default=_D["ping_interval"],
+        help="seconds between probes (default %(default)s)",
+    )
+    sp.add_argument(
+        "--timeout", type=float, default=_D["ping_timeout"], help="seconds per probe (default %(default)s)"
+    )
     sp.set_defaults(func=cmd_ping)
 
     sp = add("wait", "Wait until every HOST:PORT accepts connections, then run CMD (wait-for-it).")
     sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
-    sp.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds (exit 124)")
-    sp.add_argument("--interval", type=float, default=0.25, help="first retry delay in seconds (backs off)")
+    sp.add_argument(
+        "--timeout", type=float, default=_D["wait_timeout"], help="give up after this many seconds (exit 124)"
+    )
+    sp.add_argument(
+        "--interval", type=float, default=_D["wait_interval"], help="first retry delay in seconds (backs off)"
+    )
     sp.add_argument("--send", default=None, help="bytes to send once connected (backslash escapes)")
     sp.add_argument("--expect", default=None, help="bytes the reply must contain to count as up")
     sp.add_argument("-q", "--quiet", action="store_true", help="say nothing on success")
@@ -406,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--udp", action="store_true")
     sp.add_argument("--until", default=None, metavar="DELIM", help="TCP: read the reply up to DELIM, not EOF")
     sp.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    sp.add_argument("--retries", type=int, default=2, help="UDP: resends on silence (default 2)")
+    sp.add_argument(
+        "--retries", type=int, default=_D["udp_retries"], help="UDP: resends on silence (default %(default)s)"
+    )
     sp.add_argument("--max-size", type=int, default=16 << 20, help="largest reply in bytes (default 16 MiB)")
     sp.set_defaults(func=cmd_send)
 
