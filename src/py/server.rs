@@ -48,6 +48,27 @@ fn idle_seconds(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     Ok(t)
 }
 
+/// `backlog`, `max_connections` and `idle_timeout` of a TCP server.
+fn listen_limits(
+    backlog: Option<&Bound<'_, PyAny>>,
+    max_connections: Option<&Bound<'_, PyAny>>,
+    idle_timeout: Option<&Bound<'_, PyAny>>,
+    max_message: usize,
+) -> PyResult<(i32, Limits)> {
+    let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
+        .unwrap_or(defaults::BACKLOG as i32);
+    let max_connections = args::optional(max_connections, |m| {
+        args::int_in("max_connections", m, 1, 1 << 30)
+    })?
+    .unwrap_or(defaults::MAX_CONNECTIONS);
+    let limits = Limits {
+        max_connections,
+        idle_timeout: idle_seconds(idle_timeout)?,
+        max_message,
+    };
+    Ok((backlog, limits))
+}
+
 /// `stop()`'s timeout: seconds, or None to wait as long as handlers take.
 fn stop_timeout(timeout: Option<f64>) -> PyResult<Duration> {
     match timeout {
@@ -280,18 +301,8 @@ server_methods!(TcpServer {
             }
             _ => defaults::MAX_MESSAGE,
         };
-        let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
-            .unwrap_or(defaults::BACKLOG as i32);
-        let max_connections = args::optional(max_connections, |m| {
-            args::int_in("max_connections", m, 1, 1 << 30)
-        })?
-        .unwrap_or(defaults::MAX_CONNECTIONS);
-        let idle_timeout = idle_seconds(idle_timeout)?;
-        let limits = Limits {
-            max_connections,
-            idle_timeout,
-            max_message,
-        };
+        let (backlog, limits) = listen_limits(backlog, max_connections, idle_timeout, max_message)?;
+        let idle_timeout = limits.idle_timeout;
         let mode = match (handler, on_message) {
             (Some(func), _) => Mode::Handler(Arc::new(PyConnHandler {
                 func,
@@ -323,18 +334,12 @@ server_methods!(TcpServer {
         idle_timeout: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
-            .unwrap_or(defaults::BACKLOG as i32);
-        let max_connections = args::optional(max_connections, |m| {
-            args::int_in("max_connections", m, 1, 1 << 30)
-        })?
-        .unwrap_or(defaults::MAX_CONNECTIONS);
-        let idle_timeout = idle_seconds(idle_timeout)?;
-        let limits = Limits {
+        let (backlog, limits) = listen_limits(
+            backlog,
             max_connections,
             idle_timeout,
-            max_message: defaults::ECHO_MAX_MESSAGE,
-        };
+            defaults::ECHO_MAX_MESSAGE,
+        )?;
         let addr = bind_target(py, address)?;
         let srv = Self::make(py, addr, backlog, limits, Mode::Echo, options)?;
         core(py, srv.core.start())?;
