@@ -2,9 +2,9 @@
 
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Self, final
+from typing import Any, Final, Self, TypedDict, final
 
-from typing_extensions import Buffer, disjoint_base
+from typing_extensions import Buffer, Unpack, disjoint_base
 
 __all__ = [
     "DEFAULTS",
@@ -12,8 +12,10 @@ __all__ = [
     "LineIterator",
     "ProbeIter",
     "TcpClient",
+    "TcpOptions",
     "TcpServer",
     "UdpClient",
+    "UdpOptions",
     "UdpServer",
     "UdpSocket",
     "__version__",
@@ -52,6 +54,63 @@ class Keepalive:
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
 
+# BEGIN generated: options (src/options/table.rs; SOCKETKIT_REGEN=1 cargo test docgen)
+class TcpOptions(TypedDict, total=False):
+    """Socket options of a TCP socket: the ``**options`` of TcpClient, TcpServer and TcpServer.echo."""
+
+    #: TCP_NODELAY: send small segments at once instead of holding them back to coalesce (Nagle's algorithm).
+    nodelay: bool
+    #: SO_KEEPALIVE (with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): probe a connection that has been idle, and drop it when the peer stops answering.
+    keepalive: bool | Keepalive
+    #: SO_LINGER: how long close() waits for unsent data to go out; 0 makes close() reset the connection, None turns lingering off.
+    linger: float | None
+    #: TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the kernel drops the connection.
+    user_timeout: float
+    #: SO_RCVBUF: the receive buffer size in bytes (Linux doubles the value for its bookkeeping, and reads back the doubled value).
+    recv_buffer: int
+    #: SO_SNDBUF: the send buffer size in bytes (Linux doubles it, as SO_RCVBUF).
+    send_buffer: int
+    #: SO_REUSEADDR: bind a local address that connections in TIME_WAIT still hold (servers default to True).
+    reuse_address: bool
+    #: SO_REUSEPORT: let several sockets bind the same address and port; the kernel spreads connections or datagrams across them.
+    reuse_port: bool
+    #: IP_TTL or IPV6_UNICAST_HOPS: how many hops an outgoing packet may travel.
+    ttl: int
+    #: IP_TOS or IPV6_TCLASS: the type-of-service (traffic class) byte of outgoing packets, DSCP and ECN.
+    tos: int
+    #: IPV6_V6ONLY: an IPv6 socket speaks IPv6 only, not IPv4 through IPv4-mapped addresses.
+    only_v6: bool
+    #: SO_BINDTODEVICE: send and receive only through this network interface (needs CAP_NET_RAW).
+    bind_device: str
+
+class UdpOptions(TypedDict, total=False):
+    """Socket options of a UDP socket: the ``**options`` of UdpSocket, UdpClient, UdpServer and UdpServer.echo."""
+
+    #: SO_RCVBUF: the receive buffer size in bytes (Linux doubles the value for its bookkeeping, and reads back the doubled value).
+    recv_buffer: int
+    #: SO_SNDBUF: the send buffer size in bytes (Linux doubles it, as SO_RCVBUF).
+    send_buffer: int
+    #: SO_REUSEADDR: bind a local address that connections in TIME_WAIT still hold (servers default to True).
+    reuse_address: bool
+    #: SO_REUSEPORT: let several sockets bind the same address and port; the kernel spreads connections or datagrams across them.
+    reuse_port: bool
+    #: IP_TTL or IPV6_UNICAST_HOPS: how many hops an outgoing packet may travel.
+    ttl: int
+    #: IP_TOS or IPV6_TCLASS: the type-of-service (traffic class) byte of outgoing packets, DSCP and ECN.
+    tos: int
+    #: IPV6_V6ONLY: an IPv6 socket speaks IPv6 only, not IPv4 through IPv4-mapped addresses.
+    only_v6: bool
+    #: SO_BINDTODEVICE: send and receive only through this network interface (needs CAP_NET_RAW).
+    bind_device: str
+    #: SO_BROADCAST: allow sending to a broadcast address.
+    broadcast: bool
+    #: IP_MULTICAST_TTL or IPV6_MULTICAST_HOPS: how many hops outgoing multicast may travel (1: this network only).
+    multicast_ttl: int
+    #: IP_MULTICAST_LOOP or IPV6_MULTICAST_LOOP: deliver outgoing multicast to listeners on this host too.
+    multicast_loop: bool
+
+# END generated: options
+
 @final
 class TcpClient:
     """A connected TCP socket."""
@@ -62,7 +121,7 @@ class TcpClient:
         *,
         timeout: float | None = None,
         source_address: _Address | None = None,
-        **options: Any,
+        **options: Unpack[TcpOptions],
     ) -> TcpClient: ...
     @classmethod
     def from_socket(cls, sock: socket.socket) -> TcpClient: ...
@@ -112,7 +171,7 @@ class UdpSocket:
         *,
         connect: _Address | None = None,
         timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[UdpOptions],
     ) -> Self: ...
     def sendto(self, data: Buffer, address: _Address) -> int: ...
     def recvfrom(self, bufsize: int = 65536) -> tuple[bytes, tuple[str, int]]: ...
@@ -160,7 +219,7 @@ class UdpClient(UdpSocket):
         *,
         bind: _Address | None = None,
         timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[UdpOptions],
     ) -> UdpClient: ...
 
 @final
@@ -178,7 +237,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     @classmethod
     def echo(
@@ -188,7 +247,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     def start(self) -> None: ...
     def serve_forever(self) -> None: ...
@@ -212,10 +271,12 @@ class UdpServer:
         cls,
         address: _Address | None = ("127.0.0.1", 0),
         handler: Callable[[bytes, tuple[str, int]], bytes | bytearray | memoryview | None] | None = None,
-        **options: Any,
+        **options: Unpack[UdpOptions],
     ) -> UdpServer: ...
     @classmethod
-    def echo(cls, address: _Address | None = ("127.0.0.1", 0), **options: Any) -> UdpServer: ...
+    def echo(
+        cls, address: _Address | None = ("127.0.0.1", 0), **options: Unpack[UdpOptions]
+    ) -> UdpServer: ...
     def start(self) -> None: ...
     def serve_forever(self) -> None: ...
     def stop(self, timeout: float | None = 5.0) -> None: ...

@@ -20,7 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tcp::LineIterator>()?;
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;
-    m.add_class::<options::Keepalive>()?;
+    options::register(m)?;
     m.add_class::<server::TcpServer>()?;
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
-use crate::options::{Keepalive as CoreKeepalive, OptValue, SocketOptions};
+use crate::options::{
+    self, Keepalive as CoreKeepalive, Kind, OptValue, Proto, SocketOptions, Spec, Value,
+};
 use crate::py::args::{self, seconds};
 
 /// TCP keepalive timers, in seconds: ``Keepalive(idle=60, interval=10, retries=5)``.
@@ -81,64 +83,107 @@ impl Keepalive {
 }
 
 /// Build options from `**options`; `who` names the callable in errors.
+/// Every keyword is looked up in the option table, which gives its kind and
+/// range; the extractors of `args` convert and check it.
 pub fn from_kwargs(who: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<SocketOptions> {
     let mut o = SocketOptions::default();
     let Some(kw) = kwargs else { return Ok(o) };
     for (k, v) in kw.iter() {
-        let key = k.cast::<PyString>()?.to_str()?.to_owned();
-        let name = key.as_str();
-        match name {
-            "nodelay" => o.nodelay = Some(args::boolean(name, &v)?),
-            "keepalive" => {
-                o.keepalive = Some(if let Ok(ka) = v.cast::<Keepalive>() {
-                    ka.get().to_core()
-                } else if args::boolean(name, &v).map_err(|_| {
-                    PyTypeError::new_err(
-                        "keepalive must be True, False or a Keepalive(idle=, interval=, retries=)",
-                    )
-                })? {
-                    CoreKeepalive::On
-                } else {
-                    CoreKeepalive::Off
-                })
-            }
-            "linger" => {
-                o.linger = Some(if v.is_none() {
-                    None
-                } else {
-                    Some(seconds("linger", &v)?)
-                });
-            }
-            "user_timeout" => o.user_timeout = Some(seconds("user_timeout", &v)?),
-            "recv_buffer" => {
-                o.recv_buffer = Some(args::int_in::<usize>(name, &v, 1, i32::MAX.into())?)
-            }
-            "send_buffer" => {
-                o.send_buffer = Some(args::int_in::<usize>(name, &v, 1, i32::MAX.into())?)
-            }
-            "reuse_address" => o.reuse_address = Some(args::boolean(name, &v)?),
-            "reuse_port" => o.reuse_port = Some(args::boolean(name, &v)?),
-            "ttl" => o.ttl = Some(args::int_in::<u32>(name, &v, 1, 255)?),
-            "tos" => o.tos = Some(args::int_in::<u32>(name, &v, 0, 255)?),
-            "only_v6" => o.only_v6 = Some(args::boolean(name, &v)?),
-            "bind_device" => {
-                let s = v.cast::<PyString>().map_err(|_| {
-                    PyTypeError::new_err("bind_device must be an interface name (str)")
-                })?;
-                o.bind_device = Some(s.to_str()?.to_owned());
-            }
-            "broadcast" => o.broadcast = Some(args::boolean(name, &v)?),
-            "multicast_ttl" => o.multicast_ttl = Some(args::int_in::<u32>(name, &v, 0, 255)?),
-            "multicast_loop" => o.multicast_loop = Some(args::boolean(name, &v)?),
-            other => {
-                return Err(PyTypeError::new_err(format!(
-                    "{who}() got an unexpected keyword argument '{other}' (socket options: {})",
-                    crate::options::OPTION_NAMES.join(", ")
-                )))
-            }
-        }
+        let key = k.cast::<PyString>()?;
+        let name = key.to_str()?;
+        let Some(spec) = options::spec(name) else {
+            return Err(unknown(who, name));
+        };
+        o.set(spec, value(spec, &v)?).map_err(args::value_error)?;
     }
     Ok(o)
+}
+
+fn unknown(who: &str, name: &str) -> PyErr {
+    let hint = options::suggest(name)
+        .map(|n| format!("did you mean '{n}'? "))
+        .unwrap_or_default();
+    PyTypeError::new_err(format!(
+        "{who}() got an unexpected keyword argument '{name}' ({hint}socket options: {})",
+        options::names().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// One keyword's value, converted as its kind says.
+fn value(spec: &Spec, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let name = spec.name;
+    Ok(match spec.kind {
+        Kind::Bool => Value::Bool(args::boolean(name, v)?),
+        Kind::Int { lo, hi } => Value::Int(args::int_in(name, v, lo.into(), hi.into())?),
+        Kind::Seconds => Value::Seconds(seconds(name, v)?),
+        Kind::SecondsOrNone => Value::SecondsOrNone(args::optional(Some(v), |o| seconds(name, o))?),
+        Kind::Interface => {
+            let s = v.cast::<PyString>().map_err(|_| {
+                PyTypeError::new_err(format!("{name} must be an interface name (str)"))
+            })?;
+            Value::Text(s.to_str()?.to_owned())
+        }
+        Kind::Keepalive => Value::Keepalive(if let Ok(ka) = v.cast::<Keepalive>() {
+            ka.get().to_core()
+        } else if args::boolean(name, v).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name} must be True, False or a Keepalive(idle=, interval=, retries=)"
+            ))
+        })? {
+            CoreKeepalive::On
+        } else {
+            CoreKeepalive::Off
+        }),
+    })
+}
+
+/// The Python type of a keyword of `kind`, for the runtime TypedDicts.
+fn python_type<'py>(py: Python<'py>, kind: Kind) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match kind {
+        Kind::Bool => py.get_type::<PyBool>().into_any(),
+        Kind::Int { .. } => py.get_type::<PyInt>().into_any(),
+        Kind::Seconds => py.get_type::<PyFloat>().into_any(),
+        Kind::SecondsOrNone => py.get_type::<PyFloat>().into_any().bitor(py.None())?,
+        Kind::Interface => py.get_type::<PyString>().into_any(),
+        Kind::Keepalive => py
+            .get_type::<PyBool>()
+            .into_any()
+            .bitor(py.get_type::<Keepalive>())?,
+    })
+}
+
+/// `TcpOptions` / `UdpOptions`: TypedDicts of each protocol's options, made
+/// from the option table (the stub declares the same, checked by
+/// `cargo test`), so user code can annotate the options it passes on.
+fn typed_dict<'py>(py: Python<'py>, proto: Proto) -> PyResult<Bound<'py, PyAny>> {
+    let (class, takers) = proto.typed_dict();
+    let fields = PyDict::new(py);
+    let mut doc = format!(
+        "Socket options of a {} socket: the ``**options`` of {takers}.\n",
+        proto.name()
+    );
+    for spec in proto.options() {
+        fields.set_item(spec.name, python_type(py, spec.kind)?)?;
+        doc += &format!("\n{} ({}): {}", spec.name, spec.kind.describe(), spec.doc());
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("total", false)?;
+    let td = py
+        .import("typing")?
+        .getattr("TypedDict")?
+        .call((class, fields), Some(&kwargs))?;
+    td.setattr("__module__", "socketkit._core")?;
+    td.setattr("__doc__", doc)?;
+    Ok(td)
+}
+
+/// Add `Keepalive`, `TcpOptions` and `UdpOptions` to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Keepalive>()?;
+    for proto in [Proto::Tcp, Proto::Udp] {
+        m.add(proto.typed_dict().0, typed_dict(m.py(), proto)?)?;
+    }
+    Ok(())
 }
 
 /// `options()` result: a dict of what the kernel holds.

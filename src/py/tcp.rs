@@ -25,11 +25,14 @@ use crate::tcp::{connect, Reply, TcpConnection, TCP_STATES};
 /// forever) is one deadline for the whole connect, name resolution
 /// included, and then the timeout of every later call, as ``settimeout``.
 ///
-/// ``**options`` are socket options applied before connecting: ``nodelay``,
-/// ``keepalive`` (``True`` or ``Keepalive(...)``), ``linger``,
-/// ``user_timeout``, ``recv_buffer``, ``send_buffer``, ``reuse_address``,
-/// ``reuse_port``, ``ttl``, ``tos``, ``bind_device``. ``options()`` reads back
-/// what the kernel holds.
+/// ``**options`` are socket options applied before connecting (each one is
+/// described in ``socketkit.TcpOptions``); ``options()`` reads back what the
+/// kernel holds:
+// BEGIN generated: tcp-options (src/options/table.rs; SOCKETKIT_REGEN=1 cargo test docgen)
+/// ``nodelay``, ``keepalive``, ``linger``, ``user_timeout``, ``recv_buffer``,
+/// ``send_buffer``, ``reuse_address``, ``reuse_port``, ``ttl``, ``tos``,
+/// ``only_v6``, ``bind_device``.
+// END generated: tcp-options
 ///
 /// Every blocking call releases the GIL and answers Ctrl-C within ~100 ms.
 /// One read buffer serves every recv method, so mixing ``recv_line`` and

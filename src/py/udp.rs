@@ -26,9 +26,13 @@ type Datagram<'py> = (Bound<'py, PyBytes>, Bound<'py, PyTuple>);
 /// destination. A host name picks the socket's family, else IPv4 first.
 ///
 /// ``timeout`` (seconds, ``None`` = wait forever) applies to every call.
-/// ``**options``: ``broadcast``, ``multicast_ttl``, ``multicast_loop``,
+/// ``**options`` are socket options (each one is described in
+/// ``socketkit.UdpOptions``); ``options()`` reads back what the kernel holds:
+// BEGIN generated: udp-options (src/options/table.rs; SOCKETKIT_REGEN=1 cargo test docgen)
 /// ``recv_buffer``, ``send_buffer``, ``reuse_address``, ``reuse_port``,
-/// ``ttl``, ``tos``, ``only_v6``, ``bind_device``.
+/// ``ttl``, ``tos``, ``only_v6``, ``bind_device``, ``broadcast``,
+/// ``multicast_ttl``, ``multicast_loop``.
+// END generated: udp-options
 ///
 /// Every blocking call releases the GIL and answers Ctrl-C within ~100 ms.
 #[pyclass(module = "socketkit._core", frozen, subclass)]
