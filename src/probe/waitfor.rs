@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use crate::addr::HostPort;
 use crate::error::{Error, Result};
 use crate::options::SocketOptions;
-use crate::probe::Cancel;
+use crate::probe::classify::{classify, opened};
+use crate::probe::types::{Outcome, State};
+use crate::probe::{os_text, Cancel};
 use crate::sock::{read_some, write_all};
 use crate::tcp::connect;
 use crate::wait::{Deadline, Interrupt, SLICE};
@@ -32,13 +34,15 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// One attempt: connect, send, read until `expect` shows up.
+/// One attempt: connect, send, read until `expect` shows up. `Ok` with the
+/// connect's outcome: open, or closed when the connect met itself.
 fn attempt(
     target: &HostPort,
     ready: &Readiness,
     deadline: Deadline,
     intr: &dyn Interrupt,
-) -> Result<()> {
+) -> Result<Outcome> {
+    let started = Instant::now();
     let (sock, peer) = connect(
         target,
         &SocketOptions::default(),
@@ -46,12 +50,16 @@ fn attempt(
         deadline.remaining(),
         intr,
     )?;
+    let connected = opened(&sock, &peer, started.elapsed());
+    if connected.state != State::Open {
+        return Ok(connected);
+    }
     let peer = Some(peer);
     if let Some(data) = &ready.send {
         write_all(&sock, data, deadline, intr, peer.as_ref())?;
     }
     let Some(expect) = &ready.expect else {
-        return Ok(());
+        return Ok(connected);
     };
     let mut got = Vec::new();
     let mut buf = vec![0u8; 4096];
@@ -72,7 +80,7 @@ fn attempt(
         }
         got.extend_from_slice(&buf[..n]);
         if contains(&got, expect) {
-            return Ok(());
+            return Ok(connected);
         }
         if got.len() >= MAX_REPLY {
             return Err(Error::LimitExceeded {
@@ -83,15 +91,15 @@ fn attempt(
     }
 }
 
-/// Why a target is not up yet, short.
-fn reason(e: &Error) -> String {
+/// What a failed attempt says about the target, in the probes' states
+/// (the same [`classify`] as check, scan and tcping) and words.
+fn failure(e: &Error) -> Outcome {
+    let io = |e: &std::io::Error| Outcome::new(classify(e), None, Some(os_text(e)));
     match e {
-        Error::Connect { attempts, .. } if !attempts.is_empty() => {
-            crate::probe::os_text(&attempts[0].error)
-        }
-        Error::Timeout { .. } => "timed out".into(),
-        Error::Io { source, .. } => crate::probe::os_text(source),
-        other => other.to_string(),
+        Error::Connect { attempts, .. } if !attempts.is_empty() => io(&attempts[0].error),
+        Error::Timeout { .. } => Outcome::new(State::Filtered, None, Some("timed out".into())),
+        Error::Io { source, .. } => io(source),
+        other => Outcome::new(State::Error, None, Some(other.to_string())),
     }
 }
 
@@ -109,9 +117,10 @@ fn wait_one(
     loop {
         let per = deadline.min(Deadline::after(Some(MAX_ATTEMPT)));
         match attempt(target, ready, per, cancel) {
-            Ok(()) => return Ok(()),
+            Ok(o) if o.state == State::Open => return Ok(()),
+            Ok(o) => last = o.reason(),
             Err(Error::Interrupted) => return Err(last),
-            Err(e) => last = reason(&e),
+            Err(e) => last = failure(&e).reason(),
         }
         if deadline.expired() {
             return Err(last);

@@ -4,7 +4,9 @@ pub mod args;
 pub mod blocking;
 pub mod errors;
 pub mod options;
+pub mod ping;
 pub mod probe;
+pub mod probe_args;
 pub mod server;
 pub mod tcp;
 pub mod threads;
@@ -23,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::TcpServer>()?;
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
+    ping::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
