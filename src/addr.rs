@@ -36,21 +36,50 @@ impl std::fmt::Display for HostPort {
     }
 }
 
-/// Check a port number given as an integer.
-pub fn check_port(arg: &'static str, port: i64) -> Result<u16> {
-    u16::try_from(port)
-        .map_err(|_| Error::invalid(arg, format!("port must be 0-65535, got {port}")))
+/// Where a port is used, which decides whether 0 is allowed: a bind takes 0
+/// for "any free port"; a connect, a send or a probe needs a real port.
+/// Every port check goes through this one type, so each context states its
+/// range the same way ("port must be 1-65535, got 0").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortUse {
+    Bind,
+    Remote,
 }
 
-/// Check a port for a connect or send, where 0 means nothing.
-pub fn check_remote_port(arg: &'static str, port: u16) -> Result<u16> {
-    if port == 0 {
-        return Err(Error::invalid(
-            arg,
-            "port must be 1-65535 to connect to, got 0",
-        ));
+impl PortUse {
+    fn low(self) -> u16 {
+        match self {
+            PortUse::Bind => 0,
+            PortUse::Remote => 1,
+        }
     }
-    Ok(port)
+
+    fn out_of_range(self, arg: &'static str, got: impl std::fmt::Display) -> Error {
+        Error::invalid(arg, format!("port must be {}-65535, got {got}", self.low()))
+    }
+
+    /// A port given as an integer (wide, so a huge Python int is an
+    /// out-of-range value here rather than an overflow elsewhere).
+    pub fn check(self, arg: &'static str, port: i128) -> Result<u16> {
+        match u16::try_from(port) {
+            Ok(p) if p >= self.low() => Ok(p),
+            _ => Err(self.out_of_range(arg, port)),
+        }
+    }
+
+    /// A port written as text (`"80"`).
+    pub fn parse(self, arg: &'static str, text: &str) -> Result<u16> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid(arg, "port is missing"));
+        }
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.out_of_range(arg, format!("'{text}'")));
+        }
+        // Digits only: anything past u32 is out of range as well.
+        let p = text.parse::<u32>().map_or(i128::MAX, i128::from);
+        self.check(arg, p).map_err(|_| self.out_of_range(arg, text))
+    }
 }
 
 /// Check a host string: non-empty, brackets stripped from `[v6]`.
@@ -115,32 +144,11 @@ pub fn parse_host_port(arg: &'static str, text: &str) -> Result<HostPort> {
         }
         (host, &text[colon + 1..])
     };
-    let port = parse_port_text(arg, port)?;
+    let port = PortUse::Bind.parse(arg, port)?;
     Ok(HostPort {
         host: check_host(arg, host)?,
         port,
     })
-}
-
-/// A port written as text (`"80"`).
-pub fn parse_port_text(arg: &'static str, text: &str) -> Result<u16> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(Error::invalid(arg, "port is missing"));
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(
-            arg,
-            format!("port must be a number 0-65535, got {text:?}"),
-        ));
-    }
-    match text.parse::<u32>() {
-        Ok(p) if p <= 65535 => Ok(p as u16),
-        _ => Err(Error::invalid(
-            arg,
-            format!("port must be 0-65535, got {text}"),
-        )),
-    }
 }
 
 /// `(host, port)` for Python: the IP as text, IPv6 without brackets.
@@ -216,12 +224,26 @@ mod tests {
     }
 
     #[test]
-    fn check_port_bounds() {
-        assert_eq!(check_port("port", 0).unwrap(), 0);
-        assert_eq!(check_port("port", 65535).unwrap(), 65535);
-        assert!(check_port("port", 70000).is_err());
-        assert!(check_port("port", -1).is_err());
-        assert!(check_remote_port("port", 0).is_err());
+    fn port_bounds_per_use() {
+        assert_eq!(PortUse::Bind.check("port", 0).unwrap(), 0);
+        assert_eq!(PortUse::Bind.check("port", 65535).unwrap(), 65535);
+        assert_eq!(PortUse::Remote.check("port", 1).unwrap(), 1);
+        for (u, bad) in [
+            (PortUse::Bind, -1),
+            (PortUse::Bind, 70000),
+            (PortUse::Remote, 0),
+            (PortUse::Remote, i128::MAX),
+        ] {
+            let e = u.check("port", bad).unwrap_err().to_string();
+            let low = if u == PortUse::Bind { 0 } else { 1 };
+            assert_eq!(e, format!("port: port must be {low}-65535, got {bad}"));
+        }
+        assert_eq!(PortUse::Remote.parse("p", " 80 ").unwrap(), 80);
+        for bad in ["0", "65536", "99999999999999999999", "abc", "-1"] {
+            let e = PortUse::Remote.parse("p", bad).unwrap_err().to_string();
+            assert!(e.starts_with("p: port must be 1-65535, got "), "{e}");
+        }
+        assert!(PortUse::Remote.parse("p", "").is_err());
     }
 
     #[test]

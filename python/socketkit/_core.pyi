@@ -7,6 +7,7 @@ from typing import Any, Final, Self, final
 from typing_extensions import Buffer, disjoint_base
 
 __all__ = [
+    "DEFAULTS",
     "Keepalive",
     "LineIterator",
     "PingIter",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 __version__: Final[str]
+#: Every default of the core (src/defaults.rs), by name.
+DEFAULTS: Final[dict[str, Any]]
 
 _Address = tuple[str, int] | str
 

@@ -33,6 +33,9 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import socketkit
+from socketkit._core import DEFAULTS as _D
+from socketkit._format import fmt_bytes, fmt_counts, fmt_target, result_table
+from socketkit._format import target_of as _target_text  # ping's name for it
 
 EXIT_OK = 0
 EXIT_DOWN = 1
@@ -59,32 +62,12 @@ def _decode_data(text: str) -> bytes:
         raise UsageError(f"DATA: {e}") from None
 
 
-def _show_bytes(data: bytes) -> str:
-    return data.decode("utf-8", "backslashreplace")
-
-
 def _emit(doc: Any) -> None:
     print(json.dumps(doc), flush=True)
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return True if sys.stderr.isatty() and not getattr(args, "json", False) else None
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f} ms"
-
-
-def _target_text(r: Any) -> str:
-    host = f"[{r.host}]" if ":" in r.host else r.host
-    return f"{host}:{r.port}"
 
 
 # --- check -----------------------------------------------------------------
@@ -97,8 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         _emit(results.to_dicts())
     else:
-        rows = [[_target_text(r), r.address or "-", r.state, _ms(r.rtt_ms), r.error or ""] for r in results]
-        print(_table(["TARGET", "ADDRESS", "STATE", "TIME", "ERROR"], rows))
+        print(result_table(results, ("target", "address", "state", "time", "error")))
     return EXIT_OK if all(r.ok for r in results) else EXIT_DOWN
 
 
@@ -121,13 +103,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         doc["results"] = [r.to_dict() for r in shown]
         _emit(doc)
     else:
-        rows = [[r.host, r.address or "-", str(r.port), r.state, _ms(r.rtt_ms)] for r in shown]
-        if rows:
-            print(_table(["HOST", "ADDRESS", "PORT", "STATE", "TIME"], rows))
-        counts = report.counts
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
+        if shown:
+            print(result_table(shown, ("host", "address", "port", "state", "time")))
         print(
-            f"scanned {len(report.hosts)} host(s), {len(report)} port(s) in {report.elapsed:.2f} s: {summary}"
+            f"scanned {len(report.hosts)} host(s), {len(report)} port(s) in {report.elapsed:.2f} s: "
+            + fmt_counts(report.counts)
         )
     return EXIT_OK if any(r.ok for r in report) else EXIT_DOWN
 
@@ -249,7 +229,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     proto = "udp" if args.udp else "tcp"
     with server:
         host, port = server.address
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        where = fmt_target(host, port)
         if args.json:
             _emit({"listening": where, "proto": proto, "mode": args.mode})
         else:
@@ -299,7 +279,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 "target": args.target,
                 "proto": "udp" if args.udp else "tcp",
                 "sent": len(data),
-                "reply": _show_bytes(reply),
+                "reply": fmt_bytes(reply),
                 "rtt_ms": round(rtt_ms, 3),
             }
         )
@@ -314,7 +294,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def _print_chunk(args: argparse.Namespace, peer: tuple[str, int], data: bytes) -> None:
     if args.json:
-        _emit({"peer": f"{peer[0]}:{peer[1]}", "data": _show_bytes(data)})
+        _emit({"peer": fmt_target(peer[0], peer[1]), "data": fmt_bytes(data)})
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -331,13 +311,12 @@ def _listen(args: argparse.Namespace) -> int:
     if args.udp:
         with socketkit.UdpSocket(args.address) as u:
             host, port = u.local_address or ("?", 0)
-            print(f"socketkit listen: udp {host}:{port}", file=sys.stderr, flush=True)
+            print(f"socketkit listen: udp {fmt_target(host, port)}", file=sys.stderr, flush=True)
             while True:
                 data, peer = u.recvfrom()
                 _print_chunk(args, peer, data)
     with socketkit.TcpServer(args.address) as srv:
-        host, port = srv.address
-        print(f"socketkit listen: tcp {host}:{port}", file=sys.stderr, flush=True)
+        print(f"socketkit listen: tcp {fmt_target(*srv.address)}", file=sys.stderr, flush=True)
         while True:
             conn, peer = srv.accept()
             with conn:
@@ -387,32 +366,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("check", "Is each HOST:PORT open? Exit 0 only if all are.")
     sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
-    sp.add_argument("--timeout", type=float, default=1.0, help="seconds per connect (default 1)")
-    sp.add_argument("--concurrency", type=int, default=512, help="connects at once (default 512)")
+    sp.add_argument(
+        "--timeout", type=float, default=_D["check_timeout"], help="seconds per connect (default %(default)s)"
+    )
+    sp.add_argument(
+        "--concurrency",
+        type=int,
+        default=_D["check_concurrency"],
+        help="connects at once (default %(default)s)",
+    )
     sp.set_defaults(func=cmd_check)
 
     sp = add("scan", "TCP connect scan of hosts (names, IPs, CIDR) and ports. Exit 0 if any port is open.")
     sp.add_argument("hosts", nargs="+", metavar="HOSTS")
     sp.add_argument(
-        "-p", "--ports", default="1-1024", help="ports as nmap writes them: 22,80,8000-8100; -p- for all"
+        "-p",
+        "--ports",
+        default=_D["scan_ports"],
+        help="ports as nmap writes them: 22,80,8000-8100; -p- for all",
     )
     sp.add_argument("--open", action="store_true", help="list only open ports")
-    sp.add_argument("--timeout", type=float, default=0.5, help="seconds per connect (default 0.5)")
-    sp.add_argument("--concurrency", type=int, default=1024, help="connects at once (default 1024)")
+    sp.add_argument(
+        "--timeout", type=float, default=_D["scan_timeout"], help="seconds per connect (default %(default)s)"
+    )
+    sp.add_argument(
+        "--concurrency",
+        type=int,
+        default=_D["scan_concurrency"],
+        help="connects at once (default %(default)s)",
+    )
     sp.add_argument("--rate", type=float, default=None, help="new connections per second at most")
     sp.set_defaults(func=cmd_scan, all_ports=False)
 
     sp = add("ping", "Time TCP handshakes to HOST:PORT, like ping. Exit 0 if every probe connected.")
     sp.add_argument("target", metavar="HOST:PORT")
-    sp.add_argument("-c", "--count", type=int, default=4, help="probes to send (default 4)")
-    sp.add_argument("-i", "--interval", type=float, default=1.0, help="seconds between probes (default 1)")
-    sp.add_argument("--timeout", type=float, default=1.0, help="seconds per probe (default 1)")
+    sp.add_argument(
+        "-c", "--count", type=int, default=_D["ping_count"], help="probes to send (default %(default)s)"
+    )
+    sp.add_argument(
+        "-i",
+        "--interval",
+        type=float,
+        default=_D["ping_interval"],
+        help="seconds between probes (default %(default)s)",
+    )
+    sp.add_argument(
+        "--timeout", type=float, default=_D["ping_timeout"], help="seconds per probe (default %(default)s)"
+    )
     sp.set_defaults(func=cmd_ping)
 
     sp = add("wait", "Wait until every HOST:PORT accepts connections, then run CMD (wait-for-it).")
     sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
-    sp.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds (exit 124)")
-    sp.add_argument("--interval", type=float, default=0.25, help="first retry delay in seconds (backs off)")
+    sp.add_argument(
+        "--timeout", type=float, default=_D["wait_timeout"], help="give up after this many seconds (exit 124)"
+    )
+    sp.add_argument(
+        "--interval", type=float, default=_D["wait_interval"], help="first retry delay in seconds (backs off)"
+    )
     sp.add_argument("--send", default=None, help="bytes to send once connected (backslash escapes)")
     sp.add_argument("--expect", default=None, help="bytes the reply must contain to count as up")
     sp.add_argument("-q", "--quiet", action="store_true", help="say nothing on success")
@@ -432,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--udp", action="store_true")
     sp.add_argument("--until", default=None, metavar="DELIM", help="TCP: read the reply up to DELIM, not EOF")
     sp.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    sp.add_argument("--retries", type=int, default=2, help="UDP: resends on silence (default 2)")
+    sp.add_argument(
+        "--retries", type=int, default=_D["udp_retries"], help="UDP: resends on silence (default %(default)s)"
+    )
     sp.add_argument("--max-size", type=int, default=16 << 20, help="largest reply in bytes (default 16 MiB)")
     sp.set_defaults(func=cmd_send)
 

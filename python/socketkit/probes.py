@@ -47,6 +47,9 @@ Ports = str | int | range | Iterable[int | str]
 Progress = bool | Callable[[int, int], Any] | None
 
 _make = CheckResult._make
+#: The core's defaults (src/defaults.rs): one definition for the core, these
+#: signatures and the CLI.
+_D = _core.DEFAULTS
 
 
 def _proto(proto: object) -> str:
@@ -59,7 +62,7 @@ def _proto(proto: object) -> str:
 
 
 def check(
-    target: Target, port: int | None = None, *, timeout: float = 1.0, proto: str = "tcp"
+    target: Target, port: int | None = None, *, timeout: float = _D["check_timeout"], proto: str = "tcp"
 ) -> CheckResult:
     """Is ``target`` open? One probe, one :class:`CheckResult`.
 
@@ -84,8 +87,8 @@ def check(
 def check_many(
     targets: Iterable[Target],
     *,
-    timeout: float = 1.0,
-    concurrency: int = 512,
+    timeout: float = _D["check_timeout"],
+    concurrency: int = _D["check_concurrency"],
     rate: float | None = None,
     progress: Progress = None,
 ) -> Results:
@@ -129,8 +132,8 @@ def _stream(raw: _core.ProbeIter, progress: Progress, desc: str) -> Iterator[Che
 def check_iter(
     targets: Iterable[Target],
     *,
-    timeout: float = 1.0,
-    concurrency: int = 512,
+    timeout: float = _D["check_timeout"],
+    concurrency: int = _D["check_concurrency"],
     rate: float | None = None,
     progress: Progress = None,
 ) -> Iterator[CheckResult]:
@@ -145,10 +148,10 @@ def check_iter(
 
 def scan(
     hosts: str | Iterable[str],
-    ports: Ports = "1-1024",
+    ports: Ports = _D["scan_ports"],
     *,
-    timeout: float = 0.5,
-    concurrency: int = 1024,
+    timeout: float = _D["scan_timeout"],
+    concurrency: int = _D["scan_concurrency"],
     rate: float | None = None,
     progress: Progress = None,
 ) -> ScanReport:
@@ -182,10 +185,10 @@ def scan(
 
 def scan_iter(
     hosts: str | Iterable[str],
-    ports: Ports = "1-1024",
+    ports: Ports = _D["scan_ports"],
     *,
-    timeout: float = 0.5,
-    concurrency: int = 1024,
+    timeout: float = _D["scan_timeout"],
+    concurrency: int = _D["scan_concurrency"],
     rate: float | None = None,
     progress: Progress = None,
 ) -> Iterator[CheckResult]:
@@ -199,9 +202,9 @@ def tcping(
     target: Target,
     port: int | None = None,
     *,
-    count: int = 4,
-    interval: float = 1.0,
-    timeout: float = 1.0,
+    count: int = _D["ping_count"],
+    interval: float = _D["ping_interval"],
+    timeout: float = _D["ping_timeout"],
 ) -> PingStats:
     """Ping with TCP handshakes: ``count`` connects, one every ``interval``
     seconds (start to start), each timed from ``connect()`` to the
@@ -220,8 +223,8 @@ def wait_for(
     targets: Target | Iterable[Target],
     port: int | None = None,
     *,
-    timeout: float = 30.0,
-    interval: float = 0.25,
+    timeout: float = _D["wait_timeout"],
+    interval: float = _D["wait_interval"],
     send: bytes | None = None,
     expect: bytes | None = None,
 ) -> float:
@@ -244,8 +247,8 @@ def banner(
     port: int | None = None,
     *,
     send: bytes | None = None,
-    timeout: float = 2.0,
-    max_bytes: int = 1024,
+    timeout: float = _D["banner_timeout"],
+    max_bytes: int = _D["banner_max_bytes"],
 ) -> bytes:
     """Connect, send ``send`` if given, and return what the service says
     first: up to ``max_bytes``, read until the peer closes, ``timeout``
@@ -260,8 +263,8 @@ def udp_probe(
     port: int | None = None,
     payload: bytes = b"",
     *,
-    timeout: float = 1.0,
-    retries: int = 2,
+    timeout: float = _D["udp_timeout"],
+    retries: int = _D["udp_retries"],
 ) -> CheckResult:
     """Probe a UDP port: send ``payload`` on a connected socket and wait up
     to ``timeout`` seconds for a reply, ``retries`` more times on silence.

@@ -11,126 +11,40 @@ installed).
 
 from __future__ import annotations
 
-import csv
-import html
-import importlib
-import io
-import json
-import math
 import statistics
-from abc import abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from typing import Any, NamedTuple, SupportsIndex, overload
+
+from socketkit._format import (
+    MAX_ROWS,
+    Export,
+    fmt_counts,
+    fmt_ms,
+    fmt_ms_series,
+    fmt_target,
+    plural,
+    result_table,
+)
 
 __all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
 
-#: Rows an HTML table or text table shows before it says "... N more".
-MAX_ROWS = 200
 
-_FIELDS = ("host", "address", "port", "proto", "state", "ok", "rtt_ms", "error")
-
-
-def _fmt_ms(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if v < 1:
-        return f"{v:.3f} ms"
-    return f"{v:.2f} ms"
-
-
-def _fmt_target(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+class _CheckFields(NamedTuple):
+    # The fields live in a plain named tuple so that CheckResult can add the
+    # Export mixin as a second base: typing.NamedTuple itself takes no other
+    # bases. CheckResult stays a named tuple (pickling, unpacking, field order).
+    host: str
+    address: str | None
+    port: int
+    proto: str
+    state: str
+    rtt_ms: float | None
+    error: str | None
 
 
-class _Export:
-    """Shared exports; subclasses define ``to_dicts()``."""
-
-    @abstractmethod
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """The rows as plain dicts (each result type says what a row is)."""
-
-    def to_json(self, *, indent: int | None = None) -> str:
-        """The rows of :meth:`to_dicts` as a JSON array (a JSON object for a
-        single result)."""
-        return json.dumps(self._json_value(), indent=indent)
-
-    def _json_value(self) -> Any:
-        return self.to_dicts()
-
-    def to_csv(self, path: Any = None) -> str:
-        """The rows as CSV with a header line. Writes to ``path`` (a file
-        name or a text file object) when given; always returns the text."""
-        rows = self.to_dicts()
-        buf = io.StringIO()
-        fields = list(rows[0].keys()) if rows else list(_FIELDS)
-        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        text = buf.getvalue()
-        if path is not None:
-            if hasattr(path, "write"):
-                path.write(text)
-            else:
-                with open(path, "w", newline="", encoding="utf-8") as f:
-                    f.write(text)
-        return text
-
-    def to_pandas(self) -> Any:
-        """The rows as a ``pandas.DataFrame``; needs pandas installed."""
-        try:
-            pd = importlib.import_module("pandas")
-        except ImportError:
-            raise ImportError(
-                "to_pandas() needs pandas, which is not installed: pip install pandas"
-            ) from None
-        return pd.DataFrame(self.to_dicts())
-
-
-def _html_table(rows: list[dict[str, Any]], caption: str, more: int = 0) -> str:
-    cols = list(rows[0].keys()) if rows else list(_FIELDS)
-    out = ['<table class="socketkit">', f"<caption>{html.escape(caption)}</caption>", "<thead><tr>"]
-    out += [f"<th>{html.escape(c)}</th>" for c in cols]
-    out.append("</tr></thead><tbody>")
-    for r in rows:
-        out.append("<tr>")
-        for c in cols:
-            v = r[c]
-            if v is None:
-                text = ""
-            elif c == "rtt_ms" and isinstance(v, float):
-                text = f"{v:.3f}"
-            else:
-                text = str(v)
-            out.append(f"<td>{html.escape(text)}</td>")
-        out.append("</tr>")
-    if more:
-        out.append(f'<tr><td colspan="{len(cols)}">... {more} more</td></tr>')
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _text_table(results: list[CheckResult], more: int = 0) -> str:
-    head = ("TARGET", "ADDRESS", "PROTO", "STATE", "RTT", "ERROR")
-    rows = [
-        (
-            _fmt_target(r.host, r.port),
-            r.address or "-",
-            r.proto,
-            r.state,
-            _fmt_ms(r.rtt_ms),
-            r.error or "",
-        )
-        for r in results
-    ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    if more:
-        lines.append(f"... {more} more")
-    return "\n".join(lines)
-
-
-class CheckResult(NamedTuple):
+class CheckResult(_CheckFields, Export):
     """The answer of one probe of one ``host:port``.
 
     Fields: ``host`` (as given), ``address`` (the IP actually probed, or
@@ -149,13 +63,7 @@ class CheckResult(NamedTuple):
     It is a named tuple, so ``host, address, port, *_ = result`` works.
     """
 
-    host: str
-    address: str | None
-    port: int
-    proto: str
-    state: str
-    rtt_ms: float | None
-    error: str | None
+    __slots__ = ()
 
     @property
     def ok(self) -> bool:
@@ -165,22 +73,21 @@ class CheckResult(NamedTuple):
     @property
     def target(self) -> str:
         """``"host:port"`` (``"[v6]:port"`` for IPv6 literals)."""
-        return _fmt_target(self.host, self.port)
+        return fmt_target(self.host, self.port)
 
     def __repr__(self) -> str:
         parts = [f"{self.target}/{self.proto} {self.state}"]
         if self.rtt_ms is not None:
-            parts.append(_fmt_ms(self.rtt_ms))
+            parts.append(fmt_ms(self.rtt_ms))
         if self.address is not None and self.address != self.host:
             parts.append(f"address={self.address}")
         if self.error:
             parts.append(f"error={self.error!r}")
         return f"CheckResult({', '.join(parts)})"
 
-    def __str__(self) -> str:
-        return self.__repr__()
+    __str__ = __repr__
 
-    def to_dict(self) -> dict[str, Any]:  # type: ignore[override]
+    def to_dict(self) -> dict[str, Any]:
         """The fields (and ``ok``) as a dict, ready for JSON."""
         return {
             "host": self.host,
@@ -194,26 +101,18 @@ class CheckResult(NamedTuple):
         }
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        """``[self.to_dict()]``, so one result exports like a list."""
+        """``[self.to_dict()]``, so one result exports like a list (CSV,
+        pandas); ``to_json()`` writes the one object."""
         return [self.to_dict()]
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """This result as a JSON object."""
-        return json.dumps(self.to_dict(), indent=indent)
+    def _json_value(self) -> Any:
+        return self.to_dict()
 
-    def to_csv(self, path: Any = None) -> str:
-        """This result as CSV with a header line (see :meth:`Results.to_csv`)."""
-        return _Export.to_csv(self, path)  # type: ignore[arg-type]
-
-    def to_pandas(self) -> Any:
-        """This result as a one-row ``pandas.DataFrame``; needs pandas."""
-        return _Export.to_pandas(self)  # type: ignore[arg-type]
-
-    def _repr_html_(self) -> str:
-        return _html_table([self.to_dict()], f"{self.target}/{self.proto}: {self.state}")
+    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
+        return [self.to_dict()], f"{self.target}/{self.proto}: {self.state}", 0
 
 
-class Results(_Export, list[CheckResult]):
+class Results(Export, list[CheckResult]):
     """A list of :class:`CheckResult` in the order the targets were given,
     with summaries: ``open``/``closed``/``filtered``/``errors`` (sub-lists),
     ``counts`` (state -> number), ``all_ok``, and the exports
@@ -245,10 +144,7 @@ class Results(_Export, list[CheckResult]):
     @property
     def counts(self) -> dict[str, int]:
         """How many results each state has, e.g. ``{"open": 3, "closed": 5}``."""
-        c: dict[str, int] = {}
-        for r in self:
-            c[r.state] = c.get(r.state, 0) + 1
-        return c
+        return dict(Counter(r.state for r in self))
 
     @property
     def all_ok(self) -> bool:
@@ -256,12 +152,12 @@ class Results(_Export, list[CheckResult]):
         return bool(self) and all(r.ok for r in self)
 
     def _summary(self) -> str:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
-        return f"{len(self)} result{'s' if len(self) != 1 else ''}" + (f": {counts}" if counts else "")
+        counts = fmt_counts(self.counts)
+        return plural(len(self), "result") + (f": {counts}" if counts else "")
 
     def __repr__(self) -> str:
-        shown = list(self[:MAX_ROWS])
-        return f"Results({self._summary()})\n" + _text_table(shown, len(self) - len(shown))
+        shown = self[:MAX_ROWS]
+        return f"Results({self._summary()})\n" + result_table(shown, more=len(self) - len(shown))
 
     __str__ = __repr__
 
@@ -269,11 +165,11 @@ class Results(_Export, list[CheckResult]):
         """One dict per result (see :meth:`CheckResult.to_dict`)."""
         return [r.to_dict() for r in self]
 
-    def _repr_html_(self) -> str:
+    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
         rows = [r.to_dict() for r in self[:MAX_ROWS]]
-        return _html_table(rows, self._summary(), len(self) - len(rows))
+        return rows, self._summary(), len(self) - len(rows)
 
-    @overload  # type: ignore[override]
+    @overload
     def __getitem__(self, i: SupportsIndex) -> CheckResult: ...
     @overload
     def __getitem__(self, i: slice) -> Results: ...
@@ -283,7 +179,7 @@ class Results(_Export, list[CheckResult]):
         return list.__getitem__(self, i)
 
 
-class ScanReport(_Export):
+class ScanReport(Export):
     """What ``scan`` found: every result (``results``, host by host in the
     order of ``ports``), and views of it.
 
@@ -302,10 +198,7 @@ class ScanReport(_Export):
     @property
     def hosts(self) -> list[str]:
         """The hosts scanned, in order (CIDR blocks expanded)."""
-        seen: dict[str, None] = {}
-        for r in self.results:
-            seen.setdefault(r.host, None)
-        return list(seen)
+        return list(dict.fromkeys(r.host for r in self.results))
 
     @property
     def open(self) -> Results:
@@ -336,22 +229,24 @@ class ScanReport(_Export):
         return iter(self.results)
 
     def _summary(self) -> str:
-        hosts = self.hosts
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
         return (
-            f"{len(hosts)} host{'s' if len(hosts) != 1 else ''} x {self.ports} "
-            f"port{'s' if self.ports != 1 else ''} in {self.elapsed:.2f} s: {counts}"
+            f"{plural(len(self.hosts), 'host')} x {plural(self.ports, 'port')} "
+            f"in {self.elapsed:.2f} s: {fmt_counts(self.counts)}"
         )
 
-    def _interesting(self) -> list[CheckResult]:
-        return [r for r in self.results if r.state != "closed"]
+    def _view(self) -> tuple[list[CheckResult], int, str]:
+        """What repr and HTML list, as nmap does: the ports that are not
+        closed (at most MAX_ROWS), how many of those were cut, and a note
+        saying how many closed ones are not shown."""
+        rows = [r for r in self.results if r.state != "closed"]
+        closed = self.counts.get("closed", 0)
+        note = f"({closed} closed ports not shown)" if closed else ""
+        return rows[:MAX_ROWS], max(len(rows) - MAX_ROWS, 0), note
 
     def __repr__(self) -> str:
-        rows = self._interesting()
-        shown = rows[:MAX_ROWS]
-        closed = self.counts.get("closed", 0)
-        tail = f"\n({closed} closed ports not shown)" if closed else ""
-        return f"ScanReport({self._summary()})\n" + _text_table(shown, len(rows) - len(shown)) + tail
+        shown, more, note = self._view()
+        tail = f"\n{note}" if note else ""
+        return f"ScanReport({self._summary()})\n" + result_table(shown, more=more) + tail
 
     __str__ = __repr__
 
@@ -369,25 +264,13 @@ class ScanReport(_Export):
             "open": self.by_host(),
         }
 
-    def _repr_html_(self) -> str:
-        rows = self._interesting()
-        shown = [r.to_dict() for r in rows[:MAX_ROWS]]
-        closed = self.counts.get("closed", 0)
-        caption = self._summary() + (f" ({closed} closed ports not shown)" if closed else "")
-        return _html_table(shown, caption, len(rows) - len(shown))
+    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
+        shown, more, note = self._view()
+        caption = self._summary() + (f" {note}" if note else "")
+        return [r.to_dict() for r in shown], caption, more
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    pos = (len(sorted_values) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-class PingStats(_Export):
+class PingStats(Export):
     """What ``tcping`` measured: one TCP handshake per "ping".
 
     ``sent``, ``received``, ``loss`` (a fraction 0-1, icmplib's
@@ -401,6 +284,8 @@ class PingStats(_Export):
     ``received_packets``, ``packet_loss``, ``min_rtt``, ``avg_rtt``,
     ``max_rtt``, ``is_alive``.
     """
+
+    _columns = ("host", "address", "port", "seq", "rtt_ms", "error")
 
     def __init__(
         self,
@@ -416,7 +301,11 @@ class PingStats(_Export):
         self.sent = len(rtts)
         self.rtts: list[float] = [r for r in rtts if r is not None]
         self.received = len(self.rtts)
-        self.errors: list[str | None] = list(errors) if errors is not None else [None] * self.sent
+        # Without reasons, a lost ping still needs one: to_dicts() pairs
+        # each None in errors with the next rtt.
+        self.errors: list[str | None] = (
+            list(errors) if errors is not None else [None if r is not None else "no reply" for r in rtts]
+        )
 
     @property
     def loss(self) -> float:
@@ -455,15 +344,20 @@ class PingStats(_Export):
 
     @property
     def p95(self) -> float | None:
-        """95th percentile (linear interpolation), ms."""
-        return _percentile(sorted(self.rtts), 0.95) if self.rtts else None
+        """95th percentile (linear interpolation between closest ranks), ms."""
+        if len(self.rtts) < 2:
+            # quantiles() wants two points before Python 3.13; one is its own p95.
+            return self.rtts[0] if self.rtts else None
+        # method="inclusive" is numpy's default ("linear"), which p95 has
+        # always used: the 19th of 20 cut points is the 95th percentile.
+        return statistics.quantiles(self.rtts, n=20, method="inclusive")[18]
 
     @property
     def jitter(self) -> float | None:
         """Mean absolute difference of successive rtts, ms (needs two replies)."""
         if len(self.rtts) < 2:
             return None
-        return statistics.fmean(abs(b - a) for a, b in zip(self.rtts, self.rtts[1:], strict=False))
+        return statistics.fmean(abs(b - a) for a, b in pairwise(self.rtts))
 
     # icmplib's names
     @property
@@ -542,21 +436,19 @@ class PingStats(_Export):
         return self.to_dict()
 
     def __repr__(self) -> str:
-        target = _fmt_target(self.host, self.port)
+        target = fmt_target(self.host, self.port)
         s = (
             f"PingStats({target} ({self.address}): {self.sent} sent, {self.received} received, "
             f"{self.loss_percent:.0f}% loss"
         )
         if self.rtts:
-            s += f", min/avg/max/stdev = {self.min:.3f}/{self.avg:.3f}/{self.max:.3f}/"
-            s += f"{self.stdev:.3f} ms" if self.stdev is not None else "- ms"
+            s += ", min/avg/max/stdev = " + fmt_ms_series([self.min, self.avg, self.max, self.stdev])
             if self.jitter is not None:
-                s += f", jitter {self.jitter:.3f} ms"
+                s += f", jitter {fmt_ms(self.jitter)}"
         return s + ")"
 
     __str__ = __repr__
 
-    def _repr_html_(self) -> str:
-        d = self.to_dict()
-        rows = [{"statistic": k, "value": v} for k, v in d.items() if k != "rtts"]
-        return _html_table(rows, f"tcping {_fmt_target(self.host, self.port)}")
+    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
+        rows = [{"statistic": k, "value": v} for k, v in self.to_dict().items() if k != "rtts"]
+        return rows, f"tcping {fmt_target(self.host, self.port)}", 0

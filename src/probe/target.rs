@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::addr::{check_host, parse_host_port, parse_port_text, HostPort};
+use crate::addr::{check_host, parse_host_port, HostPort, PortUse};
 use crate::error::{Error, Result};
 
 /// The most addresses one CIDR block may expand to (a /16 of IPv4).
@@ -53,21 +53,12 @@ pub fn parse_target(arg: &'static str, text: &str, port: Option<u16>) -> Result<
 
 /// Port 0 cannot be probed.
 pub fn check_probe_port(arg: &'static str, port: u16) -> Result<u16> {
-    if port == 0 {
-        return Err(Error::invalid(arg, "port must be 1-65535, got 0"));
-    }
-    Ok(port)
+    PortUse::Remote.check(arg, port.into())
 }
 
 /// A port number given as an integer, for probing.
 pub fn probe_port(arg: &'static str, port: i64) -> Result<u16> {
-    if !(1..=65535).contains(&port) {
-        return Err(Error::invalid(
-            arg,
-            format!("port must be 1-65535, got {port}"),
-        ));
-    }
-    Ok(port as u16)
+    PortUse::Remote.check(arg, port.into())
 }
 
 /// Collects ports in first-seen order without duplicates.
@@ -153,8 +144,7 @@ impl PortSet {
 }
 
 fn parse_one(arg: &'static str, text: &str) -> Result<u16> {
-    let p = parse_port_text(arg, text)?;
-    check_probe_port(arg, p)
+    PortUse::Remote.parse(arg, text)
 }
 
 /// `"22,80,8000-8100"` as a list of ports, first-seen order, no duplicates.
@@ -318,12 +308,14 @@ mod tests {
     #[test]
     fn bad_ports_name_the_argument() {
         for (bad, needle) in [
-            ("70000", "0-65535, got 70000"),
+            // One range per context (issue 17): a probed port is 1-65535,
+            // whatever the way it is wrong.
+            ("70000", "1-65535, got 70000"),
             ("5-1", "runs backwards"),
             ("0", "1-65535, got 0"),
             ("", "empty"),
             ("22,,80", "empty item"),
-            ("http", "must be a number"),
+            ("http", "1-65535, got 'http'"),
             ("1-70000", "got 70000"),
         ] {
             let e = err(parse_ports("ports", bad));

@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::addr::{check_host, check_port, parse_host_port, HostPort};
+use crate::addr::{check_host, parse_host_port, HostPort, PortUse};
 
 /// The Python type name of `obj`, for error messages.
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -58,22 +58,21 @@ pub fn address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> 
 
 /// A port given as a Python int.
 pub fn port_number(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<u16> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
+    let p = int(arg, obj).map_err(|_| {
+        PyTypeError::new_err(format!(
             "{arg}: port must be an int, got {}",
             type_name(obj)
-        )));
-    }
-    let p: i64 = obj
-        .extract()
-        .map_err(|_| PyValueError::new_err(format!("{arg}: port must be 0-65535, got {obj}")))?;
-    check_port(arg, p).map_err(value_error)
+        ))
+    })?;
+    PortUse::Bind.check(arg, p.0).map_err(value_error)
 }
 
 /// An address to connect or send to: port 0 is refused.
 pub fn remote_address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> {
     let hp = address(arg, obj)?;
-    crate::addr::check_remote_port(arg, hp.port).map_err(value_error)?;
+    PortUse::Remote
+        .check(arg, hp.port.into())
+        .map_err(value_error)?;
     Ok(hp)
 }
 
@@ -120,23 +119,129 @@ pub fn timeout_out(t: Option<Duration>) -> Option<f64> {
     t.map(|d| d.as_secs_f64())
 }
 
-/// A size argument: a non-negative int.
-pub fn size(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "{arg} must be an int, got {}",
-            type_name(obj)
-        )));
+/// An int argument as Python gave it: any `int` but `bool`. Wide enough
+/// that a huge value is reported as out of range (a ValueError naming the
+/// argument and the value), never as pyo3's OverflowError; values past
+/// i128 saturate, which is out of every range socketkit accepts.
+///
+/// Usable directly in a `#[pyo3(signature)]` (pyo3 then prefixes a
+/// TypeError with the argument's name), then narrowed with [`Int::within`]
+/// or [`Int::size`], which name it in a ValueError.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int(pub i128);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Int {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+            return Err(PyTypeError::new_err(format!(
+                "must be an int, got {}",
+                type_name(&obj)
+            )));
+        }
+        if let Ok(v) = obj.extract::<i128>() {
+            return Ok(Int(v));
+        }
+        let negative = obj.lt(0i32)?;
+        Ok(Int(if negative { i128::MIN } else { i128::MAX }))
     }
-    let v: i64 = obj.extract()?;
-    usize::try_from(v)
-        .map_err(|_| PyValueError::new_err(format!("{arg} must be non-negative, got {v}")))
 }
 
-/// A non-negative int given as an already-extracted i64.
-pub fn nonneg(arg: &'static str, v: i64) -> PyResult<usize> {
-    usize::try_from(v)
-        .map_err(|_| PyValueError::new_err(format!("{arg} must be non-negative, got {v}")))
+impl Int {
+    /// The value as `T`, if it lies in `lo..=hi`.
+    pub fn within<T: TryFrom<i128>>(self, arg: &str, lo: i128, hi: i128) -> PyResult<T> {
+        if self.0 < lo || self.0 > hi {
+            return Err(PyValueError::new_err(format!(
+                "{arg} must be {lo}-{hi}, got {}",
+                self.shown()
+            )));
+        }
+        T::try_from(self.0)
+            .map_err(|_| PyValueError::new_err(format!("{arg} is too large: {}", self.0)))
+    }
+
+    /// A non-negative count or size.
+    pub fn size(self, arg: &str) -> PyResult<usize> {
+        if self.0 < 0 {
+            return Err(PyValueError::new_err(format!(
+                "{arg} must be non-negative, got {}",
+                self.shown()
+            )));
+        }
+        usize::try_from(self.0)
+            .map_err(|_| PyValueError::new_err(format!("{arg} is too large: {}", self.shown())))
+    }
+
+    fn shown(self) -> String {
+        match self.0 {
+            i128::MAX => "a number past 2**127".into(),
+            i128::MIN => "a number below -2**127".into(),
+            v => v.to_string(),
+        }
+    }
+}
+
+impl From<usize> for Int {
+    fn from(v: usize) -> Self {
+        Int(v as i128)
+    }
+}
+
+/// An int argument given as an object: TypeError naming `arg` unless it is
+/// an int (not a bool).
+pub fn int(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<Int> {
+    obj.extract::<Int>()
+        .map_err(|e| PyTypeError::new_err(format!("{arg} {}", e.value(obj.py()))))
+}
+
+/// An int in `lo..=hi`.
+pub fn int_in<T: TryFrom<i128>>(
+    arg: &str,
+    obj: &Bound<'_, PyAny>,
+    lo: i128,
+    hi: i128,
+) -> PyResult<T> {
+    int(arg, obj)?.within(arg, lo, hi)
+}
+
+/// An optional argument: absent or `None` gives `None`.
+pub fn optional<'a, 'py, T>(
+    obj: Option<&'a Bound<'py, PyAny>>,
+    convert: impl FnOnce(&'a Bound<'py, PyAny>) -> PyResult<T>,
+) -> PyResult<Option<T>> {
+    match obj {
+        Some(o) if !o.is_none() => convert(o).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A size argument: a non-negative int.
+pub fn size(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    int(arg, obj)?.size(arg)
+}
+
+/// `True` or `False`, nothing else (`1` is not a flag).
+pub fn boolean(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    obj.cast::<PyBool>().map(|b| b.is_true()).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{arg} must be True or False, got {}",
+            type_name(obj)
+        ))
+    })
+}
+
+/// A callable (a handler), or `None`.
+pub fn callable(arg: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
+    optional(obj, |o| {
+        if !o.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "{arg} must be callable, got {}",
+                type_name(o)
+            )));
+        }
+        Ok(o.clone().unbind())
+    })
 }
 
 /// Seconds given as an already-extracted f64.
@@ -270,8 +375,8 @@ impl WriteBuf {
 }
 
 /// `nbytes` of recv_into as the stdlib checks it.
-pub fn nbytes(n: i64, buflen: usize) -> PyResult<usize> {
-    let n = nonneg("nbytes", n)?;
+pub fn nbytes(n: Int, buflen: usize) -> PyResult<usize> {
+    let n = n.size("nbytes")?;
     if n > buflen {
         return Err(PyValueError::new_err(format!(
             "nbytes: greater than the buffer's length ({n} > {buflen})"

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod blocking;
 pub mod errors;
+pub mod handlers;
 pub mod options;
 pub mod ping;
 pub mod probe;
@@ -26,6 +27,22 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+/// `_core.DEFAULTS`: the core's defaults (src/defaults.rs), which the
+/// Python layer and the CLI read instead of writing their own.
+fn defaults_dict(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    use crate::defaults::{Value, ALL};
+    let d = pyo3::types::PyDict::new(py);
+    for (name, v) in ALL {
+        match v {
+            Value::Int(i) => d.set_item(name, i)?,
+            Value::Seconds(s) => d.set_item(name, s)?,
+            Value::Text(t) => d.set_item(name, t)?,
+        }
+    }
+    Ok(d)
 }

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyString};
+use pyo3::types::{PyDict, PyString};
 
 use crate::options::{Keepalive as CoreKeepalive, OptValue, SocketOptions};
-use crate::py::args::seconds;
+use crate::py::args::{self, seconds};
 
 /// TCP keepalive timers, in seconds: ``Keepalive(idle=60, interval=10, retries=5)``.
 ///
@@ -49,18 +49,7 @@ impl Keepalive {
             }
         };
         let retries = match retries {
-            Some(o) if !o.is_none() => {
-                if o.is_instance_of::<PyBool>() || !o.is_instance_of::<PyInt>() {
-                    return Err(PyTypeError::new_err("retries must be an int"));
-                }
-                let r: i64 = o.extract()?;
-                if !(1..=127).contains(&r) {
-                    return Err(PyValueError::new_err(format!(
-                        "retries must be 1-127, got {r}"
-                    )));
-                }
-                Some(r as u32)
-            }
+            Some(o) if !o.is_none() => Some(args::int_in::<u32>("retries", o, 1, 127)?),
             _ => None,
         };
         Ok(Keepalive {
@@ -91,39 +80,6 @@ impl Keepalive {
     }
 }
 
-fn want_bool(name: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
-    v.cast::<PyBool>().map(|b| b.is_true()).map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be True or False, got {}",
-            v.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })
-}
-
-fn want_int(name: &str, v: &Bound<'_, PyAny>, lo: i64, hi: i64) -> PyResult<i64> {
-    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "{name} must be an int, got {}",
-            v.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        )));
-    }
-    let x: i64 = v
-        .extract()
-        .map_err(|_| PyValueError::new_err(format!("{name} must be {lo}-{hi}")))?;
-    if x < lo || x > hi {
-        return Err(PyValueError::new_err(format!(
-            "{name} must be {lo}-{hi}, got {x}"
-        )));
-    }
-    Ok(x)
-}
-
 /// Build options from `**options`; `who` names the callable in errors.
 pub fn from_kwargs(who: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<SocketOptions> {
     let mut o = SocketOptions::default();
@@ -132,11 +88,11 @@ pub fn from_kwargs(who: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<So
         let key = k.cast::<PyString>()?.to_str()?.to_owned();
         let name = key.as_str();
         match name {
-            "nodelay" => o.nodelay = Some(want_bool(name, &v)?),
+            "nodelay" => o.nodelay = Some(args::boolean(name, &v)?),
             "keepalive" => {
                 o.keepalive = Some(if let Ok(ka) = v.cast::<Keepalive>() {
                     ka.get().to_core()
-                } else if want_bool(name, &v).map_err(|_| {
+                } else if args::boolean(name, &v).map_err(|_| {
                     PyTypeError::new_err(
                         "keepalive must be True, False or a Keepalive(idle=, interval=, retries=)",
                     )
@@ -154,22 +110,26 @@ pub fn from_kwargs(who: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<So
                 });
             }
             "user_timeout" => o.user_timeout = Some(seconds("user_timeout", &v)?),
-            "recv_buffer" => o.recv_buffer = Some(want_int(name, &v, 1, i32::MAX as i64)? as usize),
-            "send_buffer" => o.send_buffer = Some(want_int(name, &v, 1, i32::MAX as i64)? as usize),
-            "reuse_address" => o.reuse_address = Some(want_bool(name, &v)?),
-            "reuse_port" => o.reuse_port = Some(want_bool(name, &v)?),
-            "ttl" => o.ttl = Some(want_int(name, &v, 1, 255)? as u32),
-            "tos" => o.tos = Some(want_int(name, &v, 0, 255)? as u32),
-            "only_v6" => o.only_v6 = Some(want_bool(name, &v)?),
+            "recv_buffer" => {
+                o.recv_buffer = Some(args::int_in::<usize>(name, &v, 1, i32::MAX.into())?)
+            }
+            "send_buffer" => {
+                o.send_buffer = Some(args::int_in::<usize>(name, &v, 1, i32::MAX.into())?)
+            }
+            "reuse_address" => o.reuse_address = Some(args::boolean(name, &v)?),
+            "reuse_port" => o.reuse_port = Some(args::boolean(name, &v)?),
+            "ttl" => o.ttl = Some(args::int_in::<u32>(name, &v, 1, 255)?),
+            "tos" => o.tos = Some(args::int_in::<u32>(name, &v, 0, 255)?),
+            "only_v6" => o.only_v6 = Some(args::boolean(name, &v)?),
             "bind_device" => {
                 let s = v.cast::<PyString>().map_err(|_| {
                     PyTypeError::new_err("bind_device must be an interface name (str)")
                 })?;
                 o.bind_device = Some(s.to_str()?.to_owned());
             }
-            "broadcast" => o.broadcast = Some(want_bool(name, &v)?),
-            "multicast_ttl" => o.multicast_ttl = Some(want_int(name, &v, 0, 255)? as u32),
-            "multicast_loop" => o.multicast_loop = Some(want_bool(name, &v)?),
+            "broadcast" => o.broadcast = Some(args::boolean(name, &v)?),
+            "multicast_ttl" => o.multicast_ttl = Some(args::int_in::<u32>(name, &v, 0, 255)?),
+            "multicast_loop" => o.multicast_loop = Some(args::boolean(name, &v)?),
             other => {
                 return Err(PyTypeError::new_err(format!(
                     "{who}() got an unexpected keyword argument '{other}' (socket options: {})",

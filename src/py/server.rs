@@ -1,78 +1,30 @@
-//! `TcpServer` and `UdpServer`: argument conversion around `server::*`, and
-//! the adapters that call Python handlers from the server's threads.
+//! `TcpServer` and `UdpServer`: argument conversion around `server::*`.
+//! Their shared lifecycle (start, serve_forever, stop, with, address,
+//! stats) is written once, in `server_methods!`, against the core's
+//! `server::Server` trait; the handler adapters live in `handlers.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 use crate::addr::HostPort;
+use crate::defaults;
 use crate::py::args::{self, type_name};
 use crate::py::blocking::{blocking, core};
+use crate::py::handlers::{PyConnHandler, PyDatagramHandler, PyMessageHandler};
 use crate::py::options::from_kwargs;
 use crate::py::tcp::TcpClient;
 use crate::py::threads::python_hooks;
 use crate::server::tcp::bind_address;
-use crate::server::{
-    ConnHandler, ConnOutcome, DatagramHandler, Framing, Limits, MessageHandler, Mode, Outcome,
-    StopSignal, TcpServerCore, UdpMode, UdpServerCore, DEFAULT_MAX_MESSAGE,
-};
-use crate::tcp::TcpConnection;
+use crate::server::{Framing, Limits, Mode, Server, TcpServerCore, UdpMode, UdpServerCore};
 
-const DEFAULT_STOP_TIMEOUT: f64 = 5.0;
 /// How long handlers get to finish when Ctrl-C stops `serve_forever()`:
 /// short, since the user asked to get out.
-const INTERRUPT_STOP_TIMEOUT: f64 = 1.0;
-
-fn callable(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    match obj {
-        Some(o) if !o.is_none() => {
-            if !o.is_callable() {
-                return Err(PyTypeError::new_err(format!(
-                    "{arg} must be callable, got {}",
-                    type_name(o)
-                )));
-            }
-            Ok(Some(o.clone().unbind()))
-        }
-        _ => Ok(None),
-    }
-}
-
-fn int_in(arg: &'static str, obj: &Bound<'_, PyAny>, lo: i64, hi: i64) -> PyResult<i64> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "{arg} must be an int, got {}",
-            type_name(obj)
-        )));
-    }
-    let v: i64 = obj
-        .extract()
-        .map_err(|_| PyValueError::new_err(format!("{arg} must be {lo}-{hi}, got {obj}")))?;
-    if v < lo || v > hi {
-        return Err(PyValueError::new_err(format!(
-            "{arg} must be {lo}-{hi}, got {v}"
-        )));
-    }
-    Ok(v)
-}
-
-/// An optional int argument; None takes `default`.
-fn opt_int(
-    arg: &'static str,
-    obj: Option<&Bound<'_, PyAny>>,
-    default: i64,
-    lo: i64,
-    hi: i64,
-) -> PyResult<i64> {
-    match obj {
-        Some(o) if !o.is_none() => int_in(arg, o, lo, hi),
-        _ => Ok(default),
-    }
-}
+const INTERRUPT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn bind_target(py: Python<'_>, address: Option<&Bound<'_, PyAny>>) -> PyResult<SocketAddr> {
     let hp = match address {
@@ -96,6 +48,27 @@ fn idle_seconds(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     Ok(t)
 }
 
+/// `backlog`, `max_connections` and `idle_timeout` of a TCP server.
+fn listen_limits(
+    backlog: Option<&Bound<'_, PyAny>>,
+    max_connections: Option<&Bound<'_, PyAny>>,
+    idle_timeout: Option<&Bound<'_, PyAny>>,
+    max_message: usize,
+) -> PyResult<(i32, Limits)> {
+    let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
+        .unwrap_or(defaults::BACKLOG as i32);
+    let max_connections = args::optional(max_connections, |m| {
+        args::int_in("max_connections", m, 1, 1 << 30)
+    })?
+    .unwrap_or(defaults::MAX_CONNECTIONS);
+    let limits = Limits {
+        max_connections,
+        idle_timeout: idle_seconds(idle_timeout)?,
+        max_message,
+    };
+    Ok((backlog, limits))
+}
+
 /// `stop()`'s timeout: seconds, or None to wait as long as handlers take.
 fn stop_timeout(timeout: Option<f64>) -> PyResult<Duration> {
     match timeout {
@@ -104,231 +77,96 @@ fn stop_timeout(timeout: Option<f64>) -> PyResult<Duration> {
     }
 }
 
-fn logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import("logging")?
-        .getattr("getLogger")?
-        .call1(("socketkit",))
-}
+/// The methods both server classes share, written once against
+/// `server::Server`. pyo3 takes one `#[pymethods]` block per class (short of
+/// its `multiple-pymethods` feature and the `inventory` crate), so the
+/// macro emits that block with the class's own methods inside it.
+macro_rules! server_methods {
+    ($cls:ident { $($own:tt)* }) => {
+        #[pymethods]
+        impl $cls {
+            $($own)*
 
-/// Log `err` with its traceback on the `socketkit` logger. Logging must
-/// never take the server down, so its own failure is written out raw.
-fn log_exception(py: Python<'_>, level: &str, msg: String, err: &PyErr) {
-    let done = (|| -> PyResult<()> {
-        let kwargs = PyDict::new(py);
-        let tb = err
-            .traceback(py)
-            .map(|t| t.into_any())
-            .unwrap_or_else(|| py.None().into_bound(py));
-        kwargs.set_item("exc_info", (err.get_type(py), err.value(py), tb))?;
-        logger(py)?.call_method(level, (msg,), Some(&kwargs))?;
-        Ok(())
-    })();
-    if let Err(e) = done {
-        e.write_unraisable(py, None);
-    }
-}
-
-fn peer_text(peer: &SocketAddr) -> String {
-    peer.to_string()
-}
-
-/// `handler(conn)` in a worker thread.
-struct PyConnHandler {
-    func: Py<PyAny>,
-    idle_timeout: bool,
-}
-
-impl ConnHandler for PyConnHandler {
-    fn handle(&self, conn: TcpConnection, peer: SocketAddr, stop: &StopSignal) -> ConnOutcome {
-        // try_attach: once the interpreter is gone (a script that exited
-        // with the server running), the connection just closes.
-        Python::try_attach(|py| {
-            let client = match Bound::new(py, TcpClient::from_connection(conn)) {
-                Ok(c) => c,
-                Err(e) => {
-                    log_exception(
-                        py,
-                        "error",
-                        "socketkit: cannot wrap a connection".into(),
-                        &e,
-                    );
-                    return ConnOutcome::Failed;
-                }
-            };
-            let r = self.func.bind(py).call1((client.clone(),));
-            client.get().connection().close();
-            match r {
-                Ok(_) => ConnOutcome::Done,
-                Err(e) => {
-                    if stop.is_set() {
-                        // stop() closed the connection under the handler.
-                        log_exception(
-                            py,
-                            "debug",
-                            format!("handler for {} ended by stop()", peer_text(&peer)),
-                            &e,
-                        );
-                        ConnOutcome::Done
-                    } else if e.is_instance_of::<PyConnectionError>(py) {
-                        // The peer reset or closed mid-conversation: its
-                        // doing, not a bug in the handler.
-                        log_exception(
-                            py,
-                            "debug",
-                            format!("connection from {} ended by the peer", peer_text(&peer)),
-                            &e,
-                        );
-                        ConnOutcome::Done
-                    } else if self.idle_timeout && e.is_instance_of::<PyTimeoutError>(py) {
-                        log_exception(
-                            py,
-                            "debug",
-                            format!("closed idle connection from {}", peer_text(&peer)),
-                            &e,
-                        );
-                        ConnOutcome::Done
-                    } else {
-                        log_exception(
-                            py,
-                            "error",
-                            format!(
-                                "handler {} raised on the connection from {}",
-                                func_name(self.func.bind(py)),
-                                peer_text(&peer)
-                            ),
-                            &e,
-                        );
-                        ConnOutcome::Failed
-                    }
-                }
+            /// Serve in background threads and return (the socket already
+            /// listens, so a client may connect at once). Idempotent.
+            fn start(&self, py: Python<'_>) -> PyResult<()> {
+                core(py, self.core.start())
             }
-        })
-        .unwrap_or(ConnOutcome::Done)
-    }
-}
 
-fn func_name(f: &Bound<'_, PyAny>) -> String {
-    f.getattr("__qualname__")
-        .or_else(|_| f.getattr("__name__"))
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| f.to_string())
-}
+            /// Start (if needed) and block until the server stops: by
+            /// ``stop()`` from another thread or a handler, or by Ctrl-C,
+            /// which stops the server (handlers get 1 s to finish) and then
+            /// raises ``KeyboardInterrupt``.
+            fn serve_forever(&self, py: Python<'_>) -> PyResult<()> {
+                core(py, self.core.can_serve())?;
+                core(py, self.core.start())?;
+                let c = &self.core;
+                blocking(py, |intr| c.wait_stopped(intr)).inspect_err(|_| {
+                    py.detach(|| c.stop(INTERRUPT_STOP_TIMEOUT));
+                })
+            }
 
-/// The bytes of a reply, or why it is not one.
-fn reply_bytes(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Outcome> {
-    if v.is_none() {
-        return Ok(Outcome::NoReply);
-    }
-    if let Ok(b) = v.cast::<PyBytes>() {
-        return Ok(Outcome::Reply(b.as_bytes().to_vec()));
-    }
-    if let Ok(b) = v.cast::<PyByteArray>() {
-        return Ok(Outcome::Reply(b.to_vec()));
-    }
-    if !v.is_instance_of::<PyString>() {
-        if let Ok(buf) = args::ReadBuf::get("reply", v) {
-            return Ok(Outcome::Reply(buf.as_slice().to_vec()));
+            /// Stop serving, let running handlers finish for up to
+            /// ``timeout`` seconds (None: as long as they take), close every
+            /// socket, and join the threads the server started. Handlers
+            /// finish fast: their connections stop reading at once (``recv``
+            /// returns ``b""``, the client may be mid-request), while
+            /// replies can still be sent; in ``on_message`` mode,
+            /// connections with no message in a handler close at once. Safe
+            /// from any thread, a handler included (its own thread ends when
+            /// it returns). A call while another thread is stopping the
+            /// server waits for it (up to ``timeout``); later calls do
+            /// nothing. Afterwards the port is closed.
+            #[pyo3(signature = (timeout=Some(defaults::STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
+            fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+                let t = stop_timeout(timeout)?;
+                py.detach(|| self.core.stop(t));
+                Ok(())
+            }
+
+            /// ``(host, port)`` the server is bound to (the real port when 0
+            /// was asked).
+            #[getter]
+            fn address(&self) -> (String, u16) {
+                args::sockaddr_out(&self.core.local_addr())
+            }
+
+            /// Counters, as a new dict each time (the class docstring says
+            /// what each one counts).
+            #[getter]
+            fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                let d = PyDict::new(py);
+                for (k, v) in self.core.stats_items() {
+                    d.set_item(k, v)?;
+                }
+                Ok(d)
+            }
+
+            /// True while serving (after ``start()``, before ``stop()``).
+            #[getter]
+            fn running(&self) -> bool {
+                self.core.state_name() == "running"
+            }
+
+            /// The server socket's file descriptor, -1 once stopped.
+            fn fileno(&self) -> i32 {
+                self.core.fileno()
+            }
+
+            fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+                let py = slf.py();
+                core(py, slf.get().core.start())?;
+                Ok(slf)
+            }
+
+            #[pyo3(signature = (*_exc))]
+            fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
+                let t = Duration::from_secs_f64(defaults::STOP_TIMEOUT);
+                py.detach(|| self.core.stop(t));
+                false
+            }
         }
-    }
-    Err(PyTypeError::new_err(format!(
-        "{what} must return bytes or None, got {}",
-        type_name(v)
-    )))
-}
-
-/// `on_message(message) -> bytes | None` for batches of whole messages.
-struct PyMessageHandler {
-    func: Py<PyAny>,
-}
-
-impl MessageHandler for PyMessageHandler {
-    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
-        Python::try_attach(|py| {
-            let f = self.func.bind(py);
-            let mut outs = Vec::with_capacity(msgs.len());
-            for m in msgs {
-                let r = f
-                    .call1((PyBytes::new(py, m),))
-                    .and_then(|v| reply_bytes(&v, "on_message"));
-                match r {
-                    Ok(o) => outs.push(o),
-                    Err(e) => {
-                        log_exception(
-                            py,
-                            "error",
-                            format!(
-                                "on_message {} raised on a message from {}",
-                                func_name(f),
-                                peer_text(&peer)
-                            ),
-                            &e,
-                        );
-                        outs.push(Outcome::Failed);
-                        break;
-                    }
-                }
-            }
-            outs
-        })
-        .unwrap_or_else(|| vec![Outcome::Failed])
-    }
-}
-
-/// `handler(data, peer) -> bytes | None` for datagrams.
-struct PyDatagramHandler {
-    func: Py<PyAny>,
-}
-
-impl DatagramHandler for PyDatagramHandler {
-    fn handle(&self, data: &[u8], peer: SocketAddr) -> Outcome {
-        Python::try_attach(|py| {
-            let f = self.func.bind(py);
-            let r = f
-                .call1((PyBytes::new(py, data), args::sockaddr_out(&peer)))
-                .and_then(|v| reply_bytes(&v, "handler"));
-            match r {
-                Ok(o) => o,
-                Err(e) => {
-                    log_exception(
-                        py,
-                        "error",
-                        format!(
-                            "handler {} raised on a datagram from {}",
-                            func_name(f),
-                            peer_text(&peer)
-                        ),
-                        &e,
-                    );
-                    Outcome::Failed
-                }
-            }
-        })
-        .unwrap_or(Outcome::NoReply)
-    }
-}
-
-fn stats_dict<'py>(py: Python<'py>, items: &[(&'static str, u64)]) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for (k, v) in items {
-        d.set_item(*k, *v)?;
-    }
-    Ok(d)
-}
-
-/// Wait until stopped; on Ctrl-C (or any exception from a signal handler)
-/// stop the server first, then raise.
-fn serve_until_stopped(
-    py: Python<'_>,
-    wait: impl FnOnce(&dyn crate::wait::Interrupt) -> crate::error::Result<()> + Send,
-    stop: impl FnOnce() + Send,
-) -> PyResult<()> {
-    match blocking(py, wait) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            py.detach(stop);
-            Err(e)
-        }
-    }
+    };
 }
 
 /// A TCP server.
@@ -377,6 +215,11 @@ fn serve_until_stopped(
 /// its traceback on the ``socketkit`` logger and counted in
 /// ``stats["handler_errors"]``; its connection closes, the server goes on.
 ///
+/// ``stats`` counts ``accepted``, ``active``, ``rejected`` (over
+/// ``max_connections``), ``handler_errors``, ``bytes_in`` and ``bytes_out``;
+/// in handler mode a connection's bytes are counted (from the kernel's
+/// TCP_INFO) when it ends.
+///
 /// Lifecycle: ``start()`` serves in background threads, ``serve_forever()``
 /// blocks (Ctrl-C stops the server, then raises KeyboardInterrupt),
 /// ``stop()`` stops from any thread, a handler included; ``with`` =
@@ -404,8 +247,7 @@ impl TcpServer {
     }
 }
 
-#[pymethods]
-impl TcpServer {
+server_methods!(TcpServer {
     #[new]
     #[pyo3(
         signature = (address=None, handler=None, *, on_message=None, framing=None, max_message=None, backlog=None, max_connections=None, idle_timeout=None, **options),
@@ -424,8 +266,8 @@ impl TcpServer {
         idle_timeout: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let handler = callable("handler", handler)?;
-        let on_message = callable("on_message", on_message)?;
+        let handler = args::callable("handler", handler)?;
+        let on_message = args::callable("on_message", on_message)?;
         if handler.is_some() && on_message.is_some() {
             return Err(PyValueError::new_err(
                 "pass either handler (called with each connection) or on_message (called with each message), not both",
@@ -455,19 +297,12 @@ impl TcpServer {
                         "max_message applies only with on_message",
                     ));
                 }
-                int_in("max_message", m, 1, u32::MAX as i64)? as usize
+                args::int_in("max_message", m, 1, u32::MAX.into())?
             }
-            _ => DEFAULT_MAX_MESSAGE,
+            _ => defaults::MAX_MESSAGE,
         };
-        let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
-        let max_connections =
-            opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
-        let idle_timeout = idle_seconds(idle_timeout)?;
-        let limits = Limits {
-            max_connections,
-            idle_timeout,
-            max_message,
-        };
+        let (backlog, limits) = listen_limits(backlog, max_connections, idle_timeout, max_message)?;
+        let idle_timeout = limits.idle_timeout;
         let mode = match (handler, on_message) {
             (Some(func), _) => Mode::Handler(Arc::new(PyConnHandler {
                 func,
@@ -499,63 +334,16 @@ impl TcpServer {
         idle_timeout: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let backlog = opt_int("backlog", backlog, 1024, 0, 65535)? as i32;
-        let max_connections =
-            opt_int("max_connections", max_connections, 1024, 1, 1 << 30)? as usize;
-        let idle_timeout = idle_seconds(idle_timeout)?;
-        let limits = Limits {
+        let (backlog, limits) = listen_limits(
+            backlog,
             max_connections,
             idle_timeout,
-            max_message: 64 * 1024,
-        };
+            defaults::ECHO_MAX_MESSAGE,
+        )?;
         let addr = bind_target(py, address)?;
         let srv = Self::make(py, addr, backlog, limits, Mode::Echo, options)?;
         core(py, srv.core.start())?;
         Ok(srv)
-    }
-
-    /// Serve in background threads and return (the socket already
-    /// listens, so a client may connect at once). Idempotent. Without a
-    /// handler there is nothing to run: use ``accept()``.
-    fn start(&self, py: Python<'_>) -> PyResult<()> {
-        core(py, self.core.start())
-    }
-
-    /// Start (if needed) and block until the server stops: by ``stop()``
-    /// from another thread or a handler, or by Ctrl-C, which stops the
-    /// server (handlers get 1 s to finish) and then raises
-    /// ``KeyboardInterrupt``.
-    fn serve_forever(&self, py: Python<'_>) -> PyResult<()> {
-        if matches!(self.core.mode(), Mode::Accept) {
-            return Err(PyValueError::new_err(
-                "serve_forever() needs handler= or on_message=; without them, call accept() in a loop",
-            ));
-        }
-        core(py, self.core.start())?;
-        let c = &self.core;
-        serve_until_stopped(
-            py,
-            |intr| c.wait_stopped(intr),
-            || c.stop(Duration::from_secs_f64(INTERRUPT_STOP_TIMEOUT)),
-        )
-    }
-
-    /// Stop accepting, let running handlers finish for up to ``timeout``
-    /// seconds (None: as long as they take), close every connection, and
-    /// join the threads the server started. Handlers finish fast: their
-    /// connections stop reading at once (``recv`` returns ``b""``, the
-    /// client may be mid-request), while replies can still be sent; in
-    /// ``on_message`` mode, connections with no message in a handler close
-    /// at once. Safe from any thread,
-    /// a handler included (its own thread ends when it returns). A call
-    /// while another thread is stopping the server waits for it (up to
-    /// ``timeout``); later calls do nothing. Afterwards the port refuses
-    /// connections.
-    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
-    fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let t = stop_timeout(timeout)?;
-        py.detach(|| self.core.stop(t));
-        Ok(())
     }
 
     /// Wait for a connection: ``(conn, (host, port))`` with ``conn`` a
@@ -582,45 +370,6 @@ impl TcpServer {
         Ok((TcpClient::from_connection(conn), args::sockaddr_out(&peer)))
     }
 
-    /// ``(host, port)`` the server is bound to (the real port when 0 was asked).
-    #[getter]
-    fn address(&self) -> (String, u16) {
-        args::sockaddr_out(&self.core.local_addr())
-    }
-
-    /// Counters, as a new dict each time: ``accepted``, ``active``,
-    /// ``rejected`` (over ``max_connections``), ``handler_errors``,
-    /// ``bytes_in``, ``bytes_out``. In handler mode the bytes of a
-    /// connection are counted (from the kernel's TCP_INFO) when it ends.
-    #[getter]
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, &self.core.stats().snapshot().items())
-    }
-
-    /// True while serving (after ``start()``, before ``stop()``).
-    #[getter]
-    fn running(&self) -> bool {
-        self.core.state_name() == "running"
-    }
-
-    /// The listening socket's file descriptor, -1 once stopped.
-    fn fileno(&self) -> i32 {
-        self.core.fileno()
-    }
-
-    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let py = slf.py();
-        core(py, slf.get().core.start())?;
-        Ok(slf)
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
-        let t = Duration::from_secs_f64(DEFAULT_STOP_TIMEOUT);
-        py.detach(|| self.core.stop(t));
-        false
-    }
-
     fn __repr__(&self) -> String {
         let s = self.core.stats().snapshot();
         format!(
@@ -631,7 +380,7 @@ impl TcpServer {
             s.active
         )
     }
-}
+});
 
 /// A UDP server: ``UdpServer(address=("127.0.0.1", 0), handler=None, **options)``.
 ///
@@ -642,7 +391,9 @@ impl TcpServer {
 /// handler that raises is logged on the ``socketkit`` logger with its
 /// traceback and counted; the server goes on. Same lifecycle as
 /// ``TcpServer``: bound at construction, ``start()``, ``serve_forever()``,
-/// ``stop(timeout=5.0)``, ``with``, ``address``, ``stats``.
+/// ``stop(timeout=5.0)``, ``with``, ``address``, ``stats``. ``stats``
+/// counts ``datagrams_in``, ``datagrams_out``, ``handler_errors``,
+/// ``bytes_in`` and ``bytes_out``.
 #[pyclass(module = "socketkit._core", frozen)]
 pub struct UdpServer {
     core: UdpServerCore,
@@ -662,8 +413,7 @@ impl UdpServer {
     }
 }
 
-#[pymethods]
-impl UdpServer {
+server_methods!(UdpServer {
     #[new]
     #[pyo3(signature = (address=None, handler=None, **options),
            text_signature = "(address=('127.0.0.1', 0), handler=None, **options)")]
@@ -673,7 +423,7 @@ impl UdpServer {
         handler: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let mode = match callable("handler", handler)? {
+        let mode = match args::callable("handler", handler)? {
             Some(func) => UdpMode::Handler(Arc::new(PyDatagramHandler { func })),
             None => UdpMode::Discard,
         };
@@ -696,71 +446,6 @@ impl UdpServer {
         Ok(srv)
     }
 
-    /// Serve in a background thread and return. Idempotent.
-    fn start(&self, py: Python<'_>) -> PyResult<()> {
-        core(py, self.core.start())
-    }
-
-    /// Start (if needed) and block until stopped; Ctrl-C stops the server,
-    /// then raises KeyboardInterrupt.
-    fn serve_forever(&self, py: Python<'_>) -> PyResult<()> {
-        core(py, self.core.start())?;
-        let c = &self.core;
-        serve_until_stopped(
-            py,
-            |intr| c.wait_stopped(intr),
-            || c.stop(Duration::from_secs_f64(INTERRUPT_STOP_TIMEOUT)),
-        )
-    }
-
-    /// Stop receiving, let a running handler finish for up to ``timeout``
-    /// seconds, close the socket, join the thread. Safe from any thread,
-    /// the handler included; a call while another thread is stopping
-    /// waits for it.
-    #[pyo3(signature = (timeout=Some(DEFAULT_STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
-    fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let t = stop_timeout(timeout)?;
-        py.detach(|| self.core.stop(t));
-        Ok(())
-    }
-
-    /// ``(host, port)`` the server is bound to.
-    #[getter]
-    fn address(&self) -> (String, u16) {
-        args::sockaddr_out(&self.core.local_addr())
-    }
-
-    /// Counters, as a new dict: ``datagrams_in``, ``datagrams_out``,
-    /// ``handler_errors``, ``bytes_in``, ``bytes_out``.
-    #[getter]
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, &self.core.stats().snapshot().items())
-    }
-
-    /// True while serving (after ``start()``, before ``stop()``).
-    #[getter]
-    fn running(&self) -> bool {
-        self.core.state_name() == "running"
-    }
-
-    /// The socket's file descriptor, -1 once stopped.
-    fn fileno(&self) -> i32 {
-        self.core.fileno()
-    }
-
-    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let py = slf.py();
-        core(py, slf.get().core.start())?;
-        Ok(slf)
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
-        let t = Duration::from_secs_f64(DEFAULT_STOP_TIMEOUT);
-        py.detach(|| self.core.stop(t));
-        false
-    }
-
     fn __repr__(&self) -> String {
         let mode = if self.core.is_echo() { " echo" } else { "" };
         format!(
@@ -770,4 +455,4 @@ impl UdpServer {
             self.core.state_name()
         )
     }
-}
+});

@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyType};
 use socket2::Socket;
 
-use crate::py::args::{self, ReadBuf, WriteBuf};
+use crate::defaults;
+use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
 use crate::sock::parse_shutdown;
@@ -138,17 +139,19 @@ impl TcpClient {
     }
 
     /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
-    #[pyo3(signature = (bufsize=65536))]
-    fn recv<'py>(&self, py: Python<'py>, bufsize: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let n = args::nonneg("bufsize", bufsize)?;
+    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, bufsize=65536)")]
+    fn recv<'py>(&self, py: Python<'py>, bufsize: Int) -> PyResult<Bound<'py, PyBytes>> {
+        let n = bufsize.size("bufsize")?;
         let data = blocking(py, |intr| self.conn.recv(n, intr))?;
         Ok(PyBytes::new(py, &data))
     }
 
     /// Receive into a writable buffer (up to ``nbytes``, 0 = its length);
     /// returns the count, 0 at EOF.
-    #[pyo3(signature = (buffer, nbytes=0))]
-    fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, nbytes: i64) -> PyResult<usize> {
+    #[pyo3(signature = (buffer, nbytes=Int(0)),
+           text_signature = "($self, buffer, nbytes=0)")]
+    fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, nbytes: Int) -> PyResult<usize> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
         blocking(py, |intr| self.conn.recv_into(buf.slice_mut(n), intr))
@@ -169,50 +172,54 @@ impl TcpClient {
     /// Bytes up to and including ``delimiter``. Raises
     /// ``LimitExceededError`` past ``max_size`` bytes, and
     /// ``ConnectionClosedError`` (with ``partial``) if the peer closes first.
-    #[pyo3(signature = (delimiter, max_size=65536))]
+    #[pyo3(signature = (delimiter, max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, delimiter, max_size=65536)")]
     fn recv_until<'py>(
         &self,
         py: Python<'py>,
         delimiter: &Bound<'_, PyAny>,
-        max_size: i64,
+        max_size: Int,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let delim = args::delimiter("delimiter", delimiter)?;
-        let max_size = args::nonneg("max_size", max_size)?;
+        let max_size = max_size.size("max_size")?;
         let data = blocking(py, |intr| self.conn.recv_until(&delim, max_size, intr))?;
         Ok(PyBytes::new(py, &data))
     }
 
     /// One line, keeping its ``\n``, like ``file.readline()``: at EOF the
     /// unterminated rest, then ``b""``. ``LimitExceededError`` past ``max_size``.
-    #[pyo3(signature = (max_size=65536))]
-    fn recv_line<'py>(&self, py: Python<'py>, max_size: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let max_size = args::nonneg("max_size", max_size)?;
+    #[pyo3(signature = (max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, max_size=65536)")]
+    fn recv_line<'py>(&self, py: Python<'py>, max_size: Int) -> PyResult<Bound<'py, PyBytes>> {
+        let max_size = max_size.size("max_size")?;
         let data = blocking(py, |intr| self.conn.recv_line(max_size, intr))?;
         Ok(PyBytes::new(py, &data))
     }
 
     /// Iterate over lines (with their ``\n``) until the peer closes.
-    #[pyo3(signature = (max_size=65536))]
-    fn lines(slf: Py<Self>, max_size: i64) -> PyResult<LineIterator> {
+    #[pyo3(signature = (max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, max_size=65536)")]
+    fn lines(slf: Py<Self>, max_size: Int) -> PyResult<LineIterator> {
         Ok(LineIterator {
             client: slf,
-            max_size: args::nonneg("max_size", max_size)?,
+            max_size: max_size.size("max_size")?,
         })
     }
 
     /// Send ``data`` and read one reply: up to and including ``until``
     /// (default ``b"\n"``), or exactly ``exact`` bytes.
-    #[pyo3(signature = (data, *, until=None, exact=None, max_size=65536))]
+    #[pyo3(signature = (data, *, until=None, exact=None, max_size=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, data, *, until=None, exact=None, max_size=65536)")]
     fn request<'py>(
         &self,
         py: Python<'py>,
         data: &Bound<'_, PyAny>,
         until: Option<&Bound<'_, PyAny>>,
         exact: Option<&Bound<'_, PyAny>>,
-        max_size: i64,
+        max_size: Int,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let buf = ReadBuf::get("data", data)?;
-        let max_size = args::nonneg("max_size", max_size)?;
+        let max_size = max_size.size("max_size")?;
         let until = until.filter(|u| !u.is_none());
         let exact = exact.filter(|e| !e.is_none());
         let delim;
@@ -236,12 +243,13 @@ impl TcpClient {
     /// Send a file with zero copies (sendfile(2)); ``file`` is a binary file
     /// object or an fd. Returns the bytes sent and, like the stdlib, leaves
     /// the file position just past them.
-    #[pyo3(signature = (file, offset=0, count=None))]
+    #[pyo3(signature = (file, offset=Int(0), count=None),
+           text_signature = "($self, file, offset=0, count=None)")]
     fn sendfile(
         &self,
         py: Python<'_>,
         file: &Bound<'_, PyAny>,
-        offset: i64,
+        offset: Int,
         count: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd: i32 = if file.is_instance_of::<PyInt>() {
@@ -253,7 +261,7 @@ impl TcpClient {
                 "file must be a file object opened in binary mode, or an fd",
             ));
         };
-        let offset = args::nonneg("offset", offset)? as u64;
+        let offset = offset.size("offset")? as u64;
         let count = match count {
             Some(c) if !c.is_none() => Some(args::size("count", c)? as u64),
             _ => None,
@@ -269,7 +277,7 @@ impl TcpClient {
     /// (or ``socket.SHUT_RD``/``SHUT_WR``/``SHUT_RDWR``).
     fn shutdown(&self, py: Python<'_>, how: &Bound<'_, PyAny>) -> PyResult<()> {
         let how = if how.is_instance_of::<PyInt>() {
-            match how.extract::<i64>()? {
+            match args::int("how", how)?.0 {
                 0 => "read",
                 1 => "write",
                 2 => "both",

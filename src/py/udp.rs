@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyString, PyTuple};
 
 use crate::addr::HostPort;
-use crate::py::args::{self, ReadBuf, WriteBuf};
+use crate::defaults;
+use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
 use crate::udp::UdpSock;
@@ -48,7 +49,9 @@ fn interface_text(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
-        Some(o) if o.is_instance_of::<PyInt>() => Ok(Some(o.extract::<u32>()?.to_string())),
+        Some(o) if o.is_instance_of::<PyInt>() => Ok(Some(
+            args::int_in::<u32>("interface", o, 0, u32::MAX.into())?.to_string(),
+        )),
         Some(o) => Ok(Some(
             o.cast::<PyString>()
                 .map_err(|_| {
@@ -116,24 +119,26 @@ impl UdpSocket {
 
     /// One datagram (at most ``bufsize`` bytes; the rest of a longer one is
     /// dropped) and the sender: ``(data, (host, port))``.
-    #[pyo3(signature = (bufsize=65536))]
+    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, bufsize=65536)")]
     fn recvfrom<'py>(
         &self,
         py: Python<'py>,
-        bufsize: i64,
+        bufsize: Int,
     ) -> PyResult<(Bound<'py, PyBytes>, (String, u16))> {
-        let n = args::nonneg("bufsize", bufsize)?;
+        let n = bufsize.size("bufsize")?;
         let (data, from) = blocking(py, |intr| self.sock.recv_from(n, intr))?;
         Ok((PyBytes::new(py, &data), args::sockaddr_out(&from)))
     }
 
     /// Receive one datagram into a writable buffer: ``(nbytes, (host, port))``.
-    #[pyo3(signature = (buffer, nbytes=0))]
+    #[pyo3(signature = (buffer, nbytes=Int(0)),
+           text_signature = "($self, buffer, nbytes=0)")]
     fn recvfrom_into(
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        nbytes: i64,
+        nbytes: Int,
     ) -> PyResult<(usize, (String, u16))> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
@@ -148,9 +153,10 @@ impl UdpSocket {
     }
 
     /// One datagram from the connected peer (at most ``bufsize`` bytes).
-    #[pyo3(signature = (bufsize=65536))]
-    fn recv<'py>(&self, py: Python<'py>, bufsize: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let n = args::nonneg("bufsize", bufsize)?;
+    #[pyo3(signature = (bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, bufsize=65536)")]
+    fn recv<'py>(&self, py: Python<'py>, bufsize: Int) -> PyResult<Bound<'py, PyBytes>> {
+        let n = bufsize.size("bufsize")?;
         let (data, _) = blocking(py, |intr| self.sock.recv_from(n, intr))?;
         Ok(PyBytes::new(py, &data))
     }
@@ -203,15 +209,16 @@ impl UdpSocket {
     /// Wait (up to the timeout) for at least one datagram, then return up to
     /// ``max_messages`` queued ones as ``[(data, (host, port)), ...]``
     /// (recvmmsg on Linux: one system call for the batch).
-    #[pyo3(signature = (max_messages=64, bufsize=65536))]
+    #[pyo3(signature = (max_messages=Int::from(defaults::RECV_MANY), bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, max_messages=64, bufsize=65536)")]
     fn recv_many<'py>(
         &self,
         py: Python<'py>,
-        max_messages: i64,
-        bufsize: i64,
+        max_messages: Int,
+        bufsize: Int,
     ) -> PyResult<Vec<Datagram<'py>>> {
-        let max = args::nonneg("max_messages", max_messages)?;
-        let n = args::nonneg("bufsize", bufsize)?;
+        let max = max_messages.size("max_messages")?;
+        let n = bufsize.size("bufsize")?;
         let got = blocking(py, |intr| self.sock.recv_many(max, n, intr))?;
         // A batch usually comes from one peer: build its (host, port) once.
         let mut last: Option<(std::net::SocketAddr, Bound<'py, PyTuple>)> = None;
@@ -240,15 +247,16 @@ impl UdpSocket {
     /// silence: waits ``timeout`` seconds per try, ``retries`` extra tries,
     /// then raises ``TimeoutError``. ``address`` is needed unless connected;
     /// datagrams from anyone else are ignored.
-    #[pyo3(signature = (data, address=None, *, timeout=1.0, retries=2, bufsize=65536))]
+    #[pyo3(signature = (data, address=None, *, timeout=defaults::UDP_TIMEOUT, retries=Int::from(defaults::UDP_RETRIES), bufsize=Int::from(defaults::RECV_SIZE)),
+           text_signature = "($self, data, address=None, *, timeout=1.0, retries=2, bufsize=65536)")]
     fn request<'py>(
         &self,
         py: Python<'py>,
         data: &Bound<'_, PyAny>,
         address: Option<&Bound<'_, PyAny>>,
         timeout: f64,
-        retries: i64,
-        bufsize: i64,
+        retries: Int,
+        bufsize: Int,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let buf = ReadBuf::get("data", data)?;
         let to = match address {
@@ -256,9 +264,9 @@ impl UdpSocket {
             _ => None,
         };
         let timeout = args::secs_f64("timeout", timeout)?;
-        let retries = u32::try_from(args::nonneg("retries", retries)?)
+        let retries = u32::try_from(retries.size("retries")?)
             .map_err(|_| PyValueError::new_err("retries is too large"))?;
-        let bufsize = args::nonneg("bufsize", bufsize)?;
+        let bufsize = bufsize.size("bufsize")?;
         let out = blocking(py, |intr| {
             self.sock
                 .request(buf.as_slice(), to.as_ref(), timeout, retries, bufsize, intr)

@@ -34,7 +34,34 @@ pub use stats::{Stats, StatsSnapshot, UdpStats, UdpStatsSnapshot};
 pub use tcp::{Mode, TcpServerCore};
 pub use udp::{UdpMode, UdpServerCore};
 
+use crate::error::Result;
 use crate::tcp::TcpConnection;
+use crate::wait::Interrupt;
+
+/// What every server offers its owner, whatever it serves: the lifecycle
+/// (bound -> running -> stopping -> stopped) and its read-outs. The
+/// binding writes `start`/`serve_forever`/`stop`/`with`/`address`/`stats`
+/// once against this trait for both server classes.
+pub trait Server: Send + Sync {
+    /// Start serving in the background; idempotent.
+    fn start(&self) -> Result<()>;
+    /// Stop, let handlers finish within `timeout`, close, join. Safe from
+    /// any thread, a handler's included; idempotent.
+    fn stop(&self, timeout: Duration);
+    /// Block until the server has stopped completely. Interruptible.
+    fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()>;
+    fn local_addr(&self) -> SocketAddr;
+    /// The listening/receiving socket's fd, -1 once stopped.
+    fn fileno(&self) -> i32;
+    /// "bound", "running", "stopping" or "stopped".
+    fn state_name(&self) -> &'static str;
+    /// The counters, named as `stats` shows them.
+    fn stats_items(&self) -> Vec<(&'static str, u64)>;
+    /// Why `serve_forever()` would have nothing to run, if so.
+    fn can_serve(&self) -> Result<()> {
+        Ok(())
+    }
+}
 
 /// How a server thread that may call the caller's code enters and leaves
 /// the caller's runtime: `start` runs first in every such thread (server
@@ -97,15 +124,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 1024,
+            max_connections: crate::defaults::MAX_CONNECTIONS,
             idle_timeout: None,
-            max_message: DEFAULT_MAX_MESSAGE,
+            max_message: crate::defaults::MAX_MESSAGE,
         }
     }
 }
-
-/// `max_message` unless told otherwise: 1 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
 
 /// What a message or datagram handler answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

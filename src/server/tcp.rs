@@ -17,7 +17,9 @@ use crate::wait::{Deadline, Interrupt};
 
 use super::lifecycle::Lifecycle;
 use super::listener::{self, Accepted, StopSignal};
-use super::{evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Stats, ThreadHooks};
+use super::{
+    evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Server, Stats, ThreadHooks,
+};
 
 /// How a started server serves its connections.
 pub enum Mode {
@@ -121,10 +123,6 @@ impl TcpServerCore {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -137,24 +135,8 @@ impl TcpServerCore {
         &self.mode
     }
 
-    pub fn fileno(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        lock(&self.listener).as_ref().map_or(-1, |s| s.as_raw_fd())
-    }
-
-    /// "bound", "running", "stopping" or "stopped".
-    pub fn state_name(&self) -> &'static str {
-        self.life.name()
-    }
-
     fn listener(&self) -> Result<Arc<Socket>> {
         lock(&self.listener).clone().ok_or(Error::Stopped)
-    }
-
-    /// Start serving in the background; idempotent. Returns once the
-    /// serving threads run (the socket listens since `bind`).
-    pub fn start(&self) -> Result<()> {
-        self.life.start(|| self.start_mode())
     }
 
     fn start_mode(&self) -> Result<Running> {
@@ -209,22 +191,44 @@ impl TcpServerCore {
         }
     }
 
-    /// Block until the server has stopped completely (by `stop()` from
-    /// another thread or a handler). Interruptible.
-    pub fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()> {
-        self.stop.wait(Deadline::NEVER, intr)?;
-        self.life.wait_stopped(intr)
-    }
-
     pub fn is_stopping(&self) -> bool {
         self.stop.is_set()
+    }
+}
+
+impl Server for TcpServerCore {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn fileno(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        lock(&self.listener).as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// "bound", "running", "stopping" or "stopped".
+    fn state_name(&self) -> &'static str {
+        self.life.name()
+    }
+
+    /// Start serving in the background; idempotent. Returns once the
+    /// serving threads run (the socket listens since `bind`).
+    fn start(&self) -> Result<()> {
+        self.life.start(|| self.start_mode())
+    }
+
+    /// Block until the server has stopped completely (by `stop()` from
+    /// another thread or a handler). Interruptible.
+    fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()> {
+        self.stop.wait(Deadline::NEVER, intr)?;
+        self.life.wait_stopped(intr)
     }
 
     /// Stop accepting, let handlers finish within `timeout`, close every
     /// connection, join the threads started (all but the calling one, when
     /// a handler calls it). Safe from any thread, idempotent; a second
     /// caller waits (up to `timeout`) for the first to finish.
-    pub fn stop(&self, timeout: Duration) {
+    fn stop(&self, timeout: Duration) {
         self.stop.trigger();
         let Some(running) = self.life.begin_stop(timeout) else {
             return;
@@ -237,6 +241,20 @@ impl TcpServerCore {
         }
         lock(&self.listener).take();
         self.life.finish();
+    }
+
+    fn stats_items(&self) -> Vec<(&'static str, u64)> {
+        self.stats.snapshot().items().to_vec()
+    }
+
+    fn can_serve(&self) -> Result<()> {
+        if matches!(self.mode, Mode::Accept) {
+            return Err(Error::invalid(
+                "serve_forever()",
+                "needs handler= or on_message=; without them, call accept() in a loop",
+            ));
+        }
+        Ok(())
     }
 }
 

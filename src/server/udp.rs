@@ -14,7 +14,7 @@ use crate::wait::{Deadline, Interrupt, SLICE};
 use super::lifecycle::Lifecycle;
 use super::listener::{self, StopSignal};
 use super::stats::UdpStats;
-use super::{spawn, DatagramHandler, Outcome, Stats, ThreadHooks};
+use super::{spawn, DatagramHandler, Outcome, Server, Stats, ThreadHooks};
 
 /// The largest datagram received whole (the IPv4/IPv6 UDP maximum).
 const MAX_DATAGRAM: usize = 65536;
@@ -64,10 +64,6 @@ impl UdpServerCore {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
     pub fn stats(&self) -> &UdpStats {
         &self.stats
     }
@@ -76,20 +72,26 @@ impl UdpServerCore {
         matches!(*self.mode, UdpMode::Echo)
     }
 
-    pub fn fileno(&self) -> i32 {
-        lock(&self.sock).as_ref().map_or(-1, |s| s.as_raw_fd())
-    }
-
-    pub fn state_name(&self) -> &'static str {
-        self.life.name()
-    }
-
     pub fn is_stopping(&self) -> bool {
         self.stop.is_set()
     }
+}
+
+impl Server for UdpServerCore {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn fileno(&self) -> i32 {
+        lock(&self.sock).as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    fn state_name(&self) -> &'static str {
+        self.life.name()
+    }
 
     /// Start the receiving thread; idempotent.
-    pub fn start(&self) -> Result<()> {
+    fn start(&self) -> Result<()> {
         self.life.start(|| {
             let sock = lock(&self.sock).clone().ok_or(Error::Stopped)?;
             let stop = self.stop.clone();
@@ -103,14 +105,14 @@ impl UdpServerCore {
     }
 
     /// Block until stopped (by `stop()` elsewhere). Interruptible.
-    pub fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()> {
+    fn wait_stopped(&self, intr: &dyn Interrupt) -> Result<()> {
         self.stop.wait(Deadline::NEVER, intr)?;
         self.life.wait_stopped(intr)
     }
 
     /// Stop receiving, let a running handler finish within `timeout`, close
     /// the socket, join the thread (unless the caller is that thread).
-    pub fn stop(&self, timeout: Duration) {
+    fn stop(&self, timeout: Duration) {
         self.stop.trigger();
         let Some(handle) = self.life.begin_stop(timeout) else {
             return;
@@ -128,6 +130,10 @@ impl UdpServerCore {
         }
         lock(&self.sock).take();
         self.life.finish();
+    }
+
+    fn stats_items(&self) -> Vec<(&'static str, u64)> {
+        self.stats.snapshot().items().to_vec()
     }
 }
 

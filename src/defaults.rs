@@ -1,0 +1,75 @@
+//! Every default a user sees, defined once. The core builds its `Default`s
+//! from these; the binding exports them as `_core.DEFAULTS`, which
+//! `probes.py`, the servers' signatures and the CLI read, so a default
+//! changed here changes everywhere (issue 10).
+//!
+//! Seconds are `f64` because that is how Python spells them.
+
+/// `check`, `check_many`, `check_iter`: seconds per connect.
+pub const CHECK_TIMEOUT: f64 = 1.0;
+/// `check_many`, `check_iter`: connects in flight at once.
+pub const CHECK_CONCURRENCY: usize = 512;
+/// `scan`, `scan_iter`: ports when none are given (nmap's well-known range).
+pub const SCAN_PORTS: &str = "1-1024";
+/// `scan`, `scan_iter`: seconds per connect (a scan favours speed).
+pub const SCAN_TIMEOUT: f64 = 0.5;
+/// `scan`, `scan_iter`: connects in flight at once.
+pub const SCAN_CONCURRENCY: usize = 1024;
+/// `tcping`: pings, seconds between ping starts, seconds per ping.
+pub const PING_COUNT: usize = 4;
+pub const PING_INTERVAL: f64 = 1.0;
+pub const PING_TIMEOUT: f64 = 1.0;
+/// `wait_for`: seconds in all, and the first retry delay (it backs off).
+pub const WAIT_TIMEOUT: f64 = 30.0;
+pub const WAIT_INTERVAL: f64 = 0.25;
+/// `banner`: seconds in all, and the most bytes read.
+pub const BANNER_TIMEOUT: f64 = 2.0;
+pub const BANNER_MAX_BYTES: usize = 1024;
+/// `udp_probe` and `UdpSocket.request`: seconds per try, resends on silence.
+pub const UDP_TIMEOUT: f64 = 1.0;
+pub const UDP_RETRIES: usize = 2;
+/// `recv`/`recvfrom` bufsize, and the `max_size` bound of the framed reads.
+pub const RECV_SIZE: usize = 64 * 1024;
+/// `recv_many`: datagrams per batch.
+pub const RECV_MANY: usize = 64;
+/// Servers: listen backlog and the most connections served at once.
+pub const BACKLOG: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 1024;
+/// `on_message` servers: the largest frame (1 MiB).
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// `TcpServer.echo`: the largest chunk it echoes at once.
+pub const ECHO_MAX_MESSAGE: usize = 64 * 1024;
+/// Servers' `stop(timeout=)`: seconds handlers get to finish.
+pub const STOP_TIMEOUT: f64 = 5.0;
+
+/// Name and value of every default, for `_core.DEFAULTS`.
+pub enum Value {
+    Int(usize),
+    Seconds(f64),
+    Text(&'static str),
+}
+
+/// The table the binding exports: one row per default above.
+pub const ALL: &[(&str, Value)] = &[
+    ("check_timeout", Value::Seconds(CHECK_TIMEOUT)),
+    ("check_concurrency", Value::Int(CHECK_CONCURRENCY)),
+    ("scan_ports", Value::Text(SCAN_PORTS)),
+    ("scan_timeout", Value::Seconds(SCAN_TIMEOUT)),
+    ("scan_concurrency", Value::Int(SCAN_CONCURRENCY)),
+    ("ping_count", Value::Int(PING_COUNT)),
+    ("ping_interval", Value::Seconds(PING_INTERVAL)),
+    ("ping_timeout", Value::Seconds(PING_TIMEOUT)),
+    ("wait_timeout", Value::Seconds(WAIT_TIMEOUT)),
+    ("wait_interval", Value::Seconds(WAIT_INTERVAL)),
+    ("banner_timeout", Value::Seconds(BANNER_TIMEOUT)),
+    ("banner_max_bytes", Value::Int(BANNER_MAX_BYTES)),
+    ("udp_timeout", Value::Seconds(UDP_TIMEOUT)),
+    ("udp_retries", Value::Int(UDP_RETRIES)),
+    ("recv_size", Value::Int(RECV_SIZE)),
+    ("recv_many", Value::Int(RECV_MANY)),
+    ("backlog", Value::Int(BACKLOG)),
+    ("max_connections", Value::Int(MAX_CONNECTIONS)),
+    ("max_message", Value::Int(MAX_MESSAGE)),
+    ("echo_max_message", Value::Int(ECHO_MAX_MESSAGE)),
+    ("stop_timeout", Value::Seconds(STOP_TIMEOUT)),
+];
