@@ -89,3 +89,15 @@ def test_ctrl_c_during_tcping_iter():
 def test_bad_arguments_name_the_argument(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         _core._tcping_iter("127.0.0.1", 1, **kwargs)
+
+
+def test_defaults_come_from_the_core():
+    import inspect
+
+    params = inspect.signature(_core._tcping_iter).parameters
+    d = _core.DEFAULTS
+    assert (params["count"].default, params["interval"].default, params["timeout"].default) == (
+        d["ping_count"],
+        d["ping_interval"],
+        d["ping_timeout"],
+    )

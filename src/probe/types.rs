@@ -109,8 +109,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            timeout: Some(Duration::from_secs(1)),
-            concurrency: 512,
+            timeout: Some(Duration::from_secs_f64(crate::defaults::CHECK_TIMEOUT)),
+            concurrency: crate::defaults::CHECK_CONCURRENCY,
             rate: None,
             workers: None,
         }

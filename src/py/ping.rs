@@ -9,16 +9,18 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
 use crate::addr::HostPort;
+use crate::defaults;
 use crate::error::Result;
 use crate::probe::ping::{self, Pinger};
 use crate::probe::Cancel;
-use crate::py::args;
+use crate::py::args::{self, Int};
 use crate::py::blocking::blocking;
 use crate::py::probe::{rtt_ms, state_name};
-use crate::py::probe_args::{int_arg, port_arg, target_arg};
+use crate::py::probe_args::{port_arg, saturated, target_arg};
 use crate::wait::Interrupt;
 
-fn count_arg(count: i64) -> PyResult<usize> {
+fn count_arg(count: Int) -> PyResult<usize> {
+    let count = saturated(count);
     if count < 1 {
         return Err(PyValueError::new_err(format!(
             "count must be at least 1, got {count}"
@@ -42,7 +44,7 @@ pub fn tcping(
 ) -> PyResult<(String, String, u16, Vec<Option<f64>>, Vec<Option<String>>)> {
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
-    let count = count_arg(int_arg("count", count)?)?;
+    let count = count_arg(args::int("count", count)?)?;
     let interval = args::seconds("interval", interval)?;
     let timeout = args::timeout("timeout", timeout)?;
     let run = blocking(py, |intr| {
@@ -152,14 +154,21 @@ impl PingIter {
 #[pyfunction]
 #[pyo3(name = "_tcping_iter")]
 #[pyo3(
-    signature = (target, port=None, *, count=4, interval=1.0, timeout=Some(1.0)),
+    signature = (
+        target,
+        port=None,
+        *,
+        count=Int::from(defaults::PING_COUNT),
+        interval=defaults::PING_INTERVAL,
+        timeout=Some(defaults::PING_TIMEOUT)
+    ),
     text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0)"
 )]
 pub fn tcping_iter(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
     port: Option<&Bound<'_, PyAny>>,
-    count: i64,
+    count: Int,
     interval: f64,
     timeout: Option<f64>,
 ) -> PyResult<PingIter> {

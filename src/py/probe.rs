@@ -12,6 +12,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
+use crate::defaults;
 use crate::probe::run::Canceller;
 use crate::probe::waitfor::Readiness;
 use crate::probe::{
@@ -143,8 +144,7 @@ pub fn check_many<'py>(
     rate: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let default_conc = 512i64.into_pyobject(py)?.into_any();
-    let cfg = config(timeout, concurrency.unwrap_or(&default_conc), rate)?;
+    let cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
     let targets = targets_arg(targets)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
@@ -174,8 +174,7 @@ pub fn check<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
-    let one = 1i64.into_pyobject(py)?.into_any();
-    let cfg = config(timeout, &one, None)?;
+    let cfg = config(timeout, None, 1, None)?;
     let timeout = cfg.timeout;
     let (plan, results) = run_plan(
         py,
@@ -199,8 +198,7 @@ pub fn scan<'py>(
     rate: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let default_conc = 1024i64.into_pyobject(py)?.into_any();
-    let cfg = config(timeout, concurrency.unwrap_or(&default_conc), rate)?;
+    let cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
     let hosts = hosts_arg(hosts)?;
     let ports = ports_arg(ports)?;
     let progress = progress_arg(progress)?;
@@ -307,8 +305,7 @@ pub fn check_iter<'py>(
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<ProbeIter> {
-    let default_conc = 512i64.into_pyobject(py)?.into_any();
-    let cfg = config(timeout, concurrency.unwrap_or(&default_conc), rate)?;
+    let cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
     let targets = targets_arg(targets)?;
     let timeout = cfg.timeout;
     blocking(py, |intr| {
@@ -329,8 +326,7 @@ pub fn scan_iter<'py>(
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<ProbeIter> {
-    let default_conc = 1024i64.into_pyobject(py)?.into_any();
-    let cfg = config(timeout, concurrency.unwrap_or(&default_conc), rate)?;
+    let cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
     let hosts = hosts_arg(hosts)?;
     let ports = ports_arg(ports)?;
     let timeout = cfg.timeout;

@@ -5,35 +5,29 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyList, PyRange, PyString, PyTuple};
 
-use crate::addr::HostPort;
+use crate::addr::{HostPort, PortUse};
 use crate::probe::target::{
-    check_concurrency, check_probe_port, check_rate, parse_host_spec, parse_target, probe_port,
-    split_hosts, PortSet,
+    check_concurrency, check_probe_port, check_rate, parse_host_spec, parse_target, split_hosts,
+    PortSet,
 };
 use crate::probe::{Config, HostSpec};
-use crate::py::args::{self, type_name, value_error};
-
-/// A Python int (not a bool) as i64, TypeError naming `arg` otherwise.
-pub(crate) fn int_arg(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "{arg} must be an int, got {}",
-            type_name(obj)
-        )));
-    }
-    obj.extract::<i64>()
-        .map_err(|_| PyValueError::new_err(format!("{arg}: {obj} is out of range")))
-}
+use crate::py::args::{self, type_name, value_error, Int};
 
 /// `port=` of the single-target probes.
 pub(crate) fn port_arg(port: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u16>> {
-    match port {
-        None => Ok(None),
-        Some(p) if p.is_none() => Ok(None),
-        Some(p) => Ok(Some(
-            probe_port("port", int_arg("port", p)?).map_err(value_error)?,
-        )),
-    }
+    args::optional(port, |p| probed_port("port", p))
+}
+
+/// A port to probe, given as an int: 1-65535.
+fn probed_port(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<u16> {
+    PortUse::Remote
+        .check(arg, args::int(arg, obj)?.0)
+        .map_err(value_error)
+}
+
+/// An int as i64, a value past i64 saturated (out of every range anyway).
+pub(crate) fn saturated(n: Int) -> i64 {
+    i64::try_from(n.0).unwrap_or(if n.0 < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// One target: `"host:port"`, `"[v6]:port"`, `(host, port)`, or a bare host
@@ -181,7 +175,7 @@ fn add_ports(set: &mut PortSet, item: &Bound<'_, PyAny>, ranges: bool) -> PyResu
     if let Ok(s) = item.cast::<PyString>() {
         set.add_spec("ports", s.to_str()?).map_err(value_error)
     } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
-        set.insert(probe_port("ports", int_arg("ports", item)?).map_err(value_error)?);
+        set.insert(probed_port("ports", item)?);
         Ok(())
     } else if ranges && item.is_instance_of::<PyRange>() {
         for p in item.try_iter()? {
@@ -196,14 +190,18 @@ fn add_ports(set: &mut PortSet, item: &Bound<'_, PyAny>, ranges: bool) -> PyResu
     }
 }
 
+/// The knobs of a run; `concurrency` absent or `None` is `default_concurrency`.
 pub(crate) fn config(
     timeout: Option<&Bound<'_, PyAny>>,
-    concurrency: &Bound<'_, PyAny>,
+    concurrency: Option<&Bound<'_, PyAny>>,
+    default_concurrency: usize,
     rate: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Config> {
     let timeout = args::timeout("timeout", timeout)?;
-    let concurrency =
-        check_concurrency(int_arg("concurrency", concurrency)?).map_err(value_error)?;
+    let concurrency = match args::optional(concurrency, |c| args::int("concurrency", c))? {
+        Some(n) => check_concurrency(saturated(n)).map_err(value_error)?,
+        None => default_concurrency,
+    };
     let rate = match rate {
         Some(r) if !r.is_none() => {
             if r.is_instance_of::<PyBool>() {
