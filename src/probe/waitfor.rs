@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::addr::HostPort;
 use crate::error::{Error, Result};
 use crate::options::SocketOptions;
-use crate::probe::classify::{classify, opened};
+use crate::probe::classify::{failed, opened, silent};
 use crate::probe::types::{Outcome, State};
-use crate::probe::{os_text, Cancel};
+use crate::probe::Cancel;
 use crate::sock::{read_some, write_all};
 use crate::tcp::connect;
 use crate::wait::{Deadline, Interrupt, SLICE};
@@ -92,13 +92,14 @@ fn attempt(
 }
 
 /// What a failed attempt says about the target, in the probes' states
-/// (the same [`classify`] as check, scan and tcping) and words.
+/// (the same classification as check, scan and tcping) and words.
 fn failure(e: &Error) -> Outcome {
-    let io = |e: &std::io::Error| Outcome::new(classify(e), None, Some(os_text(e)));
     match e {
-        Error::Connect { attempts, .. } if !attempts.is_empty() => io(&attempts[0].error),
-        Error::Timeout { .. } => Outcome::new(State::Filtered, None, Some("timed out".into())),
-        Error::Io { source, .. } => io(source),
+        Error::Connect { attempts, .. } if !attempts.is_empty() => {
+            failed(&attempts[0].error, Duration::ZERO)
+        }
+        Error::Timeout { .. } => silent(),
+        Error::Io { source, .. } => failed(source, Duration::ZERO),
         other => Outcome::new(State::Error, None, Some(other.to_string())),
     }
 }
@@ -265,6 +266,29 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].0, format!("127.0.0.1:{down}"));
         assert!(e.to_string().contains(&format!("127.0.0.1:{down}")), "{e}");
+    }
+
+    #[test]
+    fn failures_read_as_the_other_probes_classify_them() {
+        let connect = |code| Error::Connect {
+            target: "127.0.0.1:1".into(),
+            attempts: vec![crate::error::Attempt {
+                address: "127.0.0.1:1".parse().unwrap(),
+                error: std::io::Error::from_raw_os_error(code),
+            }],
+        };
+        let refused = failure(&connect(libc::ECONNREFUSED));
+        assert_eq!(
+            (refused.state, refused.reason().as_str()),
+            (State::Closed, "Connection refused")
+        );
+        let unreachable = failure(&connect(libc::EHOSTUNREACH));
+        assert_eq!(unreachable.state, State::Filtered);
+        let silent = failure(&Error::timeout(crate::error::Phase::Connect, None));
+        assert_eq!(
+            (silent.state, silent.reason().as_str()),
+            (State::Filtered, "timed out")
+        );
     }
 
     #[test]
