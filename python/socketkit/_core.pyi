@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULTS",
     "Keepalive",
     "LineIterator",
+    "PingIter",
     "ProbeIter",
     "TcpClient",
     "TcpOptions",
@@ -28,6 +29,7 @@ __all__ = [
     "_scan",
     "_scan_iter",
     "_tcping",
+    "_tcping_iter",
     "_udp_probe",
     "_wait_for",
 ]
@@ -344,6 +346,27 @@ def _scan_iter(
 def _tcping(
     target: _Target, port: int | None, *, count: int, interval: float, timeout: float | None
 ) -> tuple[str, str, int, list[float | None], list[str | None]]: ...
+
+# One ping: (seq, host, address, port, state, rtt_ms, error); address is
+# None while the name does not resolve.
+_Ping = tuple[int, str, str | None, int, str, float | None, str | None]
+
+@final
+class PingIter:
+    """tcping one ping at a time, each started interval seconds after the last."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _Ping: ...
+    def close(self) -> None: ...
+
+def _tcping_iter(
+    target: _Target,
+    port: int | None = None,
+    *,
+    count: int = 4,
+    interval: float = 1.0,
+    timeout: float | None = 1.0,
+) -> PingIter: ...
 def _wait_for(
     targets: _Target | Iterable[_Target],
     port: int | None,

@@ -125,11 +125,13 @@ def cmd_ping(args: argparse.Namespace) -> int:
     first = None
     if not args.json:
         print(f"TCPING {args.target}: {args.count} probe(s), timeout {args.timeout} s")
+    # One ping every interval, start to start, as tcping() does.
+    pings = socketkit._core._tcping_iter(
+        args.target, count=args.count, interval=args.interval, timeout=args.timeout
+    )
     try:
-        for seq in range(1, args.count + 1):
-            if seq > 1:
-                time.sleep(args.interval)
-            r = socketkit.check(args.target, timeout=args.timeout)
+        for seq, host, address, port, state, rtt_ms, error in pings:
+            r = socketkit.CheckResult._make((host, address, port, "tcp", state, rtt_ms, error))
             first = first or r
             rtts.append(r.rtt_ms if r.ok else None)
             errors.append(None if r.ok else (r.error or r.state))
@@ -142,6 +144,8 @@ def cmd_ping(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if not rtts:
             raise
+    finally:
+        pings.close()
     assert first is not None
     stats = socketkit.PingStats(first.host, first.address or "", first.port, rtts, errors)
     if args.json:

@@ -1,5 +1,8 @@
 //! `tcping`: time TCP handshakes to one target at a fixed interval, as
 //! tcping / tcppinglib do (a "reply" is a completed handshake).
+//!
+//! [`Pinger`] is the stream (one ping per call, for the iterator and the
+//! CLI); [`tcping`] collects a fixed count of its pings.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -9,8 +12,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::addr::{happy_eyeballs_order, HostPort};
 use crate::error::{Error, Phase, Result};
-use crate::probe::engine::{Outcome, State};
-use crate::probe::resolve_deadline;
+use crate::probe::classify::{connect_again, failed, opened, refused, settle, silent};
+use crate::probe::plan::{resolve_deadline, resolve_message};
+use crate::probe::types::{Outcome, State};
 use crate::resolve::resolve;
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
@@ -27,55 +31,143 @@ pub fn connect_once(
     sock.set_nonblocking(true)
         .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
     let target = SockAddr::from(*addr);
-    let t0 = Instant::now();
     let deadline = Deadline::after(timeout);
-    let mut r = sock.connect(&target);
-    if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS)) {
-        // Ask again at once: on loopback the handshake is already done.
-        r = sock.connect(&target);
-        if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EALREADY)) {
+    let t0 = Instant::now();
+    let r = match connect_again(&sock, &target) {
+        Some(r) => r,
+        None => {
             if !wait_fd(sock.as_raw_fd(), libc::POLLOUT, deadline, intr)? {
-                return Ok(Outcome {
-                    state: State::Filtered,
-                    rtt: None,
-                    error: Some("timed out".into()),
-                });
+                return Ok(silent());
             }
-            r = match sock.take_error() {
-                Ok(None) => Ok(()),
-                Ok(Some(e)) | Err(e) => Err(e),
-            };
+            match settle(&sock) {
+                Ok(true) => Ok(()),
+                Ok(false) => return Ok(refused(t0.elapsed())),
+                Err(e) => Err(e),
+            }
         }
-    }
+    };
     let rtt = t0.elapsed();
     Ok(match r {
-        Ok(()) => Outcome {
-            state: State::Open,
-            rtt: Some(rtt.max(Duration::from_nanos(1))),
-            error: None,
-        },
-        Err(e) if e.raw_os_error() == Some(libc::EISCONN) => Outcome {
-            state: State::Open,
-            rtt: Some(rtt.max(Duration::from_nanos(1))),
-            error: None,
-        },
-        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Outcome {
-            state: State::Closed,
-            rtt: Some(rtt),
-            error: Some(crate::probe::os_text(&e)),
-        },
-        Err(e) => {
-            let state = match e.raw_os_error() {
-                Some(libc::ETIMEDOUT | libc::EHOSTUNREACH | libc::ENETUNREACH) => State::Filtered,
-                _ => State::Error,
-            };
-            Outcome {
-                state,
-                rtt: None,
-                error: Some(crate::probe::os_text(&e)),
-            }
-        }
+        Ok(()) => opened(&sock, addr, rtt),
+        Err(e) => failed(&e, rtt),
     })
+}
+
+/// One ping of a [`Pinger`].
+#[derive(Debug)]
+pub struct PingProbe {
+    /// 1 for the first ping.
+    pub seq: usize,
+    /// The address pinged; `None` while the name does not resolve.
+    pub address: Option<SocketAddr>,
+    pub outcome: Outcome,
+    /// Why the name did not resolve (`outcome.error` says it in words).
+    pub unresolved: Option<Error>,
+}
+
+/// tcping as a stream: one ping per [`Pinger::next`], each started
+/// `interval` after the one before it started (a ping that overran its
+/// turn is followed at once). A name is resolved at the first ping (again
+/// at the next one while it does not resolve) and pinged on the first of
+/// its addresses that accepts, else its first address.
+pub struct Pinger {
+    target: HostPort,
+    count: Option<usize>,
+    interval: Duration,
+    timeout: Option<Duration>,
+    sent: usize,
+    /// When the last ping was due to start.
+    due: Option<Instant>,
+    address: Option<SocketAddr>,
+}
+
+impl Pinger {
+    /// `count: None` pings until the caller stops asking.
+    pub fn new(
+        target: HostPort,
+        count: Option<usize>,
+        interval: Duration,
+        timeout: Option<Duration>,
+    ) -> Self {
+        Pinger {
+            target,
+            count,
+            interval,
+            timeout,
+            sent: 0,
+            due: None,
+            address: None,
+        }
+    }
+
+    /// The next ping, after waiting for its turn; `None` once `count`
+    /// pings are done. Errors: `intr` (Ctrl-C), or no socket to ping with.
+    pub fn next(&mut self, intr: &dyn Interrupt) -> Result<Option<PingProbe>> {
+        if self.count.is_some_and(|c| self.sent >= c) {
+            return Ok(None);
+        }
+        if let Some(due) = self.due {
+            let next = due + self.interval;
+            let until = Deadline::at(next);
+            while !until.expired() {
+                std::thread::sleep(until.slice());
+                intr.check()?;
+            }
+            self.due = Some(next);
+        }
+        self.sent += 1;
+        let seq = self.sent;
+        let probe = match self.address {
+            Some(a) => PingProbe {
+                seq,
+                address: Some(a),
+                outcome: connect_once(&a, self.timeout, intr)?,
+                unresolved: None,
+            },
+            None => self.resolve_and_ping(seq, intr)?,
+        };
+        Ok(Some(probe))
+    }
+
+    fn resolve_and_ping(&mut self, seq: usize, intr: &dyn Interrupt) -> Result<PingProbe> {
+        let deadline = resolve_deadline(self.timeout);
+        let resolved = resolve(&self.target.host, self.target.port, deadline, intr);
+        // The schedule starts once the name has resolved (or failed to).
+        self.due.get_or_insert_with(Instant::now);
+        let addrs = match resolved {
+            Ok(addrs) => happy_eyeballs_order(&addrs),
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(e) => {
+                return Ok(PingProbe {
+                    seq,
+                    address: None,
+                    outcome: Outcome::new(State::Error, None, Some(resolve_message(&e))),
+                    unresolved: Some(e),
+                })
+            }
+        };
+        // Pick the address: the first that accepts (localhost may listen
+        // on one family only), else the first.
+        let mut first: Option<(SocketAddr, Outcome)> = None;
+        for a in &addrs {
+            let o = connect_once(a, self.timeout, intr)?;
+            if o.state == State::Open {
+                first = Some((*a, o));
+                break;
+            }
+            first.get_or_insert((*a, o));
+        }
+        let Some((address, outcome)) = first else {
+            return Err(Error::invalid("target", "the name has no address"));
+        };
+        self.address = Some(address);
+        Ok(PingProbe {
+            seq,
+            address: Some(address),
+            outcome,
+            unresolved: None,
+        })
+    }
 }
 
 /// What `tcping` measured.
@@ -89,6 +181,7 @@ pub struct PingRun {
 }
 
 /// Ping `target` `count` times, one ping every `interval` (start to start).
+/// A name that does not resolve is an error.
 pub fn tcping(
     target: &HostPort,
     count: usize,
@@ -96,49 +189,26 @@ pub fn tcping(
     timeout: Option<Duration>,
     intr: &dyn Interrupt,
 ) -> Result<PingRun> {
-    let addrs = resolve(&target.host, target.port, resolve_deadline(timeout), intr)?;
-    let addrs = happy_eyeballs_order(&addrs);
+    let mut pinger = Pinger::new(target.clone(), Some(count), interval, timeout);
     let mut replies = Vec::with_capacity(count);
-    let mut address = addrs[0];
-    let mut next = Instant::now();
-    for i in 0..count {
-        if i > 0 {
-            next += interval;
-            let until = Deadline::at(next);
-            while !until.expired() {
-                std::thread::sleep(until.slice());
-                intr.check()?;
-            }
+    let mut address = None;
+    while let Some(p) = pinger.next(intr)? {
+        if let Some(e) = p.unresolved {
+            return Err(e);
         }
-        let o = if i == 0 {
-            // Pick the address: the first that accepts (localhost may
-            // listen on one family only).
-            let mut first: Option<Outcome> = None;
-            let mut found = None;
-            for a in &addrs {
-                let o = connect_once(a, timeout, intr)?;
-                if o.state == State::Open {
-                    found = Some((*a, o));
-                    break;
-                }
-                first.get_or_insert(o);
-            }
-            match found {
-                Some((a, o)) => {
-                    address = a;
-                    o
-                }
-                None => first.expect("at least one address"),
-            }
-        } else {
-            connect_once(&address, timeout, intr)?
-        };
-        replies.push(match (o.state, o.rtt) {
+        address = address.or(p.address);
+        replies.push(match (p.outcome.state, p.outcome.rtt) {
             (State::Open, Some(rtt)) => Ok(rtt),
-            _ => Err(o.error.unwrap_or_else(|| o.state.as_str().to_string())),
+            _ => Err(p.outcome.reason()),
         });
     }
-    Ok(PingRun { address, replies })
+    match address {
+        Some(address) => Ok(PingRun { address, replies }),
+        None => Err(Error::invalid(
+            "count",
+            format!("count must be at least 1, got {count}"),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -147,37 +217,60 @@ mod tests {
     use crate::wait::NoInterrupt;
     use std::net::TcpListener;
 
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
     #[test]
     fn pings_open_and_closed() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let hp = HostPort {
-            host: "localhost".into(),
-            port,
-        };
-        let r = tcping(
-            &hp,
-            3,
-            Duration::from_millis(10),
-            Some(Duration::from_secs(1)),
-            &NoInterrupt,
-        )
-        .unwrap();
+        let t = Some(Duration::from_secs(1));
+        let ms10 = Duration::from_millis(10);
+        let r = tcping(&hp("localhost", port), 3, ms10, t, &NoInterrupt).unwrap();
         assert_eq!(r.replies.len(), 3);
         assert!(r.replies.iter().all(|x| x.is_ok()), "{r:?}");
         assert!(r.address.is_ipv4());
         drop(l);
-        let r = tcping(
-            &HostPort {
-                host: "127.0.0.1".into(),
-                port,
-            },
-            2,
-            Duration::from_millis(10),
-            Some(Duration::from_secs(1)),
-            &NoInterrupt,
-        )
-        .unwrap();
-        assert!(r.replies.iter().all(|x| x.is_err()), "{r:?}");
+        let r = tcping(&hp("127.0.0.1", port), 2, ms10, t, &NoInterrupt).unwrap();
+        assert_eq!(
+            r.replies,
+            vec![Err("Connection refused".to_string()); 2],
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn the_stream_numbers_pings_and_keeps_start_to_start_spacing() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let interval = Duration::from_millis(60);
+        let mut p = Pinger::new(hp("127.0.0.1", port), Some(3), interval, None);
+        let t0 = Instant::now();
+        let mut seqs = Vec::new();
+        while let Some(x) = p.next(&NoInterrupt).unwrap() {
+            assert_eq!(x.outcome.state, State::Open);
+            assert_eq!(x.address, Some(SocketAddr::from(([127, 0, 0, 1], port))));
+            seqs.push(x.seq);
+        }
+        assert_eq!(seqs, [1, 2, 3]);
+        let took = t0.elapsed();
+        assert!(took >= 2 * interval, "{took:?}");
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_a_result_in_the_stream_and_an_error_in_tcping() {
+        let t = Some(Duration::from_millis(100));
+        let target = hp("no-such-host.invalid", 80);
+        let mut p = Pinger::new(target.clone(), Some(1), Duration::ZERO, t);
+        let x = p.next(&NoInterrupt).unwrap().unwrap();
+        assert_eq!((x.seq, x.address, x.outcome.state), (1, None, State::Error));
+        assert!(!x.outcome.error.unwrap().is_empty());
+        assert!(x.unresolved.is_some());
+        assert!(p.next(&NoInterrupt).unwrap().is_none());
+        assert!(tcping(&target, 1, Duration::ZERO, t, &NoInterrupt).is_err());
     }
 }

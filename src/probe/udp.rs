@@ -3,7 +3,7 @@
 //! as ECONNREFUSED on a connected socket) is `closed`, silence through every
 //! retry is `open|filtered` (nmap's -sU wording).
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -12,10 +12,21 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::addr::{happy_eyeballs_order, HostPort};
 use crate::error::{Error, Phase, Result};
-use crate::probe::engine::{Outcome, State};
-use crate::probe::resolve_deadline;
+use crate::probe::classify::{classify, failed, is_self_connection, SELF_CONNECTION};
+use crate::probe::plan::resolve_deadline;
+use crate::probe::types::{Outcome, State};
 use crate::resolve::resolve;
 use crate::wait::{wait_fd, Deadline, Interrupt};
+
+/// An error the connected socket reported, `rtt` after the send: an ICMP
+/// port unreachable is closed, another unreachable filtered (the same
+/// [`classify`] as TCP), the rest an error.
+fn icmp_outcome(e: &io::Error, rtt: Duration) -> Outcome {
+    match classify(e) {
+        State::Closed => Outcome::new(State::Closed, Some(rtt), Some("port unreachable".into())),
+        _ => failed(e, rtt),
+    }
+}
 
 fn probe_addr(
     addr: &SocketAddr,
@@ -28,55 +39,44 @@ fn probe_addr(
     let sock = Socket::new(Domain::for_address(*addr), Type::DGRAM.cloexec(), None).map_err(io)?;
     sock.set_nonblocking(true).map_err(io)?;
     sock.connect(&SockAddr::from(*addr)).map_err(io)?;
-    let closed = |rtt| Outcome {
-        state: State::Closed,
-        rtt: Some(rtt),
-        error: Some("port unreachable".into()),
-    };
+    if is_self_connection(&sock, addr) {
+        // Our own datagram would come back as the "reply".
+        return Ok(Outcome::new(
+            State::Closed,
+            None,
+            Some(SELF_CONNECTION.into()),
+        ));
+    }
     let mut buf = [0u8; 2048];
     for _ in 0..=retries {
         let t0 = Instant::now();
-        match sock.send(payload) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                return Ok(closed(t0.elapsed()))
+        if let Err(e) = sock.send(payload) {
+            let o = icmp_outcome(&e, t0.elapsed());
+            if o.state == State::Error {
+                return Err(Error::io(Phase::Send, Some(addr), e));
             }
-            Err(e) => return Err(Error::io(Phase::Send, Some(addr), e)),
+            return Ok(o);
         }
         let deadline = Deadline::after(timeout);
         loop {
             if !wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr)? {
                 break; // silence: next retry
             }
-            let r = (&sock).read(&mut buf);
-            match r {
+            match (&sock).read(&mut buf) {
                 Ok(_) => {
-                    return Ok(Outcome {
-                        state: State::Open,
-                        rtt: Some(t0.elapsed().max(Duration::from_nanos(1))),
-                        error: None,
-                    })
+                    return Ok(Outcome::new(
+                        State::Open,
+                        Some(t0.elapsed().max(Duration::from_nanos(1))),
+                        None,
+                    ))
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                    return Ok(closed(t0.elapsed()))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => intr.check()?,
-                Err(e) => {
-                    return Ok(Outcome {
-                        state: State::Error,
-                        rtt: None,
-                        error: Some(crate::probe::os_text(&e)),
-                    })
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
+                Err(e) => return Ok(icmp_outcome(&e, t0.elapsed())),
             }
         }
     }
-    Ok(Outcome {
-        state: State::OpenFiltered,
-        rtt: None,
-        error: None,
-    })
+    Ok(Outcome::new(State::OpenFiltered, None, None))
 }
 
 /// Probe `target` over UDP: `timeout` per try, `retries` more tries after

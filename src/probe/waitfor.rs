@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use crate::addr::HostPort;
 use crate::error::{Error, Result};
 use crate::options::SocketOptions;
+use crate::probe::classify::{failed, opened, silent};
+use crate::probe::types::{Outcome, State};
 use crate::probe::Cancel;
 use crate::sock::{read_some, write_all};
 use crate::tcp::connect;
@@ -32,13 +34,15 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// One attempt: connect, send, read until `expect` shows up.
+/// One attempt: connect, send, read until `expect` shows up. `Ok` with the
+/// connect's outcome: open, or closed when the connect met itself.
 fn attempt(
     target: &HostPort,
     ready: &Readiness,
     deadline: Deadline,
     intr: &dyn Interrupt,
-) -> Result<()> {
+) -> Result<Outcome> {
+    let started = Instant::now();
     let (sock, peer) = connect(
         target,
         &SocketOptions::default(),
@@ -46,12 +50,16 @@ fn attempt(
         deadline.remaining(),
         intr,
     )?;
+    let connected = opened(&sock, &peer, started.elapsed());
+    if connected.state != State::Open {
+        return Ok(connected);
+    }
     let peer = Some(peer);
     if let Some(data) = &ready.send {
         write_all(&sock, data, deadline, intr, peer.as_ref())?;
     }
     let Some(expect) = &ready.expect else {
-        return Ok(());
+        return Ok(connected);
     };
     let mut got = Vec::new();
     let mut buf = vec![0u8; 4096];
@@ -72,7 +80,7 @@ fn attempt(
         }
         got.extend_from_slice(&buf[..n]);
         if contains(&got, expect) {
-            return Ok(());
+            return Ok(connected);
         }
         if got.len() >= MAX_REPLY {
             return Err(Error::LimitExceeded {
@@ -83,15 +91,16 @@ fn attempt(
     }
 }
 
-/// Why a target is not up yet, short.
-fn reason(e: &Error) -> String {
+/// What a failed attempt says about the target, in the probes' states
+/// (the same classification as check, scan and tcping) and words.
+fn failure(e: &Error) -> Outcome {
     match e {
         Error::Connect { attempts, .. } if !attempts.is_empty() => {
-            crate::probe::os_text(&attempts[0].error)
+            failed(&attempts[0].error, Duration::ZERO)
         }
-        Error::Timeout { .. } => "timed out".into(),
-        Error::Io { source, .. } => crate::probe::os_text(source),
-        other => other.to_string(),
+        Error::Timeout { .. } => silent(),
+        Error::Io { source, .. } => failed(source, Duration::ZERO),
+        other => Outcome::new(State::Error, None, Some(other.to_string())),
     }
 }
 
@@ -109,9 +118,10 @@ fn wait_one(
     loop {
         let per = deadline.min(Deadline::after(Some(MAX_ATTEMPT)));
         match attempt(target, ready, per, cancel) {
-            Ok(()) => return Ok(()),
+            Ok(o) if o.state == State::Open => return Ok(()),
+            Ok(o) => last = o.reason(),
             Err(Error::Interrupted) => return Err(last),
-            Err(e) => last = reason(&e),
+            Err(e) => last = failure(&e).reason(),
         }
         if deadline.expired() {
             return Err(last);
@@ -256,6 +266,29 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].0, format!("127.0.0.1:{down}"));
         assert!(e.to_string().contains(&format!("127.0.0.1:{down}")), "{e}");
+    }
+
+    #[test]
+    fn failures_read_as_the_other_probes_classify_them() {
+        let connect = |code| Error::Connect {
+            target: "127.0.0.1:1".into(),
+            attempts: vec![crate::error::Attempt {
+                address: "127.0.0.1:1".parse().unwrap(),
+                error: std::io::Error::from_raw_os_error(code),
+            }],
+        };
+        let refused = failure(&connect(libc::ECONNREFUSED));
+        assert_eq!(
+            (refused.state, refused.reason().as_str()),
+            (State::Closed, "Connection refused")
+        );
+        let unreachable = failure(&connect(libc::EHOSTUNREACH));
+        assert_eq!(unreachable.state, State::Filtered);
+        let silent = failure(&Error::timeout(crate::error::Phase::Connect, None));
+        assert_eq!(
+            (silent.state, silent.reason().as_str()),
+            (State::Filtered, "timed out")
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ pub mod blocking;
 pub mod errors;
 pub mod handlers;
 pub mod options;
+pub mod ping;
 pub mod probe;
+pub mod probe_args;
 pub mod server;
 pub mod tcp;
 pub mod threads;
@@ -24,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::TcpServer>()?;
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
+    ping::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,0 +1,234 @@
+//! Plans: what `check`/`check_many` and `scan` probe, names resolved once
+//! each (on [`resolve_all`]'s bounded helper threads, under one deadline),
+//! and the scan-size limit of the blocking `scan()`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::error::{Error, Result};
+use crate::probe::target::HostSpec;
+use crate::probe::types::{HostEntry, Plan};
+use crate::resolve::resolve_all;
+use crate::wait::{Deadline, Interrupt};
+
+/// Names are resolved within the probe timeout, but never less than this:
+/// a connect timeout of 0.2 s says nothing about how fast DNS answers.
+pub const MIN_RESOLVE_TIME: Duration = Duration::from_secs(2);
+
+/// The most probes one blocking `scan()` holds results for.
+pub const MAX_SCAN_TARGETS: usize = 1 << 24;
+
+/// The deadline for resolving the names of one probe call.
+pub fn resolve_deadline(timeout: Option<Duration>) -> Deadline {
+    Deadline::after(timeout.map(|t| t.max(MIN_RESOLVE_TIME)))
+}
+
+/// Resolve `names`, each to its addresses in Happy Eyeballs order.
+fn resolve_names(
+    names: &[String],
+    timeout: Option<Duration>,
+    intr: &dyn Interrupt,
+) -> Result<Vec<Result<Vec<IpAddr>>>> {
+    let answers = resolve_all(names, 0, resolve_deadline(timeout), intr)?;
+    Ok(answers
+        .into_iter()
+        .map(|r| {
+            r.map(|addrs| {
+                happy_eyeballs_order(&addrs)
+                    .iter()
+                    .map(|a| a.ip())
+                    .collect()
+            })
+        })
+        .collect())
+}
+
+/// The text a failed lookup leaves in a result's `error`.
+pub fn resolve_message(e: &Error) -> String {
+    match e {
+        Error::Resolve { host, message, .. } => format!("{message} (resolve {host})"),
+        Error::Timeout { .. } => "name resolution timed out".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A plan for `check`/`check_many`: one target per (host, port), names
+/// resolved once each; a name that does not resolve makes its targets
+/// results with state "error" instead of failing the call.
+pub fn plan_targets(
+    targets: &[HostPort],
+    timeout: Option<Duration>,
+    intr: &dyn Interrupt,
+) -> Result<Plan> {
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut plan = Plan::default();
+    let mut names: Vec<String> = Vec::new();
+    let mut name_hosts: Vec<u32> = Vec::new();
+    for t in targets {
+        let h = match index.get(t.host.as_str()) {
+            Some(&h) => h,
+            None => {
+                let h = plan.hosts.len() as u32;
+                let addrs = match t.host.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => {
+                        names.push(t.host.clone());
+                        name_hosts.push(h);
+                        Vec::new()
+                    }
+                };
+                plan.hosts.push(HostEntry {
+                    label: t.host.clone(),
+                    addrs: Ok(addrs),
+                });
+                index.insert(t.host.as_str(), h);
+                h
+            }
+        };
+        plan.targets.push((h, t.port));
+    }
+    let resolved = resolve_names(&names, timeout, intr)?;
+    for (h, r) in name_hosts.into_iter().zip(resolved) {
+        plan.hosts[h as usize].addrs = r.map_err(|e| resolve_message(&e));
+    }
+    Ok(plan)
+}
+
+/// A plan for `scan`: every host (names resolved first; a name that does
+/// not resolve raises) times every port, host by host. With `max_targets`
+/// (the blocking `scan()`), a plan larger than that is refused before any
+/// name is looked up or any memory taken for it.
+pub fn plan_scan(
+    hosts: &[HostSpec],
+    ports: &[u16],
+    timeout: Option<Duration>,
+    max_targets: Option<usize>,
+    intr: &dyn Interrupt,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut name_hosts: Vec<u32> = Vec::new();
+    for spec in hosts {
+        match spec {
+            HostSpec::Name(n) => {
+                if seen.insert(n.clone(), ()).is_none() {
+                    name_hosts.push(plan.hosts.len() as u32);
+                    names.push(n.clone());
+                    plan.hosts.push(HostEntry {
+                        label: n.clone(),
+                        addrs: Ok(Vec::new()),
+                    });
+                }
+            }
+            HostSpec::Addrs(ips) => {
+                for ip in ips {
+                    let label = ip.to_string();
+                    if seen.insert(label.clone(), ()).is_none() {
+                        plan.hosts.push(HostEntry {
+                            label,
+                            addrs: Ok(vec![*ip]),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let probes = plan.hosts.len().saturating_mul(ports.len());
+    if let Some(max) = max_targets.filter(|&max| probes > max) {
+        return Err(Error::invalid(
+            "ports",
+            format!(
+                "{} hosts x ports = {probes} probes is more than scan() keeps ({max}); use scan_iter()",
+                plan.hosts.len(),
+            ),
+        ));
+    }
+    let resolved = resolve_names(&names, timeout, intr)?;
+    for (h, r) in name_hosts.into_iter().zip(resolved) {
+        plan.hosts[h as usize].addrs = Ok(r?);
+    }
+    plan.targets.reserve(probes);
+    for h in 0..plan.hosts.len() as u32 {
+        for &p in ports {
+            plan.targets.push((h, p));
+        }
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::target;
+    use crate::wait::NoInterrupt;
+
+    #[test]
+    fn check_plan_dedups_hosts_and_keeps_bad_names() {
+        let t = |h: &str, p| HostPort {
+            host: h.into(),
+            port: p,
+        };
+        let plan = plan_targets(
+            &[
+                t("127.0.0.1", 1),
+                t("no-such-host.invalid", 2),
+                t("127.0.0.1", 3),
+            ],
+            Some(Duration::from_secs(1)),
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert_eq!(plan.hosts.len(), 2);
+        assert_eq!(plan.targets, vec![(0, 1), (1, 2), (0, 3)]);
+        assert!(plan.hosts[1].addrs.is_err());
+    }
+
+    #[test]
+    fn scan_plan_expands_hosts_times_ports() {
+        let hosts = vec![
+            target::parse_host_spec("hosts", "127.0.0.0/30").unwrap(),
+            target::parse_host_spec("hosts", "localhost").unwrap(),
+            target::parse_host_spec("hosts", "127.0.0.1").unwrap(),
+        ];
+        let t = Some(Duration::from_secs(1));
+        let plan = plan_scan(&hosts, &[22, 80], t, None, &NoInterrupt).unwrap();
+        assert_eq!(plan.hosts.len(), 5);
+        assert_eq!(plan.targets.len(), 10);
+        assert_eq!(plan.hosts[4].label, "localhost");
+        assert!(plan.hosts[4]
+            .addrs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|a| a.is_loopback()));
+        let bad = vec![target::parse_host_spec("hosts", "no-such-host.invalid").unwrap()];
+        assert!(plan_scan(&bad, &[1], t, None, &NoInterrupt).is_err());
+    }
+
+    #[test]
+    fn scan_size_limit_is_checked_before_anything_is_resolved_or_expanded() {
+        // A /16 times every port: 4.3 billion probes. Refused at once, and
+        // before the name (which would not resolve) is looked up.
+        let hosts = vec![
+            target::parse_host_spec("hosts", "10.0.0.0/16").unwrap(),
+            target::parse_host_spec("hosts", "no-such-host.invalid").unwrap(),
+        ];
+        let ports: Vec<u16> = (1..=65535).collect();
+        let e = plan_scan(&hosts, &ports, None, Some(MAX_SCAN_TARGETS), &NoInterrupt).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+        let probes = 65537u64 * 65535;
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ports: 65537 hosts x ports = {probes} probes is more than scan() keeps ({MAX_SCAN_TARGETS}); use scan_iter()"
+            )
+        );
+        let small = vec![target::parse_host_spec("hosts", "127.0.0.1").unwrap()];
+        let plan = plan_scan(&small, &[1, 2], None, Some(2), &NoInterrupt).unwrap();
+        assert_eq!(plan.targets.len(), 2);
+        assert!(plan_scan(&small, &[1, 2, 3], None, Some(2), &NoInterrupt).is_err());
+    }
+}

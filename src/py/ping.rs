@@ -1,0 +1,193 @@
+//! Bindings of tcping: the blocking `_tcping` (a count of pings, then the
+//! numbers) and the streaming `_tcping_iter` (one ping per `__next__`, for
+//! the CLI and monitoring loops). Both drive the core's `Pinger`.
+
+use std::sync::{Mutex, TryLockError};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use crate::addr::HostPort;
+use crate::defaults;
+use crate::error::Result;
+use crate::probe::ping::{self, Pinger};
+use crate::probe::Cancel;
+use crate::py::args::{self, Int};
+use crate::py::blocking::blocking;
+use crate::py::probe::{rtt_ms, state_name};
+use crate::py::probe_args::{port_arg, saturated, target_arg};
+use crate::wait::Interrupt;
+
+fn count_arg(count: Int) -> PyResult<usize> {
+    let count = saturated(count);
+    if count < 1 {
+        return Err(PyValueError::new_err(format!(
+            "count must be at least 1, got {count}"
+        )));
+    }
+    usize::try_from(count).map_err(|_| PyValueError::new_err("count is too large"))
+}
+
+/// `tcping` in the core: (host, address, port, rtts_ms_or_None, errors).
+#[pyfunction]
+#[pyo3(name = "_tcping")]
+#[pyo3(signature = (target, port, *, count, interval, timeout))]
+#[allow(clippy::type_complexity)]
+pub fn tcping(
+    py: Python<'_>,
+    target: &Bound<'_, PyAny>,
+    port: Option<&Bound<'_, PyAny>>,
+    count: &Bound<'_, PyAny>,
+    interval: &Bound<'_, PyAny>,
+    timeout: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(String, String, u16, Vec<Option<f64>>, Vec<Option<String>>)> {
+    let port = port_arg(port)?;
+    let target = target_arg("target", target, port)?;
+    let count = count_arg(args::int("count", count)?)?;
+    let interval = args::seconds("interval", interval)?;
+    let timeout = args::timeout("timeout", timeout)?;
+    let run = blocking(py, |intr| {
+        ping::tcping(&target, count, interval, timeout, intr)
+    })?;
+    let rtts = run
+        .replies
+        .iter()
+        .map(|r| r.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0))
+        .collect();
+    let errors = run.replies.iter().map(|r| r.clone().err()).collect();
+    Ok((
+        target.host.clone(),
+        run.address.ip().to_string(),
+        run.address.port(),
+        rtts,
+        errors,
+    ))
+}
+
+/// Ctrl-C, or `close()` from another thread.
+struct Either<'a>(&'a Cancel, &'a dyn Interrupt);
+
+impl Interrupt for Either<'_> {
+    fn check(&self) -> Result<()> {
+        self.0.check()?;
+        self.1.check()
+    }
+}
+
+/// tcping one ping at a time: ``(seq, host, address, port, state,
+/// rtt_ms, error)`` per ping, each started ``interval`` seconds after the
+/// one before it started. ``close()`` (from any thread) ends it.
+#[pyclass(module = "socketkit._core", frozen)]
+pub struct PingIter {
+    /// `None` once the pings are done, closed, or failed.
+    pinger: Mutex<Option<Pinger>>,
+    /// Outside the lock, so `close()` reaches a `__next__` that waits.
+    closed: Cancel,
+    host: Py<PyString>,
+    port: u16,
+}
+
+#[pymethods]
+impl PingIter {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let mut guard = match self.pinger.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(
+                    "this ping iterator is already in use by another thread",
+                ))
+            }
+        };
+        let Some(pinger) = guard.as_mut().filter(|_| !self.closed.is_set()) else {
+            *guard = None;
+            return Ok(None);
+        };
+        let closed = &self.closed;
+        let r = blocking(py, |intr| pinger.next(&Either(closed, intr)));
+        let probe = match r {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                *guard = None;
+                return Ok(None);
+            }
+            Err(_) if closed.is_set() => {
+                *guard = None;
+                return Ok(None);
+            }
+            Err(e) => {
+                *guard = None;
+                return Err(e);
+            }
+        };
+        let address = probe.address.map(|a| a.ip().to_string());
+        let o = &probe.outcome;
+        let t = (
+            probe.seq,
+            self.host.bind(py),
+            address,
+            self.port,
+            state_name(py, o.state),
+            rtt_ms(o),
+            o.error.as_deref(),
+        );
+        t.into_pyobject(py).map(Some)
+    }
+
+    /// Stop: a ping under way ends within a wait slice, then the iterator ends.
+    fn close(&self) {
+        self.closed.set();
+        if let Ok(mut g) = self.pinger.try_lock() {
+            *g = None;
+        }
+    }
+}
+
+/// `_tcping_iter` in the core: checks the arguments; the name is resolved
+/// at the first ping (and again while it does not resolve: such pings are
+/// results with state ``"error"``, as ``check`` reports them).
+#[pyfunction]
+#[pyo3(name = "_tcping_iter")]
+#[pyo3(
+    signature = (
+        target,
+        port=None,
+        *,
+        count=Int::from(defaults::PING_COUNT),
+        interval=defaults::PING_INTERVAL,
+        timeout=Some(defaults::PING_TIMEOUT)
+    ),
+    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0)"
+)]
+pub fn tcping_iter(
+    py: Python<'_>,
+    target: &Bound<'_, PyAny>,
+    port: Option<&Bound<'_, PyAny>>,
+    count: Int,
+    interval: f64,
+    timeout: Option<f64>,
+) -> PyResult<PingIter> {
+    let port = port_arg(port)?;
+    let target: HostPort = target_arg("target", target, port)?;
+    let count = count_arg(count)?;
+    let interval = args::secs_f64("interval", interval)?;
+    let timeout = timeout.map(|t| args::secs_f64("timeout", t)).transpose()?;
+    Ok(PingIter {
+        host: PyString::new(py, &target.host).unbind(),
+        port: target.port,
+        pinger: Mutex::new(Some(Pinger::new(target, Some(count), interval, timeout))),
+        closed: Cancel::new(),
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PingIter>()?;
+    m.add_function(wrap_pyfunction!(tcping, m)?)?;
+    m.add_function(wrap_pyfunction!(tcping_iter, m)?)?;
+    Ok(())
+}
