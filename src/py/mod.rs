@@ -18,6 +18,12 @@ use pyo3::prelude::*;
 /// socketkit's compiled core. Import from ``socketkit``, not from here.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // pyo3 checks once per process, on the first attach from a detached
+    // thread, that the interpreter is initialized, and panics if that first
+    // check falls during finalization (a server thread attaching while a
+    // script exits with a server running). Take the first check here, while
+    // the interpreter is surely up.
+    m.py().detach(|| Python::try_attach(|_| ()));
     m.add_class::<tcp::TcpClient>()?;
     m.add_class::<tcp::LineIterator>()?;
     m.add_class::<udp::UdpSocket>()?;

@@ -111,7 +111,7 @@ fn run_plan<'py>(
     make_plan: impl FnOnce(&dyn crate::wait::Interrupt) -> crate::error::Result<Plan> + Send,
     cfg: &Config,
     progress: Option<Py<PyAny>>,
-) -> PyResult<(Plan, Vec<TargetResult>)> {
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
     let cb_err: Mutex<Option<PyErr>> = Mutex::new(None);
     let r = blocking(py, |intr| {
         let plan = make_plan(intr)?;
@@ -123,13 +123,15 @@ fn run_plan<'py>(
             }),
         })
     });
-    r.map_err(|e| {
+    let (plan, results) = r.map_err(|e| {
         cb_err
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .unwrap_or(e)
-    })
+    })?;
+    let mut t = Tuples::new(py, &plan);
+    results.iter().map(|r| t.make(&plan, r, "tcp")).collect()
 }
 
 /// `check_many` in the core: a list of result tuples, input order.
@@ -148,17 +150,12 @@ pub fn check_many<'py>(
     let targets = targets_arg(targets)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
-    let (plan, results) = run_plan(
+    let items = run_plan(
         py,
         move |intr| plan_targets(&targets, timeout, intr),
         &cfg,
         progress,
     )?;
-    let mut t = Tuples::new(py, &plan);
-    let items = results
-        .iter()
-        .map(|r| t.make(&plan, r, "tcp"))
-        .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)
 }
 
@@ -176,16 +173,19 @@ pub fn check<'py>(
     let target = target_arg("target", target, port)?;
     let cfg = config(timeout, None, 1, None)?;
     let timeout = cfg.timeout;
-    let (plan, results) = run_plan(
+    let items = run_plan(
         py,
         move |intr| plan_targets(std::slice::from_ref(&target), timeout, intr),
         &cfg,
         None,
     )?;
-    Tuples::new(py, &plan).make(&plan, &results[0], "tcp")
+    items
+        .into_iter()
+        .next()
+        .ok_or_else(|| PyRuntimeError::new_err("check: the probe returned no result"))
 }
 
-/// `scan` in the core: (list of result tuples host by host, elapsed s).
+/// `scan` in the core: the result tuples, host by host.
 #[pyfunction]
 #[pyo3(name = "_scan")]
 #[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, progress=None))]
@@ -203,17 +203,12 @@ pub fn scan<'py>(
     let ports = ports_arg(ports)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
-    let (plan, results) = run_plan(
+    let items = run_plan(
         py,
         move |intr| plan_scan(&hosts, &ports, timeout, Some(MAX_SCAN_TARGETS), intr),
         &cfg,
         progress,
     )?;
-    let mut t = Tuples::new(py, &plan);
-    let items = results
-        .iter()
-        .map(|r| t.make(&plan, r, "tcp"))
-        .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)
 }
 
