@@ -8,6 +8,7 @@ import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 TIMEOUT = 10.0
 
@@ -73,3 +74,9 @@ def wait_until(cond: Callable[[], bool], within: float = 5.0, step: float = 0.01
             return True
         time.sleep(step)
     return cond()
+
+
+def echo_lines(conn: Any) -> None:
+    """A handler-mode handler that echoes line by line."""
+    for line in conn.lines():
+        conn.sendall(line)

@@ -235,3 +235,17 @@ def blocked_in_poll(thread: threading.Thread, within: float = 5.0) -> bool:
                 pass
         time.sleep(0.01)
     return False
+
+
+MiB = 1 << 20
+
+
+def serve_bytes(payload: bytes, *, then_close: bool = True):
+    """A handler that sends `payload` in one write, then closes."""
+
+    def handler(conn: socket.socket) -> None:
+        conn.sendall(payload)
+        if not then_close:
+            recv_all(conn)
+
+    return handler

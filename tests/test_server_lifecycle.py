@@ -13,7 +13,7 @@ import threading
 
 import _child
 import pytest
-from _server_util import connect, recv_line, wait_until
+from _server_util import connect, echo_lines, recv_line, wait_until
 
 import socketkit
 
@@ -26,11 +26,6 @@ def fd_count() -> int:
 
 def os_threads() -> int:
     return len(os.listdir("/proc/self/task"))
-
-
-def echo_lines(conn: socketkit.TcpClient) -> None:
-    for line in conn.lines():
-        conn.sendall(line)
 
 
 def _one_cycle(mode: str) -> None:

@@ -47,18 +47,8 @@ pub fn parse_target(arg: &'static str, text: &str, port: Option<u16>) -> Result<
             }
         }
     };
-    check_probe_port(arg, hp.port)?;
+    PortUse::Remote.check(arg, hp.port.into())?;
     Ok(hp)
-}
-
-/// Port 0 cannot be probed.
-pub fn check_probe_port(arg: &'static str, port: u16) -> Result<u16> {
-    PortUse::Remote.check(arg, port.into())
-}
-
-/// A port number given as an integer, for probing.
-pub fn probe_port(arg: &'static str, port: i64) -> Result<u16> {
-    PortUse::Remote.check(arg, port.into())
 }
 
 /// Collects ports in first-seen order without duplicates.
@@ -322,9 +312,6 @@ mod tests {
             assert!(e.starts_with("ports: "), "{bad}: {e}");
             assert!(e.contains(needle), "{bad}: {e}");
         }
-        assert!(probe_port("port", 70000).is_err());
-        assert!(probe_port("port", 0).is_err());
-        assert_eq!(probe_port("port", 65535).unwrap(), 65535);
     }
 
     #[test]

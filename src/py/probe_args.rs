@@ -7,8 +7,7 @@ use pyo3::types::{PyBool, PyInt, PyList, PyRange, PyString, PyTuple};
 
 use crate::addr::{HostPort, PortUse};
 use crate::probe::target::{
-    check_concurrency, check_probe_port, check_rate, parse_host_spec, parse_target, split_hosts,
-    PortSet,
+    check_concurrency, check_rate, parse_host_spec, parse_target, split_hosts, PortSet,
 };
 use crate::probe::{Config, HostSpec};
 use crate::py::args::{self, type_name, value_error, Int};
@@ -48,7 +47,9 @@ pub(crate) fn target_arg(
             )));
         }
         let hp = args::address(arg, obj)?;
-        check_probe_port(arg, hp.port).map_err(value_error)?;
+        PortUse::Remote
+            .check(arg, hp.port.into())
+            .map_err(value_error)?;
         return Ok(hp);
     }
     Err(PyTypeError::new_err(format!(
