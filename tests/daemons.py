@@ -17,6 +17,7 @@ import contextlib
 import glob
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -58,21 +59,34 @@ def loopback_hosts(ipv6: bool = True) -> tuple[str, ...]:
     return ("127.0.0.1", "::1") if ipv6 and has_ipv6_loopback() else ("127.0.0.1",)
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(n: int, hosts: Iterable[str] = ("127.0.0.1",)) -> list[int]:
-    """`n` distinct ports free on every host in `hosts` right now: all are
-    held at once while choosing, so none repeats; the caller retries if one
-    is taken again before its daemon binds."""
+    """`n` distinct ports free on every host in `hosts` right now, picked
+    below the kernel's ephemeral range: the tests' own listeners (port 0)
+    and outgoing connections live in that range, so a test that scans
+    around its listener never meets a session daemon, and no outgoing
+    connection takes a port before its daemon binds it. Ports are held
+    while choosing, so none repeats; the caller retries on a lost race
+    (another test run on the machine picking the same port)."""
     hosts = tuple(hosts)
+    low = 10000
+    high = max(low + 4 * n + 1000, min(_ephemeral_low(), 65536))
+    rng = random.SystemRandom()
     held: list[socket.socket] = []
     ports: list[int] = []
     try:
         while len(ports) < n:
-            first = socket.socket(socket.AF_INET6 if ":" in hosts[0] else socket.AF_INET)
-            held.append(first)
-            first.bind((hosts[0], 0))
-            port = first.getsockname()[1]
-            ok = True
-            for h in hosts[1:]:
+            port = rng.randrange(low, high)
+            if port in ports:
+                continue
+            for h in hosts:
                 s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET)
                 held.append(s)
                 if ":" in h:
@@ -80,9 +94,8 @@ def free_ports(n: int, hosts: Iterable[str] = ("127.0.0.1",)) -> list[int]:
                 try:
                     s.bind((h, port))
                 except OSError:
-                    ok = False
                     break
-            if ok:
+            else:
                 ports.append(port)
         return ports
     finally:
@@ -428,10 +441,11 @@ def start_memcached(workdir: Path) -> Service:
 
 
 def _banner_handler(conn: socket.socket) -> None:
-    conn.sendall(SSH_BANNER)
-    # Then read (and drop) whatever the client says until it leaves, as an
-    # SSH server waits for the client's identification.
-    with contextlib.suppress(ConnectionResetError, ConnectionAbortedError):
+    # A client may leave before (or without) reading: a port check, a scan.
+    with contextlib.suppress(ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+        conn.sendall(SSH_BANNER)
+        # Then read (and drop) whatever the client says until it leaves, as
+        # an SSH server waits for the client's identification.
         while conn.recv(4096):
             pass
 

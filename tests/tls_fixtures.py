@@ -1,6 +1,8 @@
-"""Session fixtures for the TLS and service-check tests: a test PKI and the
-real daemons of daemons.py and starttls_daemons.py, each started once, on first use, and stopped
-(by the PID we started) when the session ends. Registered from conftest.py.
+"""Fixtures for the TLS and service-check tests: a test PKI and the real
+daemons of daemons.py and starttls_daemons.py, each started once per
+session, on first use, and stopped (by the PID we started) when the
+session ends; the two in-process Python peers are per test. Registered from
+conftest.py.
 
 A fixture skips only when its daemon is not installed (or, for postfix
 and dovecot, when not root); CI installs all of them (README's apt line).
@@ -161,13 +163,16 @@ def memcached_server(daemon_dir) -> Iterator[Service]:
     yield from _start(lambda: daemons.start_memcached(daemon_dir / "memcached"))
 
 
-@pytest.fixture(scope="session")
+# The two Python peers live in this process, so they are per test: a
+# session-long thread would accept the connections of other tests' port
+# scans and move the fd counts that test_leaks compares.
+@pytest.fixture
 def ssh_banner_server() -> Iterator[TcpPeer]:
     """Sends daemons.SSH_BANNER on connect (127.0.0.1): `.address`."""
     yield from _serve(daemons.banner_server())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def stalled_server() -> Iterator[TcpPeer]:
     """Accepts on 127.0.0.1 and never answers (a stalled TLS handshake)."""
     yield from _serve(daemons.stalled_server())
