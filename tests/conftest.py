@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from peers import TcpPeer, UdpPeer, echo_handler
 
+# The TLS PKI and real daemons (nginx, redis TLS, postfix, dovecot, postgres...).
+pytest_plugins = ["tls_fixtures"]
+
 
 @pytest.fixture
 def tcp_peer() -> Iterator[Callable[..., TcpPeer]]:
