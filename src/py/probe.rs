@@ -17,7 +17,7 @@ use crate::probe::run::Canceller;
 use crate::probe::waitfor::Readiness;
 use crate::probe::{
     banner as banner_core, plan_scan, plan_targets, run_all, udp, waitfor, Config, Outcome, Plan,
-    ResultStream, State, TargetResult, MAX_SCAN_TARGETS,
+    ResultStream, State, TargetResult,
 };
 use crate::py::args;
 use crate::py::blocking::blocking;
@@ -205,7 +205,7 @@ pub fn scan<'py>(
     let timeout = cfg.timeout;
     let items = run_plan(
         py,
-        move |intr| plan_scan(&hosts, &ports, timeout, Some(MAX_SCAN_TARGETS), intr),
+        move |intr| plan_scan(&hosts, &ports, timeout, intr),
         &cfg,
         progress,
     )?;
@@ -326,7 +326,7 @@ pub fn scan_iter<'py>(
     let ports = ports_arg(ports)?;
     let timeout = cfg.timeout;
     blocking(py, |intr| {
-        let plan = plan_scan(&hosts, &ports, timeout, None, intr)?;
+        let plan = plan_scan(&hosts, &ports, timeout, intr)?;
         ProbeIter::start(plan, &cfg)
     })
 }
