@@ -16,6 +16,8 @@ pub enum Phase {
     Recv,
     Accept,
     Option,
+    /// The TLS handshake (or a TLS record after it).
+    Tls,
 }
 
 impl Phase {
@@ -28,6 +30,7 @@ impl Phase {
             Phase::Recv => "recv",
             Phase::Accept => "accept",
             Phase::Option => "option",
+            Phase::Tls => "tls",
         }
     }
 }
@@ -35,6 +38,67 @@ impl Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Why a peer's certificate failed verification: data, so probes can
+/// report it next to the certificate facts (DESIGN.md section 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyFailure {
+    Expired,
+    NotYetValid,
+    UnknownIssuer,
+    HostnameMismatch,
+    SelfSigned,
+    Revoked,
+    BadSignature,
+    /// Anything else webpki refuses, in a few words.
+    Other(String),
+}
+
+impl VerifyFailure {
+    /// The short reason users see as `verify_error`.
+    pub fn reason(&self) -> &str {
+        match self {
+            VerifyFailure::Expired => "certificate expired",
+            VerifyFailure::NotYetValid => "certificate not yet valid",
+            VerifyFailure::UnknownIssuer => "unknown issuer",
+            VerifyFailure::HostnameMismatch => "hostname mismatch",
+            VerifyFailure::SelfSigned => "self-signed",
+            VerifyFailure::Revoked => "revoked",
+            VerifyFailure::BadSignature => "bad signature",
+            VerifyFailure::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// How a TLS handshake or record layer failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The peer's certificate did not verify and `verify=True`.
+    Verify(VerifyFailure),
+    /// The peer sent a fatal alert (its description, e.g. "handshake failure").
+    Alert(String),
+    /// The peer closed the connection before the handshake finished.
+    Closed,
+    /// Any other protocol error, as rustls words it.
+    Protocol(String),
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFailure::Verify(v) => write!(f, "certificate verify failed: {v}"),
+            TlsFailure::Alert(a) => write!(f, "peer sent TLS alert: {a}"),
+            TlsFailure::Closed => f.write_str("connection closed during the TLS handshake"),
+            TlsFailure::Protocol(m) => write!(f, "TLS error: {m}"),
+        }
     }
 }
 
@@ -121,6 +185,14 @@ pub enum Error {
         down: Vec<(String, String)>,
     },
 
+    /// TLS failed: the handshake (a certificate that did not verify, an
+    /// alert, a protocol error) or a record after it.
+    #[error("{failure} (tls{})", fmt_addr(.address))]
+    Tls {
+        address: Option<String>,
+        failure: TlsFailure,
+    },
+
     /// A signal is pending: the binding layer raises what the signal handler raised.
     #[error("interrupted by a signal")]
     Interrupted,
@@ -199,6 +271,24 @@ impl Error {
         Error::InvalidArgument {
             arg,
             message: message.into(),
+        }
+    }
+
+    pub fn tls(address: Option<&SocketAddr>, failure: TlsFailure) -> Self {
+        Error::Tls {
+            address: address.map(fmt_sockaddr),
+            failure,
+        }
+    }
+
+    /// The verification failure a handshake stopped on, if that is why it failed.
+    pub fn verify_failure(&self) -> Option<&VerifyFailure> {
+        match self {
+            Error::Tls {
+                failure: TlsFailure::Verify(v),
+                ..
+            } => Some(v),
+            _ => None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod resolve;
 pub mod server;
 pub mod sock;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod wait;
 

@@ -111,6 +111,8 @@ pub fn classify(err: &Error) -> (Class, Option<i32>) {
         Error::ClosedSocket | Error::Stopped => (Class::Error, Some(libc::EBADF)),
         Error::NotReady { .. } => (Class::TimeoutError, Some(libc::ETIMEDOUT)),
         Error::Interrupted => (Class::Interrupted, None),
+        // Until the binding gives TLS its own class (issue 11).
+        Error::Tls { .. } => (Class::Error, None),
     }
 }
 

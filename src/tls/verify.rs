@@ -1,0 +1,200 @@
+//! Verification as data. A `ServerCertVerifier` that runs webpki's real
+//! check (trust roots + host name) on every handshake, records the outcome
+//! for `TlsInfo`, and with `verify=False` lets the handshake go on anyway,
+//! so the certificate facts of an expired or self-signed server are still
+//! reported (the gap of CPython #122962 and blackbox_exporter #1119).
+//!
+//! The handshake signatures are always checked: `verify=False` skips trust
+//! in the certificate, not the proof that the peer holds its key.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+
+use crate::error::VerifyFailure;
+
+/// One connection's verification outcome: `None` until the verifier ran.
+#[derive(Debug, Default)]
+pub struct VerifyRecord(Mutex<Option<std::result::Result<(), VerifyFailure>>>);
+
+impl VerifyRecord {
+    fn set(&self, outcome: std::result::Result<(), VerifyFailure>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    }
+
+    /// `(verified, verify_error)` as `TlsInfo` reports them.
+    pub fn outcome(&self) -> (bool, Option<VerifyFailure>) {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok(())) => (true, None),
+            Some(Err(f)) => (false, Some(f.clone())),
+            None => (false, None),
+        }
+    }
+}
+
+/// The verifier of one client connection.
+#[derive(Debug)]
+pub struct RecordingVerifier {
+    /// webpki over the configured roots; `None` when there are no roots at
+    /// all (then every chain has an unknown issuer).
+    pub webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// `verify=True`: a failed verification fails the handshake.
+    pub enforce: bool,
+    pub record: Arc<VerifyRecord>,
+    pub provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let result = match &self.webpki {
+            Some(v) => v
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map(|_| ()),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+        };
+        match result {
+            Ok(()) => {
+                self.record.set(Ok(()));
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => {
+                self.record.set(Err(failure_of(&e, end_entity)));
+                if self.enforce {
+                    Err(e)
+                } else {
+                    Ok(ServerCertVerified::assertion())
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The short reason for a rustls verification error. An unknown issuer of
+/// a certificate that issued itself is reported as "self-signed", as
+/// OpenSSL does (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT).
+pub fn failure_of(e: &rustls::Error, end_entity: &[u8]) -> VerifyFailure {
+    let rustls::Error::InvalidCertificate(ce) = e else {
+        return VerifyFailure::Other(e.to_string());
+    };
+    match ce {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            VerifyFailure::Expired
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            VerifyFailure::NotYetValid
+        }
+        CertificateError::UnknownIssuer if issued_itself(end_entity) => VerifyFailure::SelfSigned,
+        CertificateError::UnknownIssuer => VerifyFailure::UnknownIssuer,
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            VerifyFailure::HostnameMismatch
+        }
+        CertificateError::Revoked => VerifyFailure::Revoked,
+        CertificateError::BadSignature => VerifyFailure::BadSignature,
+        CertificateError::BadEncoding => VerifyFailure::Other("bad certificate encoding".into()),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            VerifyFailure::Other("certificate not valid for this purpose".into())
+        }
+        CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            VerifyFailure::Other("unsupported signature algorithm".into())
+        }
+        CertificateError::Other(o) => VerifyFailure::Other(short_webpki(&o.to_string())),
+        other => VerifyFailure::Other(short_webpki(&format!("{other:?}"))),
+    }
+}
+
+/// webpki's error names in words: "CaUsedAsEndEntity" -> "ca used as end entity".
+fn short_webpki(s: &str) -> String {
+    super::info::words(s)
+}
+
+/// Issuer == subject: the certificate names itself as its issuer.
+fn issued_itself(der: &[u8]) -> bool {
+    match X509Certificate::from_der(der) {
+        Ok((_, c)) => c.issuer().as_raw() == c.subject().as_raw(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_short() {
+        let e = |ce| rustls::Error::InvalidCertificate(ce);
+        assert_eq!(
+            failure_of(&e(CertificateError::Expired), b"").reason(),
+            "certificate expired"
+        );
+        assert_eq!(
+            failure_of(&e(CertificateError::NotValidForName), b"").reason(),
+            "hostname mismatch"
+        );
+        assert_eq!(
+            failure_of(&e(CertificateError::UnknownIssuer), b"junk").reason(),
+            "unknown issuer"
+        );
+        assert_eq!(
+            failure_of(&e(CertificateError::Revoked), b"").reason(),
+            "revoked"
+        );
+    }
+
+    #[test]
+    fn record_starts_empty() {
+        let r = VerifyRecord::default();
+        assert_eq!(r.outcome(), (false, None));
+        r.set(Err(VerifyFailure::SelfSigned));
+        assert_eq!(r.outcome(), (false, Some(VerifyFailure::SelfSigned)));
+    }
+}
