@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use super::config::{server_name, TlsConfig};
 use super::pemfile::{load_certs, load_key};
 use super::roots::trust_roots;
-use super::verify::{RecordingVerifier, VerifyRecord};
+use super::verify::{issued_itself, RecordingVerifier, VerifyRecord};
 
 /// The one crypto provider: ring (see the module docs for why).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -66,6 +66,7 @@ pub struct ClientTls {
     /// Everything but the verifier, which records per connection.
     template: ClientConfig,
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    pinned: Arc<Vec<CertificateDer<'static>>>,
     verify: bool,
     server_hostname: Option<ServerName<'static>>,
 }
@@ -74,7 +75,13 @@ impl ClientTls {
     pub fn new(cfg: &TlsConfig) -> Result<ClientTls> {
         cfg.validate()?;
         let provider = provider();
-        let roots = trust_roots(true, cfg.ca_file.as_deref(), "ca_file")?;
+        let (roots, extra) = trust_roots(true, cfg.ca_file.as_deref(), "ca_file")?;
+        let pinned: Arc<Vec<CertificateDer<'static>>> = Arc::new(
+            extra
+                .into_iter()
+                .filter(|c| issued_itself(c.as_ref()))
+                .collect(),
+        );
         let webpki = if roots.is_empty() {
             None
         } else {
@@ -89,6 +96,7 @@ impl ClientTls {
             enforce: true,
             record: Arc::default(),
             provider: provider.clone(),
+            pinned: pinned.clone(),
         });
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&cfg.versions())
@@ -113,6 +121,7 @@ impl ClientTls {
         Ok(ClientTls {
             template,
             webpki,
+            pinned,
             verify: cfg.verify,
             server_hostname,
         })
@@ -149,6 +158,7 @@ impl ClientTls {
                 enforce: self.verify,
                 record: record.clone(),
                 provider,
+                pinned: self.pinned.clone(),
             }));
         let conn = rustls::ClientConnection::new(Arc::new(config), name)
             .map_err(|e| Error::invalid("tls", format!("cannot start TLS: {e}")))?;
@@ -205,7 +215,7 @@ fn client_verifier(
     path: &Path,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
-    let roots = trust_roots(false, Some(path), "client_ca_file")?;
+    let (roots, _) = trust_roots(false, Some(path), "client_ca_file")?;
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| Error::invalid("client_ca_file", format!("unusable CA file: {e}")))

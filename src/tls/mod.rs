@@ -42,6 +42,8 @@ mod verify;
 #[cfg(test)]
 mod certinfo_tests;
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod session_tests;
 #[cfg(test)]
 mod testpki;

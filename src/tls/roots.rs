@@ -95,20 +95,22 @@ pub fn system_roots() -> Arc<RootCertStore> {
 }
 
 /// The roots a config trusts: the system's (unless `system` is false) and
-/// every certificate of `ca_file`.
+/// every certificate of `ca_file`, also returned on their own.
 pub fn trust_roots(
     system: bool,
     ca_file: Option<&Path>,
     field: &'static str,
-) -> Result<RootCertStore> {
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>)> {
     let mut store = if system {
         (*system_roots()).clone()
     } else {
         RootCertStore::empty()
     };
+    let mut extra = Vec::new();
     if let Some(path) = ca_file {
-        for cert in load_certs(field, path)? {
-            store.add(cert).map_err(|e| {
+        extra = load_certs(field, path)?;
+        for cert in &extra {
+            store.add(cert.clone()).map_err(|e| {
                 crate::error::Error::invalid(
                     field,
                     format!("unusable CA certificate in {}: {e}", path.display()),
@@ -116,7 +118,7 @@ pub fn trust_roots(
             })?;
         }
     }
-    Ok(store)
+    Ok((store, extra))
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //!
 //! The handshake signatures are always checked: `verify=False` skips trust
 //! in the certificate, not the proof that the peer holds its key.
+//!
+//! A self-signed certificate listed in `ca_file` is trusted as itself, as
+//! OpenSSL trusts it (webpki alone refuses a CA certificate, which is what
+//! `openssl req -x509` makes, as an end entity): its dates and the host
+//! name are still checked.
 
 use std::sync::{Arc, Mutex};
 
@@ -48,6 +53,41 @@ pub struct RecordingVerifier {
     pub enforce: bool,
     pub record: Arc<VerifyRecord>,
     pub provider: Arc<CryptoProvider>,
+    /// Self-signed certificates of `ca_file`, trusted as leaves too.
+    pub pinned: Arc<Vec<CertificateDer<'static>>>,
+}
+
+impl RecordingVerifier {
+    /// The outcome for a leaf the user trusts as itself: only its dates
+    /// and the name are left to check. `None` when it is not such a leaf.
+    fn pinned_outcome(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Option<Result<(), rustls::Error>> {
+        if !self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return None;
+        }
+        let invalid = |e| Some(Err(rustls::Error::InvalidCertificate(e)));
+        let (_, cert) = X509Certificate::from_der(end_entity).ok()?;
+        let now = now.as_secs() as i64;
+        if now < cert.validity().not_before.timestamp() {
+            return invalid(CertificateError::NotValidYet);
+        }
+        if now > cert.validity().not_after.timestamp() {
+            return invalid(CertificateError::Expired);
+        }
+        let ee = webpki::EndEntityCert::try_from(end_entity).ok()?;
+        if ee.verify_is_valid_for_subject_name(server_name).is_err() {
+            return invalid(CertificateError::NotValidForName);
+        }
+        Some(Ok(()))
+    }
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -59,7 +99,7 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = match &self.webpki {
+        let mut result = match &self.webpki {
             Some(v) => v
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
                 .map(|_| ()),
@@ -67,13 +107,19 @@ impl ServerCertVerifier for RecordingVerifier {
                 CertificateError::UnknownIssuer,
             )),
         };
+        if result.is_err() {
+            if let Some(pinned) = self.pinned_outcome(end_entity, server_name, now) {
+                result = pinned;
+            }
+        }
         match result {
             Ok(()) => {
                 self.record.set(Ok(()));
                 Ok(ServerCertVerified::assertion())
             }
             Err(e) => {
-                self.record.set(Err(failure_of(&e, end_entity)));
+                self.record
+                    .set(Err(failure_for(&e, end_entity, &self.pinned)));
                 if self.enforce {
                     Err(e)
                 } else {
@@ -118,9 +164,23 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// The short reason for a rustls verification error. An unknown issuer of
-/// a certificate that issued itself is reported as "self-signed", as
-/// OpenSSL does (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT).
+/// The short reason a verification failed. A certificate that issued
+/// itself and is not trusted as itself is "self-signed" whatever webpki
+/// stumbled on first (an unknown issuer, a CA used as a leaf, its dates),
+/// as OpenSSL reports it (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT).
+fn failure_for(
+    e: &rustls::Error,
+    end_entity: &[u8],
+    pinned: &[CertificateDer<'_>],
+) -> VerifyFailure {
+    let is_pinned = pinned.iter().any(|p| p.as_ref() == end_entity);
+    if !is_pinned && issued_itself(end_entity) {
+        return VerifyFailure::SelfSigned;
+    }
+    failure_of(e, end_entity)
+}
+
+/// The short reason for a rustls verification error.
 pub fn failure_of(e: &rustls::Error, end_entity: &[u8]) -> VerifyFailure {
     let rustls::Error::InvalidCertificate(ce) = e else {
         return VerifyFailure::Other(e.to_string());
@@ -158,7 +218,7 @@ fn short_webpki(s: &str) -> String {
 }
 
 /// Issuer == subject: the certificate names itself as its issuer.
-fn issued_itself(der: &[u8]) -> bool {
+pub fn issued_itself(der: &[u8]) -> bool {
     match X509Certificate::from_der(der) {
         Ok((_, c)) => c.issuer().as_raw() == c.subject().as_raw(),
         Err(_) => false,
