@@ -112,6 +112,12 @@ pub struct TlsSession {
     info: OnceLock<TlsInfo>,
 }
 
+// The binding shares one session between threads (a frozen pyclass).
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<TlsSession>();
+};
+
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSession")
@@ -214,6 +220,8 @@ impl TlsSession {
     /// and everything it queued is sent.
     fn handshake_step(&self, sock: &Socket) -> Result<Option<Step>> {
         let mut st = lock(&self.state);
+        // A handshake that already failed says so at once, not after a wait.
+        self.process(&mut st, sock)?;
         if !st.push(sock).map_err(|e| self.io_error(Phase::Tls, e))? {
             return Ok(Some(Step::Wait(libc::POLLOUT)));
         }
@@ -287,6 +295,9 @@ impl TlsSession {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(self.io_error(Phase::Recv, e)),
         }
+        // A connection that already failed (in another thread's call) says
+        // so rather than waiting for bytes that will not come.
+        self.process(&mut st, sock)?;
         match st.pull(sock) {
             Ok(_) => {
                 // At EOF (0) rustls now knows: the next reader() call says
@@ -320,6 +331,8 @@ impl TlsSession {
             bytes_sent: taken,
             source: Box::new(e),
         };
+        self.process(&mut lock(&self.state), sock)
+            .map_err(|e| sent_all(e, 0))?;
         loop {
             let step = {
                 let mut st = lock(&self.state);
@@ -400,8 +413,29 @@ impl TlsSession {
             .map_or(0, |s| s.plaintext_bytes_to_read())
     }
 
+    /// The certificates the peer presented, leaf first, as facts. Client
+    /// side, this also works after a handshake that failed verification
+    /// (`verify=True`): what the server sent is what users ask about then.
+    pub fn peer_certificates(&self) -> Vec<CertInfo> {
+        let st = lock(&self.state);
+        let parse = |ders: &[rustls_pki_types::CertificateDer<'_>]| -> Vec<CertInfo> {
+            ders.iter()
+                .filter_map(|c| CertInfo::from_der(c).ok())
+                .collect()
+        };
+        match st.conn.peer_certificates() {
+            Some(certs) if !certs.is_empty() => parse(certs),
+            _ => self
+                .record
+                .as_ref()
+                .map(|r| parse(&r.failed_chain()))
+                .unwrap_or_default(),
+        }
+    }
+
     /// What the handshake agreed on; computed once, after the handshake.
-    /// `None` while it is still running.
+    /// `None` while it is still running (or after it failed). Certificates
+    /// x509-parser cannot read are left out of `certificates`.
     pub fn info(&self) -> Option<TlsInfo> {
         if let Some(i) = self.info.get() {
             return Some(i.clone());

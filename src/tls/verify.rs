@@ -24,22 +24,47 @@ use x509_parser::prelude::FromDer;
 
 use crate::error::VerifyFailure;
 
-/// One connection's verification outcome: `None` until the verifier ran.
+/// One connection's verification outcome (`None` until the verifier ran)
+/// and, when it failed, the chain the server presented: rustls keeps no
+/// certificates of a handshake it aborted, and the facts are wanted most
+/// exactly then.
 #[derive(Debug, Default)]
-pub struct VerifyRecord(Mutex<Option<std::result::Result<(), VerifyFailure>>>);
+pub struct VerifyRecord(Mutex<Recorded>);
+
+#[derive(Debug, Default)]
+struct Recorded {
+    outcome: Option<std::result::Result<(), VerifyFailure>>,
+    failed_chain: Vec<CertificateDer<'static>>,
+}
 
 impl VerifyRecord {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn set(&self, outcome: std::result::Result<(), VerifyFailure>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.lock().outcome = Some(outcome);
+    }
+
+    fn set_failed_chain(&self, ee: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) {
+        self.lock().failed_chain = std::iter::once(ee)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
     }
 
     /// `(verified, verify_error)` as `TlsInfo` reports them.
     pub fn outcome(&self) -> (bool, Option<VerifyFailure>) {
-        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+        match &self.lock().outcome {
             Some(Ok(())) => (true, None),
             Some(Err(f)) => (false, Some(f.clone())),
             None => (false, None),
         }
+    }
+
+    /// The chain of a server whose certificate did not verify, leaf first.
+    pub fn failed_chain(&self) -> Vec<CertificateDer<'static>> {
+        self.lock().failed_chain.clone()
     }
 }
 
@@ -120,6 +145,7 @@ impl ServerCertVerifier for RecordingVerifier {
             Err(e) => {
                 self.record
                     .set(Err(failure_for(&e, end_entity, &self.pinned)));
+                self.record.set_failed_chain(end_entity, intermediates);
                 if self.enforce {
                     Err(e)
                 } else {

@@ -52,6 +52,20 @@ fn verify_on_fails_with_the_reason() {
                         .starts_with(&format!("certificate verify failed: {reason}")),
                     "{e}"
                 );
+                // What the server sent is still there to report.
+                let der = load_certs("cert_file", &pki().unwrap().path(&format!("{cert}.pem")))
+                    .unwrap()
+                    .remove(0);
+                let certs = sess.peer_certificates();
+                assert_eq!(certs.len(), 1, "{cert}");
+                assert_eq!(certs[0].sha256, fingerprint(&der));
+                assert!(sess.info().is_none());
+                // A later call reports the failure at once, without waiting.
+                let mut buf = [0u8; 4];
+                let again = sess
+                    .read(&sock, &mut buf, soon(), &NoInterrupt)
+                    .unwrap_err();
+                assert_eq!(again.verify_failure(), Some(reason), "{again}");
                 // The server hears why: the client's alert.
                 let se = server.join().unwrap().unwrap_err();
                 assert!(
