@@ -351,4 +351,25 @@ mod tests {
         assert!(s.contains("connect 127.0.0.1:1"), "{s}");
         assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
     }
+
+    #[test]
+    fn tls_failures_read_as_reasons() {
+        let addr: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        let e = Error::tls(Some(&addr), TlsFailure::Verify(VerifyFailure::Expired));
+        assert_eq!(
+            e.to_string(),
+            "certificate verify failed: certificate expired (tls 127.0.0.1:443)"
+        );
+        assert_eq!(e.verify_failure(), Some(&VerifyFailure::Expired));
+        let e = Error::tls(None, TlsFailure::Alert("handshake failure".into()));
+        assert_eq!(
+            e.to_string(),
+            "peer sent TLS alert: handshake failure (tls)"
+        );
+        assert_eq!(e.verify_failure(), None);
+        assert_eq!(
+            Error::timeout(Phase::Tls, None).to_string(),
+            "timed out (tls)"
+        );
+    }
 }

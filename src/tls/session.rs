@@ -200,6 +200,10 @@ impl TlsSession {
 
     /// Run the handshake to its end within `deadline`. A no-op once done.
     pub fn handshake(&self, sock: &Socket, deadline: Deadline, intr: &dyn Interrupt) -> Result<()> {
+        // Done already: return without queueing behind a blocked reader.
+        if !self.is_handshaking() {
+            return Ok(());
+        }
         let _r = lock(&self.rlock);
         let _w = lock(&self.wlock);
         loop {
@@ -230,9 +234,13 @@ impl TlsSession {
         }
         match st.pull(sock) {
             Ok(0) => {
-                // What arrived before the close may hold the peer's alert.
+                // What arrived before the close may hold the peer's alert,
+                // or the last of its handshake (then reads will see EOF).
                 self.process(&mut st, sock)?;
-                Err(Error::tls(self.peer.as_ref(), TlsFailure::Closed))
+                if st.conn.is_handshaking() {
+                    return Err(Error::tls(self.peer.as_ref(), TlsFailure::Closed));
+                }
+                Ok(Some(Step::Again))
             }
             Ok(_) => {
                 self.process(&mut st, sock)?;
@@ -242,18 +250,6 @@ impl TlsSession {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Some(Step::Again)),
             Err(e) => Err(self.io_error(Phase::Tls, e)),
         }
-    }
-
-    fn ensure_handshake(
-        &self,
-        sock: &Socket,
-        deadline: Deadline,
-        intr: &dyn Interrupt,
-    ) -> Result<()> {
-        if self.is_handshaking() {
-            self.handshake(sock, deadline, intr)?;
-        }
-        Ok(())
     }
 
     /// Read decrypted bytes into `buf`; 0 at EOF: a close_notify, or the
@@ -268,7 +264,7 @@ impl TlsSession {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.ensure_handshake(sock, deadline, intr)?;
+        self.handshake(sock, deadline, intr)?;
         let _r = lock(&self.rlock);
         loop {
             match self.read_step(sock, buf)? {
@@ -324,7 +320,7 @@ impl TlsSession {
         deadline: Deadline,
         intr: &dyn Interrupt,
     ) -> Result<()> {
-        self.ensure_handshake(sock, deadline, intr)?;
+        self.handshake(sock, deadline, intr)?;
         let _w = lock(&self.wlock);
         let mut taken = 0;
         let sent_all = |e: Error, taken: usize| Error::SendAll {
