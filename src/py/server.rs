@@ -241,7 +241,7 @@ impl TcpServer {
         let opts = from_kwargs("TcpServer", options)?;
         let core_srv = core(
             py,
-            TcpServerCore::bind(addr, opts, backlog, limits, mode, python_hooks()),
+            TcpServerCore::bind(addr, opts, backlog, limits, mode, python_hooks(), None),
         )?;
         Ok(TcpServer { core: core_srv })
     }

@@ -12,6 +12,10 @@ pub struct Stats {
     pub handler_errors: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// TLS servers: connections closed because their handshake failed or
+    /// timed out (a plaintext client, an unknown client certificate, a
+    /// port check that connects and closes, a client that never speaks).
+    pub tls_failures: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,6 +26,7 @@ pub struct StatsSnapshot {
     pub handler_errors: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub tls_failures: u64,
 }
 
 impl StatsSnapshot {
@@ -46,6 +51,7 @@ impl Stats {
             handler_errors: self.handler_errors.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
+            tls_failures: self.tls_failures.load(Relaxed),
         }
     }
 
