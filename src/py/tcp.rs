@@ -296,7 +296,7 @@ impl TcpClient {
                 .map_err(|_| PyTypeError::new_err("how: must be 'read', 'write' or 'both'"))?
         };
         let how = core(py, parse_shutdown(&how))?;
-        core(py, self.conn.shutdown(how))
+        blocking(py, |intr| self.conn.shutdown_interruptible(how, intr))
     }
 
     /// Close the connection (idempotent). A call blocked in another thread
