@@ -22,8 +22,12 @@ pub mod listener;
 pub mod stats;
 pub mod tcp;
 pub mod threaded;
+mod tls_accept;
 pub mod udp;
 pub mod watchdog;
+
+#[cfg(test)]
+mod tls_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

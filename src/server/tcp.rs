@@ -18,6 +18,7 @@ use crate::wait::{Deadline, Interrupt};
 
 use super::lifecycle::Lifecycle;
 use super::listener::{self, Accepted, StopSignal};
+use super::tls_accept::Handshakes;
 use super::{
     evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Server, Stats, ThreadHooks,
 };
@@ -64,6 +65,8 @@ pub struct TcpServerCore {
     hooks: ThreadHooks,
     /// TLS servers: every connection's handshake runs before it is served.
     tls: Option<Arc<ServerTls>>,
+    /// A TLS server without a handler: `accept()`'s handshakes.
+    handshakes: Option<Handshakes>,
     life: Lifecycle<Running>,
 }
 
@@ -115,15 +118,21 @@ impl TcpServerCore {
         }
         let s = listener::bind_tcp(addr, &opts, backlog)?;
         let local = listener::local_addr(&s)?;
+        let stats = Arc::new(Stats::default());
+        let handshakes = match (&tls, &mode) {
+            (Some(t), Mode::Accept) => Some(Handshakes::new(t.clone(), stats.clone(), limits)?),
+            _ => None,
+        };
         Ok(TcpServerCore {
             listener: Mutex::new(Some(Arc::new(s))),
             local,
             stop: Arc::new(StopSignal::new()?),
-            stats: Arc::new(Stats::default()),
+            stats,
             limits,
             mode,
             hooks,
             tls,
+            handshakes,
             life: Lifecycle::default(),
         })
     }
@@ -155,6 +164,7 @@ impl TcpServerCore {
                 self.limits,
                 h.clone(),
                 self.hooks.clone(),
+                self.tls.clone(),
             )?),
             Mode::Message { handler, framing } => Running::Evented(evented::Running::start(
                 &l,
@@ -184,22 +194,29 @@ impl TcpServerCore {
 
     /// Wait for one connection (hand-written loops); its timeout is
     /// `idle_timeout`. Interruptible, woken by `stop()` (then `Error::Stopped`).
+    /// A TLS server returns a connection whose handshake is done, or the
+    /// error of one that failed (see `tls_accept`).
     pub fn accept(
         &self,
         timeout: Option<Duration>,
         intr: &dyn Interrupt,
     ) -> Result<(TcpConnection, SocketAddr)> {
         let l = self.listener()?;
+        let timed_out =
+            || Error::timeout(crate::error::Phase::Accept, Some(self.local.to_string()));
+        if let Some(h) = &self.handshakes {
+            return match h.accept(&l, &self.stop, Deadline::after(timeout), intr)? {
+                Some((conn, peer)) => conn.map(|c| (c, peer)),
+                None => Err(timed_out()),
+            };
+        }
         match listener::accept(&l, &self.stop, Deadline::after(timeout), intr)? {
             Accepted::Conn(s, peer) => {
                 Stats::add(&self.stats.accepted, 1);
                 Ok((TcpConnection::new(s, self.limits.idle_timeout)?, peer))
             }
             Accepted::Stopped => Err(Error::Stopped),
-            Accepted::TimedOut => Err(Error::timeout(
-                crate::error::Phase::Accept,
-                Some(self.local.to_string()),
-            )),
+            Accepted::TimedOut => Err(timed_out()),
         }
     }
 
@@ -242,6 +259,9 @@ impl Server for TcpServerCore {
     /// caller waits (up to `timeout`) for the first to finish.
     fn stop(&self, timeout: Duration) {
         self.stop.trigger();
+        if let Some(h) = &self.handshakes {
+            h.close(true);
+        }
         let Some(running) = self.life.begin_stop(timeout) else {
             return;
         };
@@ -282,6 +302,9 @@ impl Drop for TcpServerCore {
     /// lock, such as the GIL, that they need to finish).
     fn drop(&mut self) {
         self.stop.trigger();
+        if let Some(h) = &self.handshakes {
+            h.close(false);
+        }
         match self.life.abandon() {
             Some(Running::Threaded(r)) => r.abandon(),
             Some(Running::Evented(r)) => r.abandon(),
