@@ -188,6 +188,9 @@ pub(super) async fn serve(
     _guard: ActiveGuard,
     mut stop: watch::Receiver<bool>,
 ) {
+    if *stop.borrow() {
+        return;
+    }
     let Ok(mut conn) = tls.connection() else {
         return;
     };

@@ -149,6 +149,10 @@ impl TcpServerCore {
         &self.mode
     }
 
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     fn listener(&self) -> Result<Arc<Socket>> {
         lock(&self.listener).clone().ok_or(Error::Stopped)
     }
