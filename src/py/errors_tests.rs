@@ -106,17 +106,25 @@ use pyo3::types::PyModule;
 /// whose path is python/socketkit, so its `__init__` (which needs the
 /// built `_core`) does not run, and `cargo test` needs no installed
 /// socketkit; the import system loads exceptions.py once, whichever
-/// test thread gets there first.
+/// test thread gets there first. That first import runs in one thread
+/// while the others wait without the GIL: exceptions.py imports `ssl`,
+/// whose first import from several test threads at once once failed here.
 fn with_exceptions<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
+    static IMPORTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     Python::initialize();
+    IMPORTED.get_or_init(|| {
+        Python::attach(|py| {
+            let pkg = PyModule::new(py, "socketkit").unwrap();
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/python/socketkit");
+            pkg.setattr("__path__", [dir]).unwrap();
+            let modules = py.import("sys").unwrap().getattr("modules").unwrap();
+            modules
+                .call_method1("setdefault", ("socketkit", pkg))
+                .unwrap();
+            py.import("socketkit.exceptions").unwrap();
+        })
+    });
     Python::attach(|py| {
-        let pkg = PyModule::new(py, "socketkit").unwrap();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/python/socketkit");
-        pkg.setattr("__path__", [dir]).unwrap();
-        let modules = py.import("sys").unwrap().getattr("modules").unwrap();
-        modules
-            .call_method1("setdefault", ("socketkit", pkg))
-            .unwrap();
         py.import("socketkit.exceptions").unwrap();
         f(py)
     })
