@@ -290,6 +290,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     @classmethod
@@ -300,6 +301,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     def start(self) -> None: ...
