@@ -229,7 +229,8 @@ macro_rules! server_methods {
 /// speaks TLS costs only its own connection. A failed handshake (a
 /// plaintext client, a missing or unknown client certificate, a timeout)
 /// closes that connection, is counted in ``stats["tls_failures"]`` and
-/// logged at DEBUG level only. Handlers get a ``TcpClient`` speaking TLS;
+/// logged at DEBUG level only; a client that connects and leaves without
+/// sending a byte (a port check) is not a failure. Handlers get a ``TcpClient`` speaking TLS;
 /// ``on_message`` and ``echo`` see decrypted bytes.
 ///
 /// ``stats`` counts ``accepted``, ``active``, ``rejected`` (over

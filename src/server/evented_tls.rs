@@ -16,7 +16,8 @@
 //! that connects and never speaks TLS (or a plaintext client) costs only
 //! its own task and connection slot, until then. A failed handshake is
 //! counted in `Stats::tls_failures` and reported through
-//! `ThreadHooks::debug`; a stop during it is neither.
+//! `ThreadHooks::debug`; a stop during it is neither, nor is a client that
+//! leaves without sending a byte (a port check, a scan: no TLS client).
 //!
 //! `bytes_in` / `bytes_out` count application bytes (decrypted), as the
 //! plain path counts what it reads and writes.
@@ -66,6 +67,9 @@ impl Write for TryIo<'_> {
 
 /// Why a handshake did not finish.
 enum Failed {
+    /// The client closed (or reset) without sending a byte: a port check
+    /// or a scan, not a TLS client; neither counted nor reported.
+    Left,
     Tls(rustls::Error),
     Io(io::Error),
     /// The client closed before the handshake finished.
@@ -78,6 +82,7 @@ impl Failed {
         match self {
             Failed::Tls(e) => format!("TLS error: {e}"),
             Failed::Io(e) => format!("I/O error: {e}"),
+            Failed::Left => "left without a byte".into(),
             Failed::Closed => "closed during the handshake".into(),
             Failed::TimedOut => "timed out".into(),
         }
@@ -106,12 +111,14 @@ fn process(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), rustls::Err
 }
 
 async fn handshake(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), Failed> {
+    let mut spoke = false;
     loop {
         flush(s, conn).await.map_err(Failed::Io)?;
         if !conn.is_handshaking() {
             return Ok(());
         }
         match conn.read_tls(&mut TryIo(s)) {
+            Ok(0) if !spoke => return Err(Failed::Left),
             Ok(0) => {
                 // What came before the close may finish the handshake (the
                 // reads then see EOF) or hold the client's alert.
@@ -120,11 +127,15 @@ async fn handshake(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), Fai
                     return Err(Failed::Closed);
                 }
             }
-            Ok(_) => process(s, conn).map_err(Failed::Tls)?,
+            Ok(_) => {
+                spoke = true;
+                process(s, conn).map_err(Failed::Tls)?
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 s.readable().await.map_err(Failed::Io)?
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) if !spoke => return Err(Failed::Left),
             Err(e) => return Err(Failed::Io(e)),
         }
     }
@@ -203,6 +214,9 @@ pub(super) async fn serve(
         }
     };
     if let Err(f) = done {
+        if matches!(f, Failed::Left) {
+            return;
+        }
         Stats::add(&ctx.stats.tls_failures, 1);
         (ctx.debug)(&format!(
             "TLS handshake with {peer} failed: {}",

@@ -13,8 +13,9 @@ pub struct Stats {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     /// TLS servers: connections closed because their handshake failed or
-    /// timed out (a plaintext client, an unknown client certificate, a
-    /// port check that connects and closes, a client that never speaks).
+    /// timed out (a plaintext client, a missing or unknown client
+    /// certificate, a client silent until the handshake timeout). A client
+    /// that leaves without sending a byte (a port check) is not counted.
     pub tls_failures: AtomicU64,
 }
 

@@ -19,6 +19,7 @@ use crate::tls::ServerTls;
 use crate::wait::{Deadline, NoInterrupt};
 
 use super::listener::{accept, Accepted, StopSignal};
+use super::tls_accept::{start_tls, Started};
 use super::{spawn, ConnHandler, ConnOutcome, Limits, Stats, ThreadHooks};
 
 /// After the drain deadline and closing every connection, how long handlers
@@ -162,16 +163,17 @@ fn accept_loop(listener: &Socket, sh: &Arc<Shared>) {
 
 /// A TLS server's handshake with a new connection, bounded by
 /// `Limits::handshake_timeout()`; true when the handler may run. A failure
-/// is counted and reported at DEBUG level, unless stop() caused it.
+/// is counted and reported at DEBUG level, unless stop() caused it or the
+/// client left without sending a byte.
 fn handshake(sh: &Shared, conn: &TcpConnection, peer: SocketAddr) -> bool {
     let Some(tls) = &sh.tls else {
         return true;
     };
-    let deadline = Deadline::after(Some(sh.limits.handshake_timeout()));
-    match conn.start_tls_server(tls, deadline, &NoInterrupt) {
-        Ok(()) => true,
-        Err(_) if sh.stop.is_set() => false,
-        Err(e) => {
+    match start_tls(conn, tls, &sh.limits, &NoInterrupt) {
+        Started::Tls => true,
+        Started::Left => false,
+        Started::Failed(_) if sh.stop.is_set() => false,
+        Started::Failed(e) => {
             Stats::add(&sh.stats.tls_failures, 1);
             (sh.hooks.debug)(&format!("TLS handshake with {peer} failed: {e}"));
             false

@@ -6,6 +6,9 @@
 //! finishes, or raises the first one's failure (as Python's
 //! `SSLSocket.accept()` raises the `SSLError` of its handshake).
 //!
+//! A client that connects and leaves without sending a byte (a port check)
+//! is dropped quietly: neither returned, raised nor counted.
+//!
 //! Handshakes run only while somebody waits in `accept()` or one has
 //! started: connections the owner does not ask for wait in the kernel's
 //! backlog, as on a plain server. Finished ones not yet taken are held
@@ -25,7 +28,7 @@ use socket2::Socket;
 use crate::error::{Error, Phase, Result};
 use crate::tcp::TcpConnection;
 use crate::tls::ServerTls;
-use crate::wait::{poll_millis, Deadline, Interrupt, NoInterrupt};
+use crate::wait::{poll_millis, wait_fd, Deadline, Interrupt, NoInterrupt};
 
 use super::listener::{is_transient, StopSignal};
 use super::{Limits, Stats};
@@ -64,6 +67,50 @@ impl Bell {
         let mut buf = [0u8; 64];
         // SAFETY: reading into a valid buffer from our own nonblocking pipe.
         while unsafe { libc::read(self.rd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    }
+}
+
+/// How a connection's TLS start ended, for the blocking modes.
+pub(super) enum Started {
+    Tls,
+    /// The client closed (or reset) without sending a byte: a port check
+    /// or a scan, not a TLS client; not counted as a failure.
+    Left,
+    Failed(Error),
+}
+
+/// Wait (within `handshake_timeout`) for the client's first byte, then run
+/// the server handshake. Peeking first tells a client that connects and
+/// leaves from one whose handshake fails.
+pub(super) fn start_tls(
+    conn: &TcpConnection,
+    tls: &ServerTls,
+    limits: &Limits,
+    intr: &dyn Interrupt,
+) -> Started {
+    let deadline = Deadline::after(Some(limits.handshake_timeout()));
+    let Ok(sock) = conn.socket() else {
+        return Started::Left;
+    };
+    let peer = conn.peer_addr();
+    match wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr) {
+        Ok(true) => {}
+        Ok(false) => return Started::Failed(Error::timeout(Phase::Tls, Some(peer.to_string()))),
+        Err(e) => return Started::Failed(e),
+    }
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
+    match sock.peek(&mut one) {
+        Ok(0) => return Started::Left,
+        Err(e)
+            if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted =>
+        {
+            return Started::Left
+        }
+        _ => {}
+    }
+    match conn.start_tls_server(tls, deadline, intr) {
+        Ok(()) => Started::Tls,
+        Err(e) => Started::Failed(e),
     }
 }
 
@@ -184,15 +231,15 @@ impl Handshakes {
             return;
         }
         let body = move || {
-            let deadline = Deadline::after(Some(sh.limits.handshake_timeout()));
-            let r = conn.start_tls_server(&sh.tls, deadline, &NoInterrupt);
+            let r = start_tls(&conn, &sh.tls, &sh.limits, &NoInterrupt);
             lock(&sh.pending).remove(&id);
             if sh.closed.load(Ordering::SeqCst) {
                 return;
             }
             let r = match r {
-                Ok(()) => Ok(conn),
-                Err(e) => {
+                Started::Tls => Ok(conn),
+                Started::Left => return,
+                Started::Failed(e) => {
                     Stats::add(&sh.stats.tls_failures, 1);
                     Err(e)
                 }
