@@ -223,6 +223,22 @@ def test_client_certificate_required(mode, tls_pki) -> None:
             finish(p)
 
 
+def test_handler_sees_the_client_certificate(tls_pki) -> None:
+    seen: list[object] = []
+
+    def handler(conn: socketkit.TcpClient) -> None:
+        seen.append(conn.tls_info())
+        conn.sendall(conn.recv_line())
+
+    with socketkit.TcpServer(handler=handler, tls=server_config(tls_pki, client_auth=True)) as srv:
+        with tls_connect(srv, client_context(tls_pki, client_cert=True)) as s:
+            s.sendall(b"who am I\n")
+            assert recv_line(s) == b"who am I\n"
+    (info,) = seen
+    assert info is not None and info.verified
+    assert info.certificates[0].subject == tls_pki.client.subject
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_client_that_never_handshakes_blocks_nobody(mode, tls_pki) -> None:
     # No idle_timeout: the silent clients would wait the whole handshake
@@ -295,6 +311,18 @@ def test_accept_returns_a_tls_client_and_raises_a_failed_handshake(tls_pki) -> N
         t.join(5)
         assert got == [b"over tls\n"]
         assert srv.stats["tls_failures"] == 1
+    finally:
+        srv.stop()
+
+
+def test_accept_times_out_past_a_silent_client(tls_pki) -> None:
+    srv = socketkit.TcpServer(tls=server_config(tls_pki))
+    try:
+        with connect(srv.address):
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError):
+                srv.accept(timeout=0.3)
+            assert time.monotonic() - t0 < 3
     finally:
         srv.stop()
 

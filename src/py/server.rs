@@ -224,9 +224,8 @@ macro_rules! server_methods {
 /// ``min_version``, ``max_version`` and ``alpn`` apply too). Each
 /// connection's handshake runs before it is served, off the accept path
 /// (in its worker thread, on the event loop, or in a background thread for
-/// ``accept()``), within ``idle_timeout``, or 10 s
-/// (``DEFAULTS["tls_handshake_timeout"]``) without one: a client that never
-/// speaks TLS costs only its own connection. A failed handshake (a
+/// ``accept()``), within ``idle_timeout``, or 10 s without one: a client
+/// that never speaks TLS costs only its own connection. A failed handshake (a
 /// plaintext client, a missing or unknown client certificate, a timeout)
 /// closes that connection, is counted in ``stats["tls_failures"]`` and
 /// logged at DEBUG level only; a client that connects and leaves without

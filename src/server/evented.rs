@@ -17,6 +17,9 @@
 //! [`super::watchdog`] makes sure one of them polls for I/O), so a slow
 //! handler delays only its own connection. As many slow handlers as there
 //! are threads at once stall the server, as any event loop would.
+//!
+//! A TLS server's connection task runs its handshake first, on the same
+//! loop, then reads, frames and writes through TLS (`evented_tls`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
