@@ -105,14 +105,12 @@ use pyo3::types::PyModule;
 /// python/ directory. `socketkit` itself is registered as a bare package
 /// whose path is python/socketkit, so its `__init__` (which needs the
 /// built `_core`) does not run, and `cargo test` needs no installed
-/// socketkit; the import system loads exceptions.py once, whichever
-/// test thread gets there first. That first import runs in one thread
-/// while the others wait without the GIL: exceptions.py imports `ssl`,
-/// whose first import from several test threads at once once failed here.
+/// socketkit. The first import runs in one thread while the others wait
+/// without the GIL.
 fn with_exceptions<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
     static IMPORTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    Python::initialize();
     IMPORTED.get_or_init(|| {
+        embed_interpreter();
         Python::attach(|py| {
             let pkg = PyModule::new(py, "socketkit").unwrap();
             let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/python/socketkit");
@@ -128,6 +126,35 @@ fn with_exceptions<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
         py.import("socketkit.exceptions").unwrap();
         f(py)
     })
+}
+
+/// Start the interpreter with the standard library of the libpython this
+/// binary links. Left alone, an embedded interpreter finds its prefix
+/// through `python3` on PATH: with a virtualenv activated, that venv's
+/// home, possibly another build of the same version (a pyenv 3.11.7 venv
+/// over the system's 3.11.2 libpython) whose C extension modules do not
+/// load into it (exceptions.py imports `ssl`: "_ssl...: undefined symbol").
+/// Naming this test binary as the program makes getpath ignore PATH and
+/// fall back to the libpython's own prefix.
+fn embed_interpreter() {
+    if let Ok(exe) = std::env::current_exe() {
+        let wide: Vec<libc::wchar_t> = exe
+            .to_string_lossy()
+            .chars()
+            .map(|c| c as libc::wchar_t)
+            .chain(std::iter::once(0))
+            .collect();
+        // Python keeps the pointer: the name must live as long as the process.
+        let name: &'static [libc::wchar_t] = Box::leak(wide.into_boxed_slice());
+        // SAFETY: called once, before the interpreter is initialized (the
+        // only initialization in this test binary is below), with a
+        // NUL-terminated wide string that is never freed.
+        #[allow(deprecated)]
+        unsafe {
+            pyo3::ffi::Py_SetProgramName(name.as_ptr())
+        };
+    }
+    Python::initialize();
 }
 
 /// An error, the class and builtin it must become, its errno, phase
