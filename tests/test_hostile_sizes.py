@@ -1,0 +1,160 @@
+"""Hostile sizes and counts (issue 15, items 1-3): a huge size or count from
+the caller never aborts the interpreter, never allocates up front, and an
+out-of-range int is a ValueError naming the argument.
+
+Cases that used to abort the process (SIGABRT from a failed allocation) run
+in a child, so a regression fails a test instead of killing pytest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HUGE = [2**40, 2**62]
+
+
+def run_child(code: str, timeout: float = 60.0) -> str:
+    """Run `code` in a fresh interpreter; its stdout, or a failed test
+    naming how it died."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"child died with {proc.returncode}: {proc.stderr[:500]}"
+    return proc.stdout
+
+
+# A peer that sends GREETING on every connection, then waits for the client
+# to close (or, with close=True, closes at once).
+TCP_PEER = """
+import socket, threading
+import socketkit
+
+GREETING = b"hello"
+
+def serve(close):
+    srv = socket.create_server(("127.0.0.1", 0))
+    def run():
+        while True:
+            conn, _ = srv.accept()
+            conn.sendall(GREETING)
+            if close:
+                conn.close()
+            else:
+                threading.Thread(target=conn.recv, args=(1,), daemon=True).start()
+    threading.Thread(target=run, daemon=True).start()
+    return srv.getsockname()
+"""
+
+
+@pytest.mark.parametrize("size", HUGE)
+def test_tcp_recv_of_a_huge_size_returns_what_arrived(size: int) -> None:
+    out = run_child(
+        TCP_PEER
+        + f"""
+with socketkit.TcpClient(serve(close=False), timeout=10) as c:
+    print(c.recv({size}))
+"""
+    )
+    assert out.strip() == "b'hello'"
+
+
+@pytest.mark.parametrize("size", HUGE)
+def test_tcp_recv_exact_and_request_exact_of_a_huge_size_grow_as_bytes_arrive(size: int) -> None:
+    out = run_child(
+        TCP_PEER
+        + f"""
+addr = serve(close=True)
+for call in (lambda c: c.recv_exact({size}), lambda c: c.request(b"x", exact={size})):
+    with socketkit.TcpClient(addr, timeout=10) as c:
+        try:
+            call(c)
+        except socketkit.ConnectionClosedError as e:
+            print(e.partial)
+"""
+    )
+    assert out.split() == ["b'hello'", "b'hello'"]
+
+
+def test_a_buffer_the_allocator_refuses_is_memory_error() -> None:
+    # Address space capped a little above what the interpreter uses: the
+    # read buffer of recv_until(max_size=2**40) doubles as bytes arrive
+    # until the allocator refuses; that must be MemoryError, not SIGABRT.
+    out = run_child(
+        """
+import resource, socket, threading
+import socketkit
+
+srv = socket.create_server(("127.0.0.1", 0))
+def flood():
+    conn, _ = srv.accept()
+    chunk = b"x" * (1 << 20)
+    try:
+        while True:
+            conn.sendall(chunk)
+    except OSError:
+        pass
+threading.Thread(target=flood, daemon=True).start()
+c = socketkit.TcpClient(srv.getsockname(), timeout=30)
+with open("/proc/self/statm") as f:
+    vsize = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vsize + (256 << 20), resource.RLIM_INFINITY))
+try:
+    c.recv_until(b"\\n", max_size=2**40)
+except MemoryError as e:
+    print("MemoryError", e)
+c.close()
+"""
+    )
+    assert out.startswith("MemoryError cannot allocate"), out
+
+
+UDP_PEER = """
+import socket, threading
+import socketkit
+
+def echo():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    def run():
+        while True:
+            data, peer = s.recvfrom(65536)
+            s.sendto(data, peer)
+    threading.Thread(target=run, daemon=True).start()
+    return s.getsockname()
+
+addr = echo()
+u = socketkit.UdpSocket(("127.0.0.1", 0), timeout=10)
+"""
+
+
+@pytest.mark.parametrize("size", HUGE)
+def test_udp_receives_of_a_huge_bufsize_return_the_datagram(size: int) -> None:
+    out = run_child(
+        UDP_PEER
+        + f"""
+u.sendto(b"one", addr)
+print(u.recvfrom({size})[0])
+u.sendto(b"two", addr)
+print([d for d, _ in u.recv_many(1, {size})])
+print(u.request(b"three", addr, bufsize={size}))
+"""
+    )
+    assert out.split() == ["b'one'", "[b'two']", "b'three'"]
+
+
+@pytest.mark.parametrize("size", HUGE)
+def test_banner_of_a_huge_max_bytes_returns_the_greeting(size: int) -> None:
+    out = run_child(
+        TCP_PEER
+        + f"""
+host, port = serve(close=True)
+print(socketkit.banner(host, port, max_bytes={size}, timeout=10))
+"""
+    )
+    assert out.strip() == "b'hello'"
