@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+import socketkit
+
 HUGE = [2**40, 2**62]
 
 
@@ -158,3 +160,42 @@ print(socketkit.banner(host, port, max_bytes={size}, timeout=10))
 """
     )
     assert out.strip() == "b'hello'"
+
+
+# Item 3: ints past every range are ValueErrors naming the argument.
+def _tcp_pair() -> tuple[socketkit.TcpClient, object]:
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    c = socketkit.TcpClient(srv.getsockname(), timeout=5)
+    conn, _ = srv.accept()
+    srv.close()
+    return c, conn
+
+
+@pytest.mark.parametrize("value", [2**64, 2**200])
+def test_huge_ints_are_value_errors_naming_the_argument(value: int) -> None:
+    c, conn = _tcp_pair()
+    u = socketkit.UdpSocket(("127.0.0.1", 0))
+    cases = {
+        "retries": [
+            lambda: socketkit.Keepalive(retries=value),
+            lambda: u.request(b"x", ("127.0.0.1", 9), retries=value),
+            lambda: socketkit.udp_probe("127.0.0.1", 9, retries=value),
+        ],
+        "max_size": [
+            lambda: c.recv_line(max_size=value),
+            lambda: c.recv_until(b"\n", max_size=value),
+        ],
+        "max_messages": [lambda: u.recv_many(max_messages=value)],
+    }
+    try:
+        for arg, calls in cases.items():
+            for call in calls:
+                with pytest.raises(ValueError, match=arg) as info:
+                    call()
+                assert "too large" in str(info.value) or "must be" in str(info.value)
+    finally:
+        c.close()
+        conn.close()  # type: ignore[attr-defined]
+        u.close()
