@@ -32,7 +32,8 @@ def run_child(code: str, timeout: float = 60.0) -> str:
 
 
 # A peer that sends GREETING on every connection, then waits for the client
-# to close (or, with close=True, closes at once).
+# to close; with close=True it also shuts its side down (EOF after the
+# greeting; a request the client still sends is read, not reset).
 TCP_PEER = """
 import socket, threading
 import socketkit
@@ -46,9 +47,8 @@ def serve(close):
             conn, _ = srv.accept()
             conn.sendall(GREETING)
             if close:
-                conn.close()
-            else:
-                threading.Thread(target=conn.recv, args=(1,), daemon=True).start()
+                conn.shutdown(socket.SHUT_WR)
+            threading.Thread(target=conn.recv, args=(1,), daemon=True).start()
     threading.Thread(target=run, daemon=True).start()
     return srv.getsockname()
 """
