@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import _child
 import pytest
 
 import socketkit
@@ -160,6 +161,34 @@ print(socketkit.banner(host, port, max_bytes={size}, timeout=10))
 """
     )
     assert out.strip() == "b'hello'"
+
+
+# Item 2: tcping's count is a bound on a stream of pings, not a size to
+# allocate: the child pings until interrupted.
+@pytest.mark.parametrize("count", [2**31, 2**62])
+def test_tcping_of_a_huge_count_pings_until_interrupted(count: int) -> None:
+    proc = _child.start(
+        f"""
+import socket
+import socketkit
+refusing = socket.socket()
+refusing.bind(("127.0.0.1", 0))
+print("READY")
+try:
+    socketkit.tcping(*refusing.getsockname(), count={count}, interval=0, timeout=1)
+except KeyboardInterrupt:
+    print("INTERRUPTED")
+"""
+    )
+    outcome = _child.interrupt(proc)
+    assert outcome.returncode == 0, outcome
+    assert "INTERRUPTED" in outcome.stdout, outcome
+
+
+def test_a_count_past_every_range_is_a_value_error_naming_it() -> None:
+    for call in (socketkit.tcping, socketkit._core._tcping_iter):
+        with pytest.raises(ValueError, match="count is too large"):
+            call("127.0.0.1", 9, count=2**64)
 
 
 # Item 3: ints past every range are ValueErrors naming the argument.
