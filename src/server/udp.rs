@@ -129,6 +129,7 @@ impl Server for UdpServerCore {
             }
         }
         lock(&self.sock).take();
+        self.stop.close();
         self.life.finish();
     }
 
