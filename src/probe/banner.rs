@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::addr::HostPort;
-use crate::error::{Error, Result};
+use crate::error::{try_reserve, Error, Result};
 use crate::options::SocketOptions;
 use crate::sock::{read_some, write_all};
 use crate::tcp::connect;
@@ -13,6 +13,9 @@ use crate::wait::{Deadline, Interrupt};
 /// After the first bytes, keep reading while more arrive within this pause
 /// (multi-line greetings such as SMTP's `220-` arrive in several segments).
 pub const QUIET: Duration = Duration::from_millis(100);
+
+/// The most one read asks for.
+const CHUNK: usize = 64 * 1024;
 
 /// Up to `max_bytes` of what `target` sends first (after `send`, if given)
 /// within `timeout`. Silence gives an empty result; a failed connect is an
@@ -30,25 +33,29 @@ pub fn banner(
     if let Some(data) = send {
         write_all(&sock, data, deadline, intr, peer.as_ref())?;
     }
-    let mut out = vec![0u8; max_bytes];
-    let mut got = 0;
-    while got < max_bytes {
-        let wait = if got == 0 {
+    // max_bytes bounds the result, not an allocation: grow as bytes arrive.
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; max_bytes.min(CHUNK)];
+    while out.len() < max_bytes {
+        let room = (max_bytes - out.len()).min(chunk.len());
+        let wait = if out.is_empty() {
             deadline
         } else {
             deadline.min(Deadline::after(Some(QUIET)))
         };
-        match read_some(&sock, &mut out[got..], wait, intr, peer.as_ref()) {
+        match read_some(&sock, &mut chunk[..room], wait, intr, peer.as_ref()) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => {
+                try_reserve(&mut out, n)?;
+                out.extend_from_slice(&chunk[..n]);
+            }
             Err(Error::Timeout { .. }) => break,
             Err(Error::Interrupted) => return Err(Error::Interrupted),
             // A reset after the greeting still leaves the greeting.
-            Err(_) if got > 0 => break,
+            Err(_) if !out.is_empty() => break,
             Err(e) => return Err(e),
         }
     }
-    out.truncate(got);
     Ok(out)
 }
 

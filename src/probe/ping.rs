@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::addr::{happy_eyeballs_order, HostPort};
-use crate::error::{Error, Phase, Result};
+use crate::error::{try_reserve, Error, Phase, Result};
 use crate::probe::classify::{connect_again, failed, opened, refused, settle, silent};
 use crate::probe::plan::{resolve_deadline, resolve_message};
 use crate::probe::types::{Outcome, State};
@@ -115,6 +115,9 @@ impl Pinger {
             }
             self.due = Some(next);
         }
+        // With interval 0 against a port that refuses at once nothing above
+        // or below waits, so nothing else would notice Ctrl-C.
+        intr.check()?;
         self.sent += 1;
         let seq = self.sent;
         let probe = match self.address {
@@ -190,13 +193,16 @@ pub fn tcping(
     intr: &dyn Interrupt,
 ) -> Result<PingRun> {
     let mut pinger = Pinger::new(target.clone(), Some(count), interval, timeout);
-    let mut replies = Vec::with_capacity(count);
+    // count bounds a stream, not an allocation: the replies grow as pings
+    // are made (count=2**31 with interval=0 pings until interrupted).
+    let mut replies = Vec::new();
     let mut address = None;
     while let Some(p) = pinger.next(intr)? {
         if let Some(e) = p.unresolved {
             return Err(e);
         }
         address = address.or(p.address);
+        try_reserve(&mut replies, 1)?;
         replies.push(match (p.outcome.state, p.outcome.rtt) {
             (State::Open, Some(rtt)) => Ok(rtt),
             _ => Err(p.outcome.reason()),

@@ -2,7 +2,7 @@
 //! live in `socketkit/exceptions.py` (they need two builtin bases each) and
 //! are reached through typed handles, never looked up by name.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple, PyType};
 use pyo3::PyTypeInfo;
@@ -25,6 +25,7 @@ macro_rules! socketkit_exceptions {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Class {
             ValueError,
+            MemoryError,
             /// Re-raise what the signal handler raised (KeyboardInterrupt).
             Interrupted,
             $($name,)*
@@ -34,6 +35,7 @@ macro_rules! socketkit_exceptions {
             fn type_object(self, py: Python<'_>) -> Bound<'_, PyType> {
                 match self {
                     Class::ValueError => PyValueError::type_object(py),
+                    Class::MemoryError => PyMemoryError::type_object(py),
                     Class::Interrupted => PyKeyboardInterrupt::type_object(py),
                     $(Class::$name => exc::$name::type_object(py),)*
                 }
@@ -123,6 +125,7 @@ pub fn classify(err: &Error) -> (Class, Option<i32>) {
             ..
         } => (Class::CertificateError, Some(SSL_ERROR_SSL)),
         Error::Tls { .. } => (Class::TlsError, Some(SSL_ERROR_SSL)),
+        Error::NoMemory { .. } => (Class::MemoryError, None),
     }
 }
 
@@ -164,6 +167,7 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
             return Ok(pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(())))
         }
         Class::ValueError => return Ok(PyValueError::new_err(err.to_string())),
+        Class::MemoryError => return Ok(PyMemoryError::new_err(err.to_string())),
         _ => {}
     }
     let cls = class.type_object(py);

@@ -88,6 +88,10 @@ fn sendall_keeps_inner_class() {
 fn bad_arguments_are_value_errors() {
     assert_eq!(classify(&Error::invalid("port", "x")).0, Class::ValueError);
     assert_eq!(classify(&Error::Interrupted).0, Class::Interrupted);
+    assert_eq!(
+        classify(&Error::NoMemory { bytes: 1 }),
+        (Class::MemoryError, None)
+    );
     assert_eq!(classify(&Error::Stopped), (Class::Error, Some(libc::EBADF)));
 }
 

@@ -20,13 +20,13 @@ use crate::py::probe_args::{port_arg, saturated, target_arg};
 use crate::wait::Interrupt;
 
 fn count_arg(count: Int) -> PyResult<usize> {
-    let count = saturated(count);
-    if count < 1 {
+    if count.0 < 1 {
         return Err(PyValueError::new_err(format!(
-            "count must be at least 1, got {count}"
+            "count must be at least 1, got {}",
+            saturated(count)
         )));
     }
-    usize::try_from(count).map_err(|_| PyValueError::new_err("count is too large"))
+    count.size("count")
 }
 
 /// `tcping` in the core: (host, address, port, rtts_ms_or_None, errors).

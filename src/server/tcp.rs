@@ -240,6 +240,7 @@ impl Server for TcpServerCore {
             Some(Running::Accept) | None => {}
         }
         lock(&self.listener).take();
+        self.stop.close();
         self.life.finish();
     }
 
