@@ -230,8 +230,8 @@ def _tcp(*a, **kw):
 
 
 ADDRESS_CASES = [
-    (("127.0.0.1", 70000), ValueError, r"port must be 0-65535, got 70000"),
-    (("127.0.0.1", -1), ValueError, r"port must be 0-65535, got -1"),
+    (("127.0.0.1", 70000), ValueError, r"port must be 1-65535, got 70000"),
+    (("127.0.0.1", -1), ValueError, r"port must be 1-65535, got -1"),
     ("127.0.0.1:70000", ValueError, r"70000"),
     ("127.0.0.1:-1", ValueError, r"port"),
     (("127.0.0.1", "abc"), TypeError, r"port must be an int, got str"),
