@@ -77,14 +77,15 @@ from socketkit.probes import (
 )
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
 
+# The classes named like builtins (TimeoutError, ConnectionRefusedError,
+# ConnectionResetError, ConnectionAbortedError, BrokenPipeError) stay out of
+# __all__: `from socketkit import *` (common in notebooks) must not shadow
+# the builtins, after which `except TimeoutError:` would miss a stdlib
+# timeout. They are socketkit.TimeoutError, ... as before.
 __all__ = [
     "AddressInUseError",
-    "BrokenPipeError",
     "CheckResult",
-    "ConnectionAbortedError",
     "ConnectionClosedError",
-    "ConnectionRefusedError",
-    "ConnectionResetError",
     "Error",
     "Keepalive",
     "LimitExceededError",
@@ -96,7 +97,6 @@ __all__ = [
     "TcpClient",
     "TcpOptions",
     "TcpServer",
-    "TimeoutError",
     "UdpClient",
     "UdpOptions",
     "UdpServer",
