@@ -60,7 +60,7 @@ def test_recv_timeout_is_caught_by_except_socket_timeout(echo_server):
     assert isinstance(caught, socketkit.TimeoutError)
     assert caught.errno == errno.ETIMEDOUT
     assert caught.phase == "recv"
-    assert caught.address == f"127.0.0.1:{echo_server.address[1]}"
+    assert caught.address == ("127.0.0.1", echo_server.address[1])  # a (host, port) tuple (issue 17)
     assert "timed out" in str(caught)
 
 

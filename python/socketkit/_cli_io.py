@@ -57,19 +57,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     proto = "udp" if args.udp else "tcp"
     status = EXIT_OK
-    with server:
-        host, port = server.address
-        where = fmt_target(host, port)
-        if args.json:
-            emit({"listening": where, "proto": proto, "mode": args.mode})
-        else:
-            print(f"socketkit serve: {args.mode} on {proto} {where} (Ctrl-C stops)", flush=True)
-        try:
+    try:  # around it all: a signal may land before serve_forever() starts
+        with server:
+            host, port = server.address
+            where = fmt_target(host, port)
+            if args.json:
+                emit({"listening": where, "proto": proto, "mode": args.mode})
+            else:
+                print(f"socketkit serve: {args.mode} on {proto} {where} (Ctrl-C stops)", flush=True)
             server.serve_forever()
-        except _Terminated:
-            pass
-        except KeyboardInterrupt:
-            status = EXIT_INTERRUPTED
+    except _Terminated:
+        pass
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
     if not args.json:
         print("socketkit serve: stopped", file=sys.stderr)
     return status

@@ -2,7 +2,7 @@
 
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Self, TypedDict, final
+from typing import Any, Final, Literal, Self, TypedDict, final
 
 from typing_extensions import Buffer, Unpack, disjoint_base
 
@@ -234,7 +234,7 @@ class TcpServer:
         handler: Callable[[TcpClient], object] | None = None,
         *,
         on_message: Callable[[bytes], bytes | bytearray | memoryview | None] | None = None,
-        framing: str | None = "line",
+        framing: Literal["line", "length", "raw"] | None = "line",
         max_message: int | None = 1048576,
         backlog: int | None = 1024,
         max_connections: int | None = 1024,

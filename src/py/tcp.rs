@@ -40,16 +40,40 @@ use crate::tcp::{connect, Reply, TcpConnection, TCP_STATES};
 #[pyclass(module = "socketkit._core", frozen)]
 pub struct TcpClient {
     conn: TcpConnection,
+    /// The user opened it, so the user closes it: dropping it open is a
+    /// ResourceWarning, as for the stdlib's socket. A server's connections
+    /// are the server's to close.
+    owned: bool,
 }
 
 impl TcpClient {
     pub fn from_connection(conn: TcpConnection) -> Self {
-        TcpClient { conn }
+        TcpClient { conn, owned: false }
     }
 
     /// The core connection (servers close it when a handler returns).
     pub fn connection(&self) -> &TcpConnection {
         &self.conn
+    }
+}
+
+impl Drop for TcpClient {
+    fn drop(&mut self) {
+        if !(self.owned && self.conn.is_open()) {
+            return;
+        }
+        let msg = format!("unclosed {}", self.__repr__());
+        Python::attach(|py| {
+            let category = py.get_type::<pyo3::exceptions::PyResourceWarning>();
+            let Ok(text) = std::ffi::CString::new(msg) else {
+                return;
+            };
+            // As socket.__del__ does: a warning turned into an error cannot
+            // be raised from a destructor, so it goes to sys.unraisablehook.
+            if let Err(e) = PyErr::warn(py, &category, &text, 1) {
+                e.write_unraisable(py, None);
+            }
+        });
     }
 }
 
@@ -76,7 +100,7 @@ impl TcpClient {
             let (sock, peer) = connect(&target, &opts, source, timeout, intr)?;
             Ok(TcpConnection::connected(sock, peer, timeout))
         })?;
-        Ok(TcpClient { conn })
+        Ok(TcpClient { conn, owned: true })
     }
 
     /// Adopt a connected stdlib ``socket.socket`` (SOCK_STREAM). The stdlib
@@ -117,7 +141,7 @@ impl TcpClient {
         // SAFETY: detach() handed us sole ownership of this open fd.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let conn = core(py, TcpConnection::new(Socket::from(owned), timeout))?;
-        Ok(TcpClient { conn })
+        Ok(TcpClient { conn, owned: true })
     }
 
     /// Close this object and return the connection as a stdlib
