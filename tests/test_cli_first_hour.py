@@ -388,6 +388,54 @@ def test_16_tables_say_rtt_and_proto() -> None:
         assert r.stdout.splitlines()[0].split() == ["HOST", "ADDRESS", "PORT", "PROTO", "STATE", "RTT"]
 
 
+# --- 12 (terminal part): the plain bar fits, clears, and skips tiny jobs ---------
+
+
+def on_a_terminal(argv: list[str], columns: int) -> tuple[str, str]:
+    """Run the CLI with stderr on a pseudo-terminal ``columns`` wide."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=60)
+    return out.decode(), err.decode()
+
+
+def test_12_progress_fits_a_narrow_terminal_and_is_cleared() -> None:
+    out, err = on_a_terminal(["scan", "127.0.0.1", "-p", "1-30000", "--rate", "15000"], 40)
+    assert "scanned 1 host(s), 30000 port(s)" in out
+    frames = err.split("\r")
+    drawn = [f for f in frames if f.strip()]
+    assert len(drawn) >= 2, err  # redrawn in place, not once per line
+    assert "\n" not in err
+    assert all(len(f) <= 39 for f in frames), [f for f in frames if len(f) > 39]
+    assert any("/s" in f and "ETA" in f for f in drawn), drawn
+    assert frames[-1] == "" and frames[-2].strip() == "", frames[-3:]  # erased when done
+
+
+def test_12_no_progress_for_a_tiny_job() -> None:
+    with listening() as port:
+        out, err = on_a_terminal(["check", f"127.0.0.1:{port}"], 80)
+    assert "open" in out
+    assert err == ""
+
+
 def test_cli_module_files_stay_small() -> None:
     import socketkit
 
