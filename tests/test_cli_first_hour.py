@@ -78,12 +78,12 @@ def interrupted(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 
 def test_1_options_before_positionals() -> None:
-    with serving("echo", "--udp", "127.0.0.1:0") as (proc, where):
+    with serving("echo", "--udp", "127.0.0.1:0") as (_proc, where):
         assert where.startswith("127.0.0.1:")
         r = run("send", where, "--timeout", "2", "hello\\n", "--udp")
         assert r.returncode == 0, r.stderr
         assert r.stdout == "hello\n"
-    with serving("echo") as (proc, where):
+    with serving("echo") as (_proc, where):
         r = run("send", "--until", "\\n", where, "--timeout", "2", "hi\\n")
         assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
     bad = run("send", "127.0.0.1:1", "x", "--bogus")
@@ -245,7 +245,9 @@ def test_11_scan_hides_closed_ports_like_nmap() -> None:
         assert not any(str(closed) in row for row in rows)
         assert "Not shown: 1 closed port" in r.stdout
         every = run("scan", "127.0.0.1", "-p", f"{closed},{port}", "--all")
-        assert any(row[2:5] == [str(closed), "tcp", "closed"] for row in map(str.split, every.stdout.splitlines()))
+        assert any(
+            row[2:5] == [str(closed), "tcp", "closed"] for row in map(str.split, every.stdout.splitlines())
+        )
     assert "default 1-1024" in run("scan", "--help").stdout
 
 
@@ -331,7 +333,7 @@ def test_15_ctrl_c_exits_130_in_every_long_running_subcommand() -> None:
     assert code == 130, err
 
     with listening() as port:
-        proc, first = started(["ping", f"127.0.0.1:{port}", "-c", "1000", "-i", "0.2"])
+        proc, _first = started(["ping", f"127.0.0.1:{port}", "-c", "1000", "-i", "0.2"])
         assert proc.stdout is not None
         select.select([proc.stdout], [], [], 10)
         proc.stdout.readline()  # the first probe
@@ -339,8 +341,8 @@ def test_15_ctrl_c_exits_130_in_every_long_running_subcommand() -> None:
     assert code == 130, err
     assert "tcping statistics" in out  # ping(8)'s way: the summary first
 
-    with serving("discard") as (proc, where):
-        code, _, err = interrupted(proc)  # type: ignore[arg-type]
+    with serving("discard") as (proc, _where):
+        code, _, err = interrupted(proc)
         assert code == 130, err
 
 

@@ -47,7 +47,9 @@ def blocks() -> list[Block]:
         end = lines.index("```", i + 1)
         before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
         skip = SKIP.search(before)
-        out.append(Block(start + 1, m.group(1), "\n".join(lines[start + 1 : end]) + "\n", skip and skip.group(1)))
+        out.append(
+            Block(start + 1, m.group(1), "\n".join(lines[start + 1 : end]) + "\n", skip and skip.group(1))
+        )
         i = end + 1
     return out
 
@@ -121,9 +123,7 @@ def test_console_session_replays(block: Block) -> None:
             if command == "echo $?":
                 got = [str(last)]
             elif command.endswith(" &"):
-                proc = subprocess.Popen(
-                    shlex.split(command[:-2]), stdout=subprocess.PIPE, text=True, env=env
-                )
+                proc = subprocess.Popen(shlex.split(command[:-2]), stdout=subprocess.PIPE, text=True, env=env)
                 background.append(proc)
                 assert proc.stdout is not None
                 ready, _, _ = select.select([proc.stdout], [], [], 30)

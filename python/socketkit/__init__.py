@@ -77,6 +77,15 @@ from socketkit.probes import (
 )
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
 
+#: Reachable as socketkit.TimeoutError, ..., but not in __all__ (below).
+_LIKE_BUILTINS = (
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    TimeoutError,
+)
+
 # The classes named like builtins (TimeoutError, ConnectionRefusedError,
 # ConnectionResetError, ConnectionAbortedError, BrokenPipeError) stay out of
 # __all__: `from socketkit import *` (common in notebooks) must not shadow

@@ -42,7 +42,9 @@ def _udp_many(
         return socketkit.Results()
     workers = max(1, min(concurrency, 256, len(targets)))
     with ThreadPoolExecutor(workers, thread_name_prefix="socketkit-udp") as pool:
-        return socketkit.Results(pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp"), targets))
+        return socketkit.Results(
+            pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp"), targets)
+        )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -85,9 +87,7 @@ def _udp_scan(args: argparse.Namespace, ports: str) -> socketkit.ScanReport:
     port_list = socketkit._core._parse_ports(ports)
     hosts = _hosts(args.hosts)
     start = time.perf_counter()
-    results = _udp_many(
-        [(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency
-    )
+    results = _udp_many([(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency)
     return socketkit.ScanReport(results, ports=len(port_list), elapsed=time.perf_counter() - start)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "_check_many",
     "_fd_budget",
     "_parse_ports",
+    "_parse_target",
     "_scan",
     "_scan_iter",
     "_tcping",

@@ -198,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--open", action="store_true", help="list only open ports")
     sp.add_argument(
-        "-a", "--all", action="store_true", dest="show_all", help="list closed ports too (default: count them)"
+        "-a",
+        "--all",
+        action="store_true",
+        dest="show_all",
+        help="list closed ports too (default: count them)",
     )
     _timeout(sp, _D["scan_timeout"], "seconds per connect")
     sp.add_argument(

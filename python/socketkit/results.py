@@ -29,10 +29,7 @@ from socketkit._format import (
     round_floats,
 )
 
-__all__ = ["CheckResult", "PingStats", "Results", "ScanReport", "State"]
-
-#: What a probe found (nmap's words); ``"open|filtered"`` is UDP's silence.
-State = Literal["open", "closed", "filtered", "error", "open|filtered"]
+__all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
 
 
 class _CheckFields(NamedTuple):
@@ -43,7 +40,9 @@ class _CheckFields(NamedTuple):
     address: str | None
     port: int
     proto: Literal["tcp", "udp"]
-    state: State
+    # What a probe found (nmap's words); "open|filtered" is UDP's silence.
+    # A Literal, so mypy --strict catches `r.state == "opne"`.
+    state: Literal["open", "closed", "filtered", "error", "open|filtered"]
     rtt_ms: float | None
     error: str | None
 
@@ -426,23 +425,25 @@ class PingStats(Export):
 
     def to_dict(self) -> dict[str, Any]:
         """Every statistic and the rtts as a dict (floats to the nanosecond)."""
-        return round_floats({
-            "host": self.host,
-            "address": self.address,
-            "port": self.port,
-            "sent": self.sent,
-            "received": self.received,
-            "loss": self.loss,
-            "loss_percent": self.loss_percent,
-            "min": self.min,
-            "avg": self.avg,
-            "max": self.max,
-            "stdev": self.stdev,
-            "median": self.median,
-            "p95": self.p95,
-            "jitter": self.jitter,
-            "rtts": list(self.rtts),
-        })
+        return round_floats(
+            {
+                "host": self.host,
+                "address": self.address,
+                "port": self.port,
+                "sent": self.sent,
+                "received": self.received,
+                "loss": self.loss,
+                "loss_percent": self.loss_percent,
+                "min": self.min,
+                "avg": self.avg,
+                "max": self.max,
+                "stdev": self.stdev,
+                "median": self.median,
+                "p95": self.p95,
+                "jitter": self.jitter,
+                "rtts": list(self.rtts),
+            }
+        )
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One row per ping: seq, rtt_ms (None if lost) and error."""
