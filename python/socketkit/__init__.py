@@ -85,16 +85,26 @@ from socketkit.probes import (
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
 from socketkit.tls import CertInfo, TlsInfo
 
+#: Reachable as socketkit.TimeoutError, ..., but not in __all__ (below).
+_LIKE_BUILTINS = (
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    TimeoutError,
+)
+
+# The classes named like builtins (TimeoutError, ConnectionRefusedError,
+# ConnectionResetError, ConnectionAbortedError, BrokenPipeError) stay out of
+# __all__: `from socketkit import *` (common in notebooks) must not shadow
+# the builtins, after which `except TimeoutError:` would miss a stdlib
+# timeout. They are socketkit.TimeoutError, ... as before.
 __all__ = [
     "AddressInUseError",
-    "BrokenPipeError",
     "CertInfo",
     "CertificateError",
     "CheckResult",
-    "ConnectionAbortedError",
     "ConnectionClosedError",
-    "ConnectionRefusedError",
-    "ConnectionResetError",
     "Error",
     "Keepalive",
     "LimitExceededError",
@@ -106,7 +116,6 @@ __all__ = [
     "TcpClient",
     "TcpOptions",
     "TcpServer",
-    "TimeoutError",
     "TlsConfig",
     "TlsError",
     "TlsInfo",

@@ -3,7 +3,7 @@
 import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, Self, TypedDict, final
+from typing import Any, Final, Literal, Self, TypedDict, final
 
 from typing_extensions import Buffer, Unpack, disjoint_base
 
@@ -30,6 +30,7 @@ __all__ = [
     "_check_many",
     "_fd_budget",
     "_parse_ports",
+    "_parse_target",
     "_scan",
     "_scan_iter",
     "_tcping",
@@ -285,7 +286,7 @@ class TcpServer:
         handler: Callable[[TcpClient], object] | None = None,
         *,
         on_message: Callable[[bytes], bytes | bytearray | memoryview | None] | None = None,
-        framing: str | None = "line",
+        framing: Literal["line", "length", "raw"] | None = "line",
         max_message: int | None = 1048576,
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
@@ -434,4 +435,5 @@ def _udp_probe(
     target: _Target, port: int | None, payload: Buffer | None, *, timeout: float | None, retries: int
 ) -> _Result: ...
 def _parse_ports(ports: _Ports) -> list[int]: ...
+def _parse_target(target: _Target) -> tuple[str, int]: ...
 def _fd_budget() -> int: ...

@@ -21,7 +21,9 @@ from typing import Any, ClassVar, Protocol
 __all__ = [
     "CHECK_FIELDS",
     "COLUMNS",
+    "DECIMALS",
     "MAX_ROWS",
+    "PING_SUMMARY_FIELDS",
     "Export",
     "fmt_bytes",
     "fmt_counts",
@@ -31,6 +33,7 @@ __all__ = [
     "html_table",
     "plural",
     "result_table",
+    "round_floats",
     "target_of",
     "text_table",
 ]
@@ -40,6 +43,30 @@ MAX_ROWS = 200
 
 #: The columns of a check-like result, in ``to_dict()`` order.
 CHECK_FIELDS = ("host", "address", "port", "proto", "state", "ok", "rtt_ms", "error")
+
+#: The keys of ``PingStats.to_dict()`` (the CLI's ping summary).
+PING_SUMMARY_FIELDS = (
+    "host",
+    "address",
+    "port",
+    "sent",
+    "received",
+    "loss",
+    "loss_percent",
+    "min",
+    "avg",
+    "max",
+    "stdev",
+    "median",
+    "p95",
+    "jitter",
+    "rtts",
+)
+
+#: Decimals every exported float keeps: times are in milliseconds, so 6 is
+#: a nanosecond, finer than any clock socketkit reads, and no float noise
+#: (``0.12519000000000002``) reaches JSON, CSV or pandas.
+DECIMALS = 6
 
 
 class _Probed(Protocol):
@@ -93,6 +120,18 @@ def fmt_bytes(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
+def round_floats(value: Any) -> Any:
+    """``value`` with every float in it (through dicts and lists) rounded
+    to :data:`DECIMALS`; NaN and infinities as they are."""
+    if isinstance(value, float):
+        return round(value, DECIMALS) if value == value and abs(value) != float("inf") else value
+    if isinstance(value, dict):
+        return {k: round_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [round_floats(v) for v in value]
+    return value
+
+
 def plural(n: int, word: str) -> str:
     """``"1 host"``, ``"3 hosts"``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -127,14 +166,15 @@ COLUMNS: dict[str, tuple[str, Callable[[_Probed], str]]] = {
     "port": ("PORT", lambda r: str(r.port)),
     "proto": ("PROTO", lambda r: r.proto),
     "state": ("STATE", lambda r: r.state),
-    "time": ("TIME", lambda r: fmt_ms(r.rtt_ms)),
+    "rtt": ("RTT", lambda r: fmt_ms(r.rtt_ms)),
+    "time": ("RTT", lambda r: fmt_ms(r.rtt_ms)),  # the old name of "rtt"
     "error": ("ERROR", lambda r: r.error or ""),
 }
 
 
 def result_table(
     results: Iterable[_Probed],
-    columns: Sequence[str] = ("target", "address", "proto", "state", "time", "error"),
+    columns: Sequence[str] = ("target", "address", "proto", "state", "rtt", "error"),
     more: int = 0,
 ) -> str:
     """A text table of results, one row each, with the ``columns`` named
@@ -147,8 +187,11 @@ def result_table(
 def _html_cell(column: str, v: Any) -> str:
     if v is None:
         return ""
-    if column == "rtt_ms" and isinstance(v, float):
+    if isinstance(v, float):
+        # Milliseconds to the microsecond, as the text tables print them.
         return f"{v:.3f}"
+    if isinstance(v, list):
+        return ", ".join(_html_cell(column, x) for x in v)
     return str(v)
 
 
@@ -159,8 +202,10 @@ def html_table(
     columns: Sequence[str] = CHECK_FIELDS,
 ) -> str:
     """An HTML table (``class="socketkit"``) of dict rows, everything escaped;
-    ``columns`` names the header when there are no rows."""
-    cols = list(rows[0].keys()) if rows else list(columns)
+    with no rows, the caption as a sentence (an empty table says less)."""
+    if not rows:
+        return f'<p class="socketkit">{html.escape(caption)}</p>'
+    cols = list(rows[0].keys())
     out = ['<table class="socketkit">', f"<caption>{html.escape(caption)}</caption>", "<thead><tr>"]
     out += [f"<th>{html.escape(c)}</th>" for c in cols]
     out.append("</tr></thead><tbody>")

@@ -5,6 +5,7 @@ when installed, a plain one on stderr otherwise); a callable receives
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -16,29 +17,57 @@ ProgressArg = bool | Callable[[int, int], Any] | None
 
 
 class _PlainBar:
-    """A one-line bar on stderr, redrawn at most 10 times a second."""
+    """A one-line bar on stderr: redrawn at most 10 times a second, as wide
+    as the terminal (never wrapping), with rate and ETA, and erased when
+    done, so the results print where it was. A job done within
+    ``DELAY`` seconds, or of one item, draws nothing."""
+
+    DELAY = 0.5
 
     def __init__(self, desc: str) -> None:
         self.desc = desc
+        self.start = time.monotonic()
         self.last = 0.0
-        self.drawn = False
+        self.drawn = 0  # the length of the line on screen
+
+    @staticmethod
+    def _columns() -> int:
+        try:
+            return os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return 80
+
+    def line(self, done: int, total: int, width: int, elapsed: float) -> str:
+        """The bar's text for a terminal ``width`` columns wide (one less is
+        used: writing the last column wraps some terminals)."""
+        pct = 100.0 * done / total if total else 100.0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f" ETA {(total - done) / rate:.0f}s" if rate > 0 and done < total else ""
+        tail = f" {done}/{total} {pct:3.0f}% {rate:.0f}/s{eta}"
+        room = width - 1 - len(self.desc) - len(tail) - 3
+        if room >= 5:
+            filled = room * done // total if total else room
+            return f"{self.desc} [{'#' * filled}{'.' * (room - filled)}]{tail}"
+        return f"{self.desc}{tail}"[: max(width - 1, 0)]
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
+        if total <= 1 or now - self.start < self.DELAY:
+            return
         if done < total and now - self.last < 0.1:
             return
         self.last = now
-        width = 30
-        filled = width * done // total if total else width
-        pct = 100.0 * done / total if total else 100.0
-        sys.stderr.write(f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {pct:5.1f}%")
+        text = self.line(done, total, self._columns(), now - self.start)
+        pad = " " * max(self.drawn - len(text), 0)
+        sys.stderr.write(f"\r{text}{pad}")
         sys.stderr.flush()
-        self.drawn = True
+        self.drawn = len(text)
 
     def close(self) -> None:
         if self.drawn:
-            sys.stderr.write("\n")
+            sys.stderr.write("\r" + " " * self.drawn + "\r")
             sys.stderr.flush()
+            self.drawn = 0
 
 
 class _TqdmBar:

@@ -13,7 +13,12 @@ Attributes set when known:
     what the call was doing: ``"resolve"``, ``"connect"``, ``"bind"``,
     ``"send"``, ``"recv"``, ``"accept"``, ``"option"`` or ``"tls"``.
 ``address``
-    the peer or local address involved, as ``"host:port"``.
+    the peer or local address involved, a ``(host, port)`` tuple like every
+    address socketkit returns.
+``host``
+    for :class:`ResolveError`: the name that did not resolve.
+``option``
+    for an option the platform lacks: its name.
 ``attempts``
     for a connect, every address tried: a list of
     ``((host, port), errno, message)``.
@@ -55,7 +60,8 @@ class Error(OSError):
     """Base class of every socketkit error; an :class:`OSError`."""
 
     phase: str | None = None
-    address: str | None = None
+    address: tuple[str, int] | None = None
+    option: str | None = None
     attempts: list[tuple[tuple[str, int], int | None, str]] = []  # noqa: RUF012
     bytes_sent: int | None = None
 
@@ -93,7 +99,9 @@ class AddressInUseError(Error):
 
 class ResolveError(Error, socket.gaierror):
     """A host name could not be resolved; also :class:`socket.gaierror`,
-    with ``errno`` set to the ``EAI_*`` code."""
+    with ``errno`` set to the ``EAI_*`` code and ``host`` to the name."""
+
+    host: str | None = None
 
 
 class LimitExceededError(Error):

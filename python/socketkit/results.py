@@ -15,7 +15,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
-from typing import Any, NamedTuple, SupportsIndex, overload
+from typing import Any, Literal, NamedTuple, SupportsIndex, overload
 
 from socketkit._format import (
     MAX_ROWS,
@@ -26,6 +26,7 @@ from socketkit._format import (
     fmt_target,
     plural,
     result_table,
+    round_floats,
 )
 
 __all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
@@ -38,8 +39,10 @@ class _CheckFields(NamedTuple):
     host: str
     address: str | None
     port: int
-    proto: str
-    state: str
+    proto: Literal["tcp", "udp"]
+    # What a probe found (nmap's words); "open|filtered" is UDP's silence.
+    # A Literal, so mypy --strict catches `r.state == "opne"`.
+    state: Literal["open", "closed", "filtered", "error", "open|filtered"]
     rtt_ms: float | None
     error: str | None
 
@@ -88,7 +91,8 @@ class CheckResult(_CheckFields, Export):
     __str__ = __repr__
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields (and ``ok``) as a dict, ready for JSON."""
+        """The fields (and ``ok``) as a dict, ready for JSON (``rtt_ms``
+        rounded to the nanosecond)."""
         return {
             "host": self.host,
             "address": self.address,
@@ -96,7 +100,7 @@ class CheckResult(_CheckFields, Export):
             "proto": self.proto,
             "state": self.state,
             "ok": self.ok,
-            "rtt_ms": self.rtt_ms,
+            "rtt_ms": round_floats(self.rtt_ms),
             "error": self.error,
         }
 
@@ -225,6 +229,13 @@ class ScanReport(Export):
     def __len__(self) -> int:
         return len(self.results)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScanReport):
+            return NotImplemented
+        return (self.results, self.ports, self.elapsed) == (other.results, other.ports, other.elapsed)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as list is
+
     def __iter__(self) -> Iterator[CheckResult]:
         return iter(self.results)
 
@@ -245,6 +256,9 @@ class ScanReport(Export):
 
     def __repr__(self) -> str:
         shown, more, note = self._view()
+        if not shown:
+            # Nothing but closed ports: a sentence, not an empty table.
+            return f"ScanReport({self._summary()})\nNo open or filtered ports {note}".rstrip()
         tail = f"\n{note}" if note else ""
         return f"ScanReport({self._summary()})\n" + result_table(shown, more=more) + tail
 
@@ -259,7 +273,7 @@ class ScanReport(Export):
         return {
             "hosts": self.hosts,
             "ports": self.ports,
-            "elapsed": self.elapsed,
+            "elapsed": round_floats(self.elapsed),
             "counts": self.counts,
             "open": self.by_host(),
         }
@@ -306,6 +320,20 @@ class PingStats(Export):
         self.errors: list[str | None] = (
             list(errors) if errors is not None else [None if r is not None else "no reply" for r in rtts]
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PingStats):
+            return NotImplemented
+        return (self.host, self.address, self.port, self.sent, self.rtts, self.errors) == (
+            other.host,
+            other.address,
+            other.port,
+            other.sent,
+            other.rtts,
+            other.errors,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as list is
 
     @property
     def loss(self) -> float:
@@ -396,24 +424,26 @@ class PingStats(Export):
         return self.received > 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Every statistic and the rtts as a dict."""
-        return {
-            "host": self.host,
-            "address": self.address,
-            "port": self.port,
-            "sent": self.sent,
-            "received": self.received,
-            "loss": self.loss,
-            "loss_percent": self.loss_percent,
-            "min": self.min,
-            "avg": self.avg,
-            "max": self.max,
-            "stdev": self.stdev,
-            "median": self.median,
-            "p95": self.p95,
-            "jitter": self.jitter,
-            "rtts": list(self.rtts),
-        }
+        """Every statistic and the rtts as a dict (floats to the nanosecond)."""
+        return round_floats(
+            {
+                "host": self.host,
+                "address": self.address,
+                "port": self.port,
+                "sent": self.sent,
+                "received": self.received,
+                "loss": self.loss,
+                "loss_percent": self.loss_percent,
+                "min": self.min,
+                "avg": self.avg,
+                "max": self.max,
+                "stdev": self.stdev,
+                "median": self.median,
+                "p95": self.p95,
+                "jitter": self.jitter,
+                "rtts": list(self.rtts),
+            }
+        )
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One row per ping: seq, rtt_ms (None if lost) and error."""
@@ -426,7 +456,7 @@ class PingStats(Export):
                     "address": self.address,
                     "port": self.port,
                     "seq": seq,
-                    "rtt_ms": next(it) if err is None else None,
+                    "rtt_ms": round_floats(next(it)) if err is None else None,
                     "error": err,
                 }
             )

@@ -134,7 +134,9 @@ fn phase_and_address(err: &Error) -> (Option<&'static str>, Option<String>) {
         Error::Io { phase, address, .. } | Error::Timeout { phase, address } => {
             (Some(phase.as_str()), address.clone())
         }
-        Error::Resolve { host, .. } => (Some("resolve"), Some(host.clone())),
+        // A name without a port, an option name, a list of targets: no
+        // (host, port) to give; `host`, `option` and `targets` say them.
+        Error::Resolve { .. } => (Some("resolve"), None),
         Error::Connect { target, .. } => (Some("connect"), Some(target.clone())),
         Error::Closed { .. } | Error::LimitExceeded { .. } => (Some("recv"), None),
         Error::Tls { address, .. } => (Some("tls"), address.clone()),
@@ -142,11 +144,8 @@ fn phase_and_address(err: &Error) -> (Option<&'static str>, Option<String>) {
             let (_, a) = phase_and_address(source);
             (Some("send"), a)
         }
-        Error::Unsupported { option, .. } => (Some("option"), Some((*option).to_string())),
-        Error::NotReady { down, .. } => {
-            let names: Vec<&str> = down.iter().map(|(t, _)| t.as_str()).collect();
-            (Some("connect"), Some(names.join(", ")))
-        }
+        Error::Unsupported { .. } => (Some("option"), None),
+        Error::NotReady { .. } => (Some("connect"), None),
         _ => (None, None),
     }
 }
@@ -180,8 +179,10 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
     if let Some(p) = phase {
         exc.setattr("phase", p)?;
     }
-    if let Some(a) = address {
-        exc.setattr("address", a)?;
+    // `address` is a (host, port) tuple, as every address socketkit
+    // returns; the core keeps it as the text it printed in the message.
+    if let Some(hp) = address.and_then(|a| crate::addr::parse_host_port("address", &a).ok()) {
+        exc.setattr("address", (hp.host, hp.port))?;
     }
     match &err {
         Error::Connect { attempts, .. } => exc.setattr("attempts", attempts_list(py, attempts)?)?,
@@ -189,6 +190,8 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
             exc.setattr("partial", pyo3::types::PyBytes::new(py, partial))?
         }
         Error::SendAll { bytes_sent, .. } => exc.setattr("bytes_sent", *bytes_sent)?,
+        Error::Resolve { host, .. } => exc.setattr("host", host)?,
+        Error::Unsupported { option, .. } => exc.setattr("option", *option)?,
         Error::NotReady { down, .. } => {
             let names: Vec<&str> = down.iter().map(|(t, _)| t.as_str()).collect();
             exc.setattr("targets", names)?

@@ -416,6 +416,16 @@ pub fn parse_ports(ports: &Bound<'_, PyAny>) -> PyResult<Vec<u16>> {
     ports_arg(ports)
 }
 
+/// Check a target the way every probe does, without resolving or
+/// connecting: `(host, port)` or the probes' ValueError/TypeError (so the
+/// CLI refuses a bad target before it prints anything).
+#[pyfunction]
+#[pyo3(name = "_parse_target")]
+pub fn parse_target(target: &Bound<'_, PyAny>) -> PyResult<(String, u16)> {
+    let hp = target_arg("target", target, None)?;
+    Ok((hp.host, hp.port))
+}
+
 /// Raise the soft RLIMIT_NOFILE to the hard limit; the descriptors a scan
 /// may use.
 #[pyfunction]
@@ -435,6 +445,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(banner, m)?)?;
     m.add_function(wrap_pyfunction!(udp_probe, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ports, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_target, m)?)?;
     m.add_function(wrap_pyfunction!(fd_budget, m)?)?;
     Ok(())
 }

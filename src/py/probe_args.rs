@@ -46,11 +46,7 @@ pub(crate) fn target_arg(
                 obj.repr()?
             )));
         }
-        let hp = args::address(arg, obj)?;
-        PortUse::Remote
-            .check(arg, hp.port.into())
-            .map_err(value_error)?;
-        return Ok(hp);
+        return args::address_as(arg, obj, PortUse::Remote);
     }
     Err(PyTypeError::new_err(format!(
         "{arg} must be 'host:port', '[v6]:port' or (host, port), got {}",

@@ -53,17 +53,45 @@ pub struct TcpClient {
     /// The host connected to: the TLS name (SNI, verification) for
     /// `start_tls`. An IP address when there was no name.
     host: String,
+    /// The user opened it, so the user closes it: dropping it open is a
+    /// ResourceWarning, as for the stdlib's socket. A server's connections
+    /// are the server's to close.
+    owned: bool,
 }
 
 impl TcpClient {
     pub fn from_connection(conn: TcpConnection) -> Self {
         let host = conn.peer_addr().ip().to_string();
-        TcpClient { conn, host }
+        TcpClient {
+            conn,
+            host,
+            owned: false,
+        }
     }
 
     /// The core connection (servers close it when a handler returns).
     pub fn connection(&self) -> &TcpConnection {
         &self.conn
+    }
+}
+
+impl Drop for TcpClient {
+    fn drop(&mut self) {
+        if !(self.owned && self.conn.is_open()) {
+            return;
+        }
+        let msg = format!("unclosed {}", self.__repr__());
+        Python::attach(|py| {
+            let category = py.get_type::<pyo3::exceptions::PyResourceWarning>();
+            let Ok(text) = std::ffi::CString::new(msg) else {
+                return;
+            };
+            // As socket.__del__ does: a warning turned into an error cannot
+            // be raised from a destructor, so it goes to sys.unraisablehook.
+            if let Err(e) = PyErr::warn(py, &category, &text, 1) {
+                e.write_unraisable(py, None);
+            }
+        });
     }
 }
 
@@ -101,6 +129,7 @@ impl TcpClient {
         Ok(TcpClient {
             conn,
             host: target.host,
+            owned: true,
         })
     }
 
@@ -142,7 +171,12 @@ impl TcpClient {
         // SAFETY: detach() handed us sole ownership of this open fd.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let conn = core(py, TcpConnection::new(Socket::from(owned), timeout))?;
-        Ok(TcpClient::from_connection(conn))
+        let host = conn.peer_addr().ip().to_string();
+        Ok(TcpClient {
+            conn,
+            host,
+            owned: true,
+        })
     }
 
     /// Close this object and return the connection as a stdlib
