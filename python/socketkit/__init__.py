@@ -36,6 +36,10 @@ How socketkit treats the interpreter:
   child: fork before starting servers, or make new ones in the child.
   Sockets inherited across fork are shared with the parent, as with the
   stdlib.
+* TLS: ``TcpClient(address, tls=True | TlsConfig(...))`` speaks TLS
+  (rustls, in Rust) with the same GIL, Ctrl-C and thread behaviour as plain
+  TCP; ``start_tls()`` upgrades later (STARTTLS); ``tls_info()`` reports
+  the handshake and the peer's certificates even when they did not verify.
 * Resources: every socket is closed by ``close()``, by the ``with`` block, or
   when the object is garbage-collected.
 """
@@ -46,6 +50,7 @@ from socketkit._core import (
     TcpClient,
     TcpOptions,
     TcpServer,
+    TlsConfig,
     UdpClient,
     UdpOptions,
     UdpServer,
@@ -55,6 +60,7 @@ from socketkit._core import (
 from socketkit.exceptions import (
     AddressInUseError,
     BrokenPipeError,
+    CertificateError,
     ConnectionAbortedError,
     ConnectionClosedError,
     ConnectionRefusedError,
@@ -63,6 +69,7 @@ from socketkit.exceptions import (
     LimitExceededError,
     ResolveError,
     TimeoutError,
+    TlsError,
 )
 from socketkit.probes import (
     banner,
@@ -76,10 +83,13 @@ from socketkit.probes import (
     wait_for,
 )
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.tls import CertInfo, TlsInfo
 
 __all__ = [
     "AddressInUseError",
     "BrokenPipeError",
+    "CertInfo",
+    "CertificateError",
     "CheckResult",
     "ConnectionAbortedError",
     "ConnectionClosedError",
@@ -97,6 +107,9 @@ __all__ = [
     "TcpOptions",
     "TcpServer",
     "TimeoutError",
+    "TlsConfig",
+    "TlsError",
+    "TlsInfo",
     "UdpClient",
     "UdpOptions",
     "UdpServer",

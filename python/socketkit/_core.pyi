@@ -1,10 +1,13 @@
 """Type stubs for socketkit's compiled core (checked by mypy.stubtest)."""
 
+import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Self, TypedDict, final
 
 from typing_extensions import Buffer, Unpack, disjoint_base
+
+from socketkit.tls import TlsInfo
 
 __all__ = [
     "DEFAULTS",
@@ -15,6 +18,7 @@ __all__ = [
     "TcpClient",
     "TcpOptions",
     "TcpServer",
+    "TlsConfig",
     "UdpClient",
     "UdpOptions",
     "UdpServer",
@@ -39,6 +43,50 @@ __version__: Final[str]
 DEFAULTS: Final[dict[str, Any]]
 
 _Address = tuple[str, int] | str
+_Path = str | os.PathLike[str]
+
+@final
+class TlsConfig:
+    """TLS settings for ``tls=``: verification, trust, client certificate,
+    SNI name, versions, ALPN, client CA (servers)."""
+
+    def __new__(
+        cls,
+        *,
+        verify: bool = True,
+        ca_file: _Path | None = None,
+        cert_file: _Path | None = None,
+        key_file: _Path | None = None,
+        server_hostname: str | None = None,
+        min_version: str | None = None,
+        max_version: str | None = None,
+        alpn: Sequence[str] | str | None = None,
+        client_ca_file: _Path | None = None,
+    ) -> TlsConfig: ...
+    @property
+    def verify(self) -> bool: ...
+    @property
+    def ca_file(self) -> str | None: ...
+    @property
+    def cert_file(self) -> str | None: ...
+    @property
+    def key_file(self) -> str | None: ...
+    @property
+    def server_hostname(self) -> str | None: ...
+    @property
+    def min_version(self) -> str | None: ...
+    @property
+    def max_version(self) -> str | None: ...
+    @property
+    def alpn(self) -> tuple[str, ...] | None: ...
+    @property
+    def client_ca_file(self) -> str | None: ...
+    def __getnewargs_ex__(self) -> tuple[tuple[()], dict[str, Any]]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+_Tls = bool | TlsConfig | None
 
 @final
 class Keepalive:
@@ -123,10 +171,13 @@ class TcpClient:
         *,
         timeout: float | None = None,
         source_address: _Address | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpClient: ...
     @classmethod
     def from_socket(cls, sock: socket.socket) -> TcpClient: ...
+    def start_tls(self, tls: bool | TlsConfig | None = True) -> None: ...
+    def tls_info(self) -> TlsInfo | None: ...
     def detach(self) -> socket.socket: ...
     def send(self, data: Buffer) -> int: ...
     def sendall(self, data: Buffer) -> None: ...

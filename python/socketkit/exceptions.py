@@ -11,7 +11,7 @@ Attributes set when known:
     as on every :class:`OSError`.
 ``phase``
     what the call was doing: ``"resolve"``, ``"connect"``, ``"bind"``,
-    ``"send"``, ``"recv"``, ``"accept"`` or ``"option"``.
+    ``"send"``, ``"recv"``, ``"accept"``, ``"option"`` or ``"tls"``.
 ``address``
     the peer or local address involved, as ``"host:port"``.
 ``attempts``
@@ -23,16 +23,22 @@ Attributes set when known:
     for :class:`ConnectionClosedError`: the bytes that arrived before EOF.
 ``targets``
     for the :class:`TimeoutError` of ``wait_for``: the targets still down.
+``verify_error``
+    for :class:`CertificateError`: the short reason the peer's certificate
+    failed verification (``"certificate expired"``, ``"hostname
+    mismatch"``, ``"unknown issuer"``, ``"self-signed"``...).
 """
 
 from __future__ import annotations
 
 import builtins
 import socket
+import ssl
 
 __all__ = [
     "AddressInUseError",
     "BrokenPipeError",
+    "CertificateError",
     "ConnectionAbortedError",
     "ConnectionClosedError",
     "ConnectionRefusedError",
@@ -41,6 +47,7 @@ __all__ = [
     "LimitExceededError",
     "ResolveError",
     "TimeoutError",
+    "TlsError",
 ]
 
 
@@ -92,3 +99,19 @@ class ResolveError(Error, socket.gaierror):
 class LimitExceededError(Error):
     """A line, message or frame grew past its bound (``max_size``,
     ``max_message``)."""
+
+
+class TlsError(Error, ssl.SSLError):
+    """The TLS handshake (or a TLS record after it) failed: an alert from
+    the peer, a protocol error, a peer that closed mid-handshake. Also an
+    :class:`ssl.SSLError`, so ``except ssl.SSLError`` keeps working.
+    ``phase`` is ``"tls"``; ``verify_error`` is None but on
+    :class:`CertificateError`."""
+
+    verify_error: str | None = None
+
+
+class CertificateError(TlsError, ssl.SSLCertVerificationError):
+    """The peer's certificate failed verification (with ``verify=True``).
+    ``verify_error`` (also ``verify_message``, the stdlib's name) is the
+    short reason; also an :class:`ssl.SSLCertVerificationError`."""

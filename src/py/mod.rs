@@ -11,6 +11,7 @@ pub mod probe_args;
 pub mod server;
 pub mod tcp;
 pub mod threads;
+pub mod tls;
 pub mod udp;
 
 use pyo3::prelude::*;
@@ -26,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.py().detach(|| Python::try_attach(|_| ()));
     m.add_class::<tcp::TcpClient>()?;
     m.add_class::<tcp::LineIterator>()?;
+    tls::register(m)?;
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;
     options::register(m)?;

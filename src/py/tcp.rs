@@ -11,12 +11,14 @@ use crate::defaults;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
+use crate::py::tls::{client_tls_arg, info_to_py, start_tls_arg};
 use crate::sock::parse_shutdown;
-use crate::tcp::{connect, Reply, TcpConnection, TCP_STATES};
+use crate::tcp::{connect_until, Reply, TcpConnection, TCP_STATES};
+use crate::wait::Deadline;
 
 /// A connected TCP socket (``socket.create_connection`` done right).
 ///
-/// ``TcpClient(address, *, timeout=None, source_address=None, **options)``
+/// ``TcpClient(address, *, timeout=None, source_address=None, tls=None, **options)``
 /// connects before it returns. ``address`` is ``(host, port)``,
 /// ``"host:port"`` or ``"[v6addr]:port"``. A name is resolved to all its
 /// addresses, which are raced as RFC 8305 does (IPv6 first, the next address
@@ -24,6 +26,14 @@ use crate::tcp::{connect, Reply, TcpConnection, TCP_STATES};
 /// family the service listens on. ``timeout`` (seconds, ``None`` = wait
 /// forever) is one deadline for the whole connect, name resolution
 /// included, and then the timeout of every later call, as ``settimeout``.
+///
+/// ``tls``: ``None``/``False`` (plain TCP), ``True`` (system trust roots,
+/// verification on) or a ``socketkit.TlsConfig``. The TLS handshake runs
+/// inside the same connect deadline. The name verified and sent as SNI is
+/// the config's ``server_hostname``, else the host of ``address`` (an IP
+/// address: no SNI, the certificate's IP SANs are checked). Every recv and
+/// send method then works over TLS; ``tls_info()`` tells what was agreed.
+/// ``start_tls()`` upgrades a plaintext connection later (STARTTLS).
 ///
 /// ``**options`` are socket options applied before connecting (each one is
 /// described in ``socketkit.TcpOptions``); ``options()`` reads back what the
@@ -40,11 +50,15 @@ use crate::tcp::{connect, Reply, TcpConnection, TCP_STATES};
 #[pyclass(module = "socketkit._core", frozen)]
 pub struct TcpClient {
     conn: TcpConnection,
+    /// The host connected to: the TLS name (SNI, verification) for
+    /// `start_tls`. An IP address when there was no name.
+    host: String,
 }
 
 impl TcpClient {
     pub fn from_connection(conn: TcpConnection) -> Self {
-        TcpClient { conn }
+        let host = conn.peer_addr().ip().to_string();
+        TcpClient { conn, host }
     }
 
     /// The core connection (servers close it when a handler returns).
@@ -56,12 +70,13 @@ impl TcpClient {
 #[pymethods]
 impl TcpClient {
     #[new]
-    #[pyo3(signature = (address, *, timeout=None, source_address=None, **options))]
+    #[pyo3(signature = (address, *, timeout=None, source_address=None, tls=None, **options))]
     fn new(
         py: Python<'_>,
         address: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
         source_address: Option<&Bound<'_, PyAny>>,
+        tls: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let target = args::remote_address("address", address)?;
@@ -72,11 +87,21 @@ impl TcpClient {
         };
         let opts = from_kwargs("TcpClient", options)?;
         core(py, opts.validate(crate::options::Proto::Tcp))?;
+        let tls = client_tls_arg(py, tls)?;
         let conn = blocking(py, |intr| {
-            let (sock, peer) = connect(&target, &opts, source, timeout, intr)?;
-            Ok(TcpConnection::connected(sock, peer, timeout))
+            // One deadline: resolution, connect and handshake together.
+            let deadline = Deadline::after(timeout);
+            let (sock, peer) = connect_until(&target, &opts, source, deadline, intr)?;
+            let conn = TcpConnection::connected(sock, peer, timeout);
+            if let Some(t) = &tls {
+                conn.start_tls_client(t, &target.host, deadline, intr)?;
+            }
+            Ok(conn)
         })?;
-        Ok(TcpClient { conn })
+        Ok(TcpClient {
+            conn,
+            host: target.host,
+        })
     }
 
     /// Adopt a connected stdlib ``socket.socket`` (SOCK_STREAM). The stdlib
@@ -117,7 +142,7 @@ impl TcpClient {
         // SAFETY: detach() handed us sole ownership of this open fd.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let conn = core(py, TcpConnection::new(Socket::from(owned), timeout))?;
-        Ok(TcpClient { conn })
+        Ok(TcpClient::from_connection(conn))
     }
 
     /// Close this object and return the connection as a stdlib
@@ -126,6 +151,36 @@ impl TcpClient {
         let timeout = self.conn.timeout();
         let s = core(py, self.conn.detach())?;
         args::stdlib_socket(py, s, timeout)
+    }
+
+    /// Upgrade this plaintext connection to TLS as the client (STARTTLS,
+    /// once the protocol said so): ``tls`` is ``True`` (the default) or a
+    /// ``socketkit.TlsConfig``. Bytes already received are handed to TLS.
+    /// The handshake runs under the client's timeout. Raises
+    /// ``socketkit.CertificateError`` / ``socketkit.TlsError`` on failure,
+    /// ``ValueError`` when the connection already speaks TLS.
+    #[pyo3(signature = (tls=None), text_signature = "($self, tls=True)")]
+    fn start_tls(&self, py: Python<'_>, tls: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        if self.conn.is_tls() {
+            return Err(PyValueError::new_err(
+                "start_tls: the connection already speaks TLS",
+            ));
+        }
+        let t = start_tls_arg(py, tls)?;
+        blocking(py, |intr| {
+            let deadline = Deadline::after(self.conn.timeout());
+            self.conn.start_tls_client(&t, &self.host, deadline, intr)
+        })
+    }
+
+    /// What the TLS handshake agreed on (``socketkit.TlsInfo``: version,
+    /// cipher, ALPN, verification outcome, the peer's certificates), or
+    /// None on a plain connection.
+    fn tls_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.conn.tls_info() {
+            Some(i) => info_to_py(py, &i).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Send some of ``data``; returns the number of bytes sent.
@@ -296,7 +351,7 @@ impl TcpClient {
                 .map_err(|_| PyTypeError::new_err("how: must be 'read', 'write' or 'both'"))?
         };
         let how = core(py, parse_shutdown(&how))?;
-        core(py, self.conn.shutdown(how))
+        blocking(py, |intr| self.conn.shutdown_interruptible(how, intr))
     }
 
     /// Close the connection (idempotent). A call blocked in another thread
@@ -402,8 +457,14 @@ impl TcpClient {
         } else {
             "closed"
         };
+        let tls = match self.conn.tls_info() {
+            Some(i) => format!(" tls={}", i.version),
+            // Upgraded, but no finished handshake to describe.
+            None if self.conn.is_tls() => " tls".into(),
+            None => String::new(),
+        };
         format!(
-            "<socketkit.TcpClient {} -> {} {state} fd={} timeout={t}>",
+            "<socketkit.TcpClient {} -> {} {state}{tls} fd={} timeout={t}>",
             self.conn.local_addr(),
             self.conn.peer_addr(),
             self.conn.fileno()

@@ -53,7 +53,18 @@ pub fn connect(
     timeout: Option<Duration>,
     intr: &dyn Interrupt,
 ) -> Result<(Socket, SocketAddr)> {
-    let deadline = Deadline::after(timeout);
+    connect_until(target, opts, source, Deadline::after(timeout), intr)
+}
+
+/// `connect` by a deadline the caller holds, so that what follows the
+/// connect (a TLS handshake) can share it: one deadline for the whole setup.
+pub fn connect_until(
+    target: &HostPort,
+    opts: &SocketOptions,
+    source: Option<SocketAddr>,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<(Socket, SocketAddr)> {
     let mut addrs = resolve(&target.host, target.port, deadline, intr)?;
     if let Some(src) = source {
         addrs.retain(|a| a.is_ipv4() == src.is_ipv4());

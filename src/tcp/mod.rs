@@ -1,6 +1,13 @@
-//! TCP clients: connecting under one deadline, and the connected stream.
+//! TCP clients: connecting under one deadline, and the connected stream
+//! (plain or TLS: `transport`).
 pub mod connect;
+mod info;
 pub mod stream;
+mod transport;
 
-pub use connect::connect;
-pub use stream::{Reply, TcpConnection, TcpInfo, TCP_STATES};
+pub use connect::{connect, connect_until};
+pub use info::{socket_tcp_info, TcpInfo, TCP_STATES};
+pub use stream::{Reply, TcpConnection};
+
+#[cfg(test)]
+mod transport_tests;

@@ -1,10 +1,11 @@
 //! A connected TCP socket: the read buffer behind every recv method, a write
 //! lock so reads and writes run from two threads at once, and the calls that
-//! wait with a deadline and an interrupt check.
+//! wait with a deadline and an interrupt check. Every byte goes through the
+//! transport (`transport.rs`): the socket itself, or a TLS session over it
+//! once `start_tls_*` ran, so each recv/send method works the same under TLS.
 
-use std::io;
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -13,17 +14,24 @@ use socket2::{Domain, Socket, Type};
 use crate::error::{Error, Phase, Result};
 use crate::framing::{resume_from, ReadBuffer};
 use crate::options::{read_back, OptValue, Proto};
-use crate::sock::{read_some, write_all, write_some, SockHandle, Timeout};
-use crate::wait::{wait_fd, Deadline, Interrupt};
+use crate::sock::{SockHandle, Timeout};
+use crate::tls::TlsSession;
+use crate::wait::{Deadline, Interrupt};
+
+pub use super::info::socket_tcp_info;
+use super::info::TcpInfo;
 
 #[derive(Debug)]
 pub struct TcpConnection {
-    sock: SockHandle,
-    rbuf: Mutex<ReadBuffer>,
-    wlock: Mutex<()>,
-    timeout: Timeout,
+    pub(super) sock: SockHandle,
+    /// Plaintext received and not yet returned (decrypted bytes under TLS).
+    pub(super) rbuf: Mutex<ReadBuffer>,
+    pub(super) wlock: Mutex<()>,
+    pub(super) timeout: Timeout,
     local: OnceLock<SocketAddr>,
-    peer: SocketAddr,
+    pub(super) peer: SocketAddr,
+    /// Set once by `start_tls_*`; from then on every byte goes through it.
+    pub(super) tls: OnceLock<Arc<TlsSession>>,
 }
 
 /// What a recv-until search does when the peer closes first.
@@ -35,7 +43,7 @@ enum AtEof {
     ReturnRest,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -76,6 +84,7 @@ impl TcpConnection {
             timeout: Timeout::new(timeout),
             local: OnceLock::new(),
             peer,
+            tls: OnceLock::new(),
         }
     }
 
@@ -123,6 +132,14 @@ impl TcpConnection {
     /// Hand the socket back (blocking again if there is no timeout); refused
     /// while unread bytes sit in the read buffer, since they would be lost.
     pub fn detach(&self) -> Result<Socket> {
+        if self.is_tls() {
+            // The fd alone cannot carry the TLS session's keys and state:
+            // a stdlib socket would see ciphertext.
+            return Err(Error::invalid(
+                "detach",
+                "refused on a TLS connection: the TLS session cannot be handed over with the socket",
+            ));
+        }
         let pending = self.buffered();
         if pending > 0 {
             return Err(Error::invalid(
@@ -138,25 +155,26 @@ impl TcpConnection {
         Ok(s)
     }
 
-    fn peer(&self) -> Option<&SocketAddr> {
+    pub(super) fn peer(&self) -> Option<&SocketAddr> {
         Some(&self.peer)
     }
 
-    /// One send; returns how many bytes the kernel took.
+    /// One send; returns how many bytes the kernel (or, under TLS, the
+    /// session) took.
     pub fn send(&self, data: &[u8], intr: &dyn Interrupt) -> Result<usize> {
         let s = self.sock.get()?;
         let _w = lock(&self.wlock);
         if data.is_empty() {
             return Ok(0);
         }
-        write_some(&s, data, self.timeout.deadline(), intr, self.peer())
+        self.write_some(&s, data, self.timeout.deadline(), intr)
     }
 
     /// Send all of `data` within one timeout.
     pub fn send_all(&self, data: &[u8], intr: &dyn Interrupt) -> Result<()> {
         let s = self.sock.get()?;
         let _w = lock(&self.wlock);
-        write_all(&s, data, self.timeout.deadline(), intr, self.peer())
+        self.write_all(&s, data, self.timeout.deadline(), intr)
     }
 
     /// Up to `n` bytes: what is buffered, else one read. Empty at EOF.
@@ -187,23 +205,6 @@ impl TcpConnection {
             return Ok(rb.take_into(dst));
         }
         self.read(&s, dst, self.timeout.deadline(), intr)
-    }
-
-    /// One read; 0 at EOF. When `close()` ran in another thread while this
-    /// call waited, its shutdown looks like EOF: report the closed socket
-    /// instead, so the woken call fails rather than returning b"".
-    fn read(
-        &self,
-        s: &Socket,
-        buf: &mut [u8],
-        deadline: Deadline,
-        intr: &dyn Interrupt,
-    ) -> Result<usize> {
-        let n = read_some(s, buf, deadline, intr, self.peer())?;
-        if n == 0 && !buf.is_empty() && !self.sock.is_open() {
-            return Err(Error::ClosedSocket);
-        }
-        Ok(n)
     }
 
     /// Read more into the buffer; returns 0 at EOF.
@@ -304,70 +305,6 @@ impl TcpConnection {
         }
     }
 
-    /// Zero-copy send of `count` bytes (all to EOF when `None`) of the file
-    /// `in_fd` from `offset`, via sendfile(2). Returns the bytes sent.
-    pub fn sendfile(
-        &self,
-        in_fd: RawFd,
-        offset: u64,
-        count: Option<u64>,
-        intr: &dyn Interrupt,
-    ) -> Result<u64> {
-        let s = self.sock.get()?;
-        let _w = lock(&self.wlock);
-        let deadline = self.timeout.deadline();
-        let mut off = offset as libc::off_t;
-        let mut sent: u64 = 0;
-        loop {
-            let left = match count {
-                Some(c) if sent >= c => break,
-                Some(c) => (c - sent).min(1 << 30),
-                None => 1 << 30,
-            };
-            // SAFETY: both fds are open for the duration; off is a valid out-pointer.
-            let n = unsafe { libc::sendfile(s.as_raw_fd(), in_fd, &mut off, left as usize) };
-            if n > 0 {
-                sent += n as u64;
-                continue;
-            }
-            if n == 0 {
-                break; // end of file
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => {
-                    if !wait_fd(s.as_raw_fd(), libc::POLLOUT, deadline, intr)? {
-                        return Err(Error::SendAll {
-                            bytes_sent: sent as usize,
-                            source: Box::new(Error::timeout(
-                                Phase::Send,
-                                Some(self.peer.to_string()),
-                            )),
-                        });
-                    }
-                }
-                io::ErrorKind::Interrupted => intr.check()?,
-                _ => {
-                    return Err(Error::SendAll {
-                        bytes_sent: sent as usize,
-                        source: Box::new(Error::io(Phase::Send, self.peer(), e)),
-                    })
-                }
-            }
-        }
-        Ok(sent)
-    }
-
-    pub fn shutdown(&self, how: Shutdown) -> Result<()> {
-        let s = self.sock.get()?;
-        match s.shutdown(how) {
-            Ok(()) => Ok(()),
-            // Already shut down by the peer: nothing left to do.
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
-            Err(e) => Err(Error::io(Phase::Send, self.peer(), e)),
-        }
-    }
-
     pub fn options(&self) -> Result<Vec<(&'static str, OptValue)>> {
         let s = self.sock.get()?;
         read_back(&s, Proto::Tcp, Domain::for_address(self.peer))
@@ -375,7 +312,7 @@ impl TcpConnection {
 
     pub fn tcp_info(&self) -> Result<TcpInfo> {
         let s = self.sock.get()?;
-        tcp_info(&s)
+        socket_tcp_info(&s)
     }
 
     /// The shared socket, for callers (servers) that need the raw fd.
@@ -391,103 +328,9 @@ pub enum Reply<'a> {
     Exact(usize),
 }
 
-/// The kernel's view of a connection (Linux TCP_INFO), times in microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TcpInfo {
-    pub state: u8,
-    pub rtt_us: u32,
-    pub rttvar_us: u32,
-    pub min_rtt_us: u32,
-    pub rto_us: u32,
-    pub retransmits: u8,
-    pub total_retrans: u32,
-    pub lost: u32,
-    pub unacked: u32,
-    pub snd_cwnd: u32,
-    pub snd_ssthresh: u32,
-    pub snd_mss: u32,
-    pub rcv_mss: u32,
-    pub pmtu: u32,
-    pub bytes_acked: u64,
-    pub bytes_received: u64,
-    pub segs_out: u32,
-    pub segs_in: u32,
-    pub notsent_bytes: u32,
-}
-
-/// TCP state names, indexed by `tcpi_state` (include/net/tcp_states.h).
-pub const TCP_STATES: [&str; 13] = [
-    "",
-    "ESTABLISHED",
-    "SYN_SENT",
-    "SYN_RECV",
-    "FIN_WAIT1",
-    "FIN_WAIT2",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "LISTEN",
-    "CLOSING",
-    "NEW_SYN_RECV",
-];
-
-/// TCP_INFO of any connected socket (servers read it for their byte counts).
-pub fn socket_tcp_info(s: &Socket) -> Result<TcpInfo> {
-    tcp_info(s)
-}
-
-#[cfg(target_os = "linux")]
-fn tcp_info(s: &Socket) -> Result<TcpInfo> {
-    // SAFETY: tcp_info is plain data; zeroed is valid.
-    let mut ti: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: ti/len describe a writable buffer of the right size.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            &mut ti as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::io(Phase::Option, None, io::Error::last_os_error()));
-    }
-    Ok(TcpInfo {
-        state: ti.tcpi_state,
-        rtt_us: ti.tcpi_rtt,
-        rttvar_us: ti.tcpi_rttvar,
-        min_rtt_us: ti.tcpi_min_rtt,
-        rto_us: ti.tcpi_rto,
-        retransmits: ti.tcpi_retransmits,
-        total_retrans: ti.tcpi_total_retrans,
-        lost: ti.tcpi_lost,
-        unacked: ti.tcpi_unacked,
-        snd_cwnd: ti.tcpi_snd_cwnd,
-        snd_ssthresh: ti.tcpi_snd_ssthresh,
-        snd_mss: ti.tcpi_snd_mss,
-        rcv_mss: ti.tcpi_rcv_mss,
-        pmtu: ti.tcpi_pmtu,
-        bytes_acked: ti.tcpi_bytes_acked,
-        bytes_received: ti.tcpi_bytes_received,
-        segs_out: ti.tcpi_segs_out,
-        segs_in: ti.tcpi_segs_in,
-        notsent_bytes: ti.tcpi_notsent_bytes,
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn tcp_info(_s: &Socket) -> Result<TcpInfo> {
-    Err(Error::Unsupported {
-        option: "tcp_info",
-        reason: "TCP_INFO is read on Linux only".into(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::info::TCP_STATES;
     use super::*;
     use crate::wait::NoInterrupt;
     use std::io::Write;

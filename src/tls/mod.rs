@@ -46,7 +46,7 @@ mod interop_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]
-mod testpki;
+pub(crate) mod testpki;
 #[cfg(test)]
 mod verify_tests;
 
