@@ -83,9 +83,11 @@ from socketkit.probes import (
     wait_for,
 )
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.service import SERVICES, Expect, Send, StartTls
 from socketkit.tls import CertInfo, TlsInfo
 
 __all__ = [
+    "SERVICES",
     "AddressInUseError",
     "BrokenPipeError",
     "CertInfo",
@@ -96,6 +98,7 @@ __all__ = [
     "ConnectionRefusedError",
     "ConnectionResetError",
     "Error",
+    "Expect",
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
@@ -103,6 +106,8 @@ __all__ = [
     "ResolveError",
     "Results",
     "ScanReport",
+    "Send",
+    "StartTls",
     "TcpClient",
     "TcpOptions",
     "TcpServer",

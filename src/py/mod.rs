@@ -9,6 +9,7 @@ pub mod ping;
 pub mod probe;
 pub mod probe_args;
 pub mod server;
+pub mod service;
 pub mod tcp;
 pub mod threads;
 pub mod tls;
@@ -35,6 +36,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    service::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

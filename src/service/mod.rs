@@ -5,10 +5,12 @@
 //! - `starttls`: the plaintext exchange of each STARTTLS preset;
 //! - `services`: ready dialogues for common services.
 
+pub mod runner;
 pub mod services;
 pub mod starttls;
 pub mod steps;
 
+pub use runner::{check_one, ServiceResult, ServiceRun, ServiceSpec, Steps};
 pub use services::{service_steps, SERVICE_NAMES};
 pub use starttls::{negotiate, StartTlsProto};
 pub use steps::{run_steps, Captures, Finished, Pattern, Step, StepFailure, TlsSetup};

@@ -73,7 +73,7 @@ impl Pattern {
     pub fn describe(&self) -> String {
         match self {
             Pattern::Exact(p) => format!("{:?}", String::from_utf8_lossy(p)),
-            Pattern::Regex(r) => format!("regex {:?}", r.as_str()),
+            Pattern::Regex(r) => format!("regex /{}/", r.as_str()),
         }
     }
 }
