@@ -309,3 +309,126 @@ fn plaintext_left_before_starttls_is_refused() {
     assert!(f.reason.contains("plaintext"), "{}", f.reason);
     h.join().unwrap();
 }
+
+mod runner_tests {
+    use super::*;
+    use crate::addr::HostPort;
+    use crate::probe::{plan_targets, AddrControl, Cancel, State};
+    use crate::service::{ServiceRun, ServiceSpec, Steps};
+
+    fn spec(steps: Vec<Step>, timeout: Duration) -> ServiceSpec {
+        ServiceSpec {
+            steps: Steps::Given(steps),
+            tls: None,
+            tls_first: false,
+            starttls: None,
+            source: None,
+            timeout: Some(timeout),
+        }
+    }
+
+    fn greeter() -> (u16, JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = thread::spawn(move || {
+            for _ in 0..3 {
+                let (mut s, _) = l.accept().unwrap();
+                s.write_all(b"+OK hello\r\n").unwrap();
+            }
+        });
+        (port, h)
+    }
+
+    #[test]
+    fn the_pool_checks_every_target_in_order() {
+        let (port, h) = greeter();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let targets: Vec<HostPort> = [port, closed, port, port]
+            .iter()
+            .map(|&p| HostPort::new("127.0.0.1", p))
+            .collect();
+        let t = Some(Duration::from_secs(5));
+        let plan = plan_targets(&targets, t, &AddrControl::default(), &NoInterrupt).unwrap();
+        let steps = vec![Step::expect(b"+OK")];
+        let mut run = ServiceRun::start(plan, spec(steps, Duration::from_secs(5)), 2).unwrap();
+        let r = run.collect(&NoInterrupt, &mut |_, _| Ok(())).unwrap();
+        let states: Vec<State> = r.iter().map(|x| x.outcome.state).collect();
+        assert_eq!(
+            states,
+            [State::Open, State::Closed, State::Open, State::Open]
+        );
+        let tm = r[0].timings;
+        assert!(tm.total.unwrap() >= tm.connect.unwrap());
+        assert!(tm.dialogue.is_some() && tm.tls.is_none());
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_within_a_slice() {
+        // A peer that accepts and says nothing: the Expect waits.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let targets = vec![HostPort::new("127.0.0.1", port); 3];
+        let plan = plan_targets(&targets, None, &AddrControl::default(), &NoInterrupt).unwrap();
+        let mut run = ServiceRun::start(
+            plan,
+            spec(vec![Step::expect(b"x")], Duration::from_secs(60)),
+            3,
+        )
+        .unwrap();
+        let stop = Arc::new(Cancel::new());
+        let s2 = stop.clone();
+        let t = Instant::now();
+        let trip = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            s2.set();
+        });
+        let r = run.collect(&*stop, &mut |_, _| Ok(()));
+        assert!(matches!(r, Err(crate::error::Error::Interrupted)));
+        assert!(
+            t.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
+        trip.join().unwrap();
+        drop(l);
+    }
+
+    #[test]
+    fn each_address_splits_a_name() {
+        use crate::probe::{HostEntry, Plan};
+        let plan = Plan {
+            hosts: vec![HostEntry {
+                label: "both".into(),
+                addrs: Ok(vec!["::1".parse().unwrap(), "127.0.0.1".parse().unwrap()]),
+            }],
+            targets: vec![(0, 80), (0, 443)],
+            resolve_times: vec![Some(Duration::from_millis(3))],
+        };
+        let p = plan.each_address();
+        assert_eq!(p.targets, vec![(0, 80), (1, 80), (0, 443), (1, 443)]);
+        assert_eq!(p.hosts[1].label, "both");
+        assert_eq!(p.resolve_time(3), Some(Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn family_filters_addresses() {
+        let t = Some(Duration::from_secs(1));
+        let ctl = AddrControl {
+            family: crate::addr::Family::V6,
+            ..AddrControl::default()
+        };
+        let plan = plan_targets(&[HostPort::new("127.0.0.1", 1)], t, &ctl, &NoInterrupt).unwrap();
+        assert!(plan.hosts[0].addrs.as_ref().unwrap_err().contains("IPv6"));
+        let src = AddrControl {
+            family: crate::addr::Family::V6,
+            source: Some("127.0.0.1:0".parse().unwrap()),
+            each_address: false,
+        };
+        assert!(plan_targets(&[HostPort::new("::1", 1)], t, &src, &NoInterrupt).is_err());
+    }
+}
