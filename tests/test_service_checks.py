@@ -293,7 +293,7 @@ def fire():
 threading.Timer(0.3, fire).start()
 print("READY", flush=True)
 try:
-    socketkit.check({address!r}, steps=[socketkit.Expect(b"never")], timeout=60)
+    {call}
 except KeyboardInterrupt:
     print("INTERRUPTED", round(time.monotonic() - sent[0], 3), flush=True)
     sys.exit(0)
@@ -301,8 +301,18 @@ print("RETURNED", flush=True)
 """
 
 
-def test_ctrl_c_during_a_dialogue(stalled_server):
-    proc = start(textwrap.dedent(CHILD.format(address=stalled_server.address)))
+@pytest.mark.parametrize(
+    "call",
+    [
+        "socketkit.check({a!r}, steps=[socketkit.Expect(b'never')], timeout=60)",
+        "socketkit.check_many([{a!r}] * 3, service='ssh', timeout=60)",
+        "socketkit.tls_check({a!r}, timeout=60)",
+        "list(socketkit.tls_check_iter([{a!r}] * 2, timeout=60))",
+    ],
+)
+def test_ctrl_c_during_a_dialogue_or_handshake(stalled_server, call):
+    code = CHILD.format(call=call.format(a=stalled_server.address))
+    proc = start(textwrap.dedent(code))
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "INTERRUPTED" in out, (out, err)
     assert float(out.split()[-1]) < 0.2, out

@@ -85,6 +85,8 @@ from socketkit.probes import (
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
 from socketkit.service import SERVICES, Expect, Send, StartTls
 from socketkit.tls import CertInfo, TlsInfo
+from socketkit.tls_probes import tls_check, tls_check_iter, tls_check_many
+from socketkit.tls_results import TlsResult, TlsResults
 
 __all__ = [
     "SERVICES",
@@ -115,6 +117,8 @@ __all__ = [
     "TlsConfig",
     "TlsError",
     "TlsInfo",
+    "TlsResult",
+    "TlsResults",
     "UdpClient",
     "UdpOptions",
     "UdpServer",
@@ -127,6 +131,9 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tls_check",
+    "tls_check_iter",
+    "tls_check_many",
     "udp_probe",
     "wait_for",
 ]

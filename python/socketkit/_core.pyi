@@ -40,6 +40,9 @@ __all__ = [
     "_service_steps",
     "_tcping",
     "_tcping_iter",
+    "_tls_check",
+    "_tls_check_iter",
+    "_tls_check_many",
     "_udp_probe",
     "_wait_for",
 ]
@@ -441,7 +444,7 @@ class ServiceIter:
     """Results of a service-check check_iter as they finish."""
 
     def __iter__(self) -> Self: ...
-    def __next__(self) -> _Result: ...
+    def __next__(self) -> Any: ...
     @property
     def total(self) -> int: ...
     def close(self) -> None: ...
@@ -486,6 +489,41 @@ def _service_check_iter(
     starttls: str | None = None,
 ) -> ServiceIter: ...
 def _service_steps(name: str, host: str) -> list[tuple[Any, ...]]: ...
+
+# TLS checks: (host, address, port, state, tls_info, timings, error).
+_TlsCheck = tuple[str, str | None, int, str, TlsInfo | None, dict[str, float | None], str | None]
+
+def _tls_check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> _TlsCheck: ...
+def _tls_check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    progress: _Progress = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> list[_TlsCheck]: ...
+def _tls_check_iter(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> ServiceIter: ...
 def _service_names() -> list[str]: ...
 def _tcping(
     target: _Target,

@@ -22,6 +22,7 @@ __all__ = [
     "CHECK_FIELDS",
     "COLUMNS",
     "MAX_ROWS",
+    "TIMING_FIELDS",
     "Export",
     "check_extra",
     "fmt_bytes",

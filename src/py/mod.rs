@@ -13,6 +13,7 @@ pub mod service;
 pub mod tcp;
 pub mod threads;
 pub mod tls;
+pub mod tls_check;
 pub mod udp;
 
 use pyo3::prelude::*;
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     probe::register(m)?;
     ping::register(m)?;
     service::register(m)?;
+    tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

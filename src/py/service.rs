@@ -185,11 +185,11 @@ fn result_tuple<'py>(
         .into_pyobject(py)
 }
 
-struct Prepared {
-    targets: Vec<HostPort>,
-    spec: ServiceSpec,
-    ctl: AddrControl,
-    concurrency: usize,
+pub(crate) struct Prepared {
+    pub(crate) targets: Vec<HostPort>,
+    pub(crate) spec: ServiceSpec,
+    pub(crate) ctl: AddrControl,
+    pub(crate) concurrency: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -217,9 +217,39 @@ fn prepare(
     })
 }
 
-fn start(p: Prepared, intr: &dyn crate::wait::Interrupt) -> crate::error::Result<ServiceRun> {
+pub(crate) fn start(
+    p: Prepared,
+    intr: &dyn crate::wait::Interrupt,
+) -> crate::error::Result<ServiceRun> {
     let plan = plan_targets(&p.targets, p.spec.timeout, &p.ctl, intr)?;
     ServiceRun::start(plan, p.spec, p.concurrency)
+}
+
+/// Run `p` to the end without the GIL; `progress(done, total)` with it.
+pub(crate) fn run_prepared(
+    py: Python<'_>,
+    p: Prepared,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(ServiceRun, Vec<ServiceResult>)> {
+    let cb_err: Mutex<Option<PyErr>> = Mutex::new(None);
+    let r = blocking(py, |intr| {
+        let mut run = start(p, intr)?;
+        let results = run.collect(intr, &mut |done, total| match &progress {
+            None => Ok(()),
+            Some(cb) => Python::attach(|py| cb.call1(py, (done, total)).map(|_| ())).map_err(|e| {
+                *cb_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Error::Interrupted
+            }),
+        })?;
+        Ok((run, results))
+    });
+    r.map_err(|e| {
+        cb_err
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or(e)
+    })
 }
 
 /// Service checks of `targets`: result tuples in input order.
@@ -256,25 +286,7 @@ pub fn service_check_many<'py>(
         tls,
         starttls,
     )?;
-    let cb_err: Mutex<Option<PyErr>> = Mutex::new(None);
-    let r = blocking(py, |intr| {
-        let mut run = start(p, intr)?;
-        let results = run.collect(intr, &mut |done, total| match &progress {
-            None => Ok(()),
-            Some(cb) => Python::attach(|py| cb.call1(py, (done, total)).map(|_| ())).map_err(|e| {
-                *cb_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                Error::Interrupted
-            }),
-        })?;
-        Ok((run, results))
-    });
-    let (run, results) = r.map_err(|e| {
-        cb_err
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or(e)
-    })?;
+    let (run, results) = run_prepared(py, p, progress)?;
     let items = results
         .iter()
         .map(|r| result_tuple(py, run.plan(), r))
@@ -325,18 +337,20 @@ pub fn service_check<'py>(
     result_tuple(py, run.plan(), r)
 }
 
-struct IterState {
-    run: ServiceRun,
-    ready: VecDeque<ServiceResult>,
+pub(crate) struct IterState {
+    pub(crate) run: ServiceRun,
+    pub(crate) ready: VecDeque<ServiceResult>,
 }
 
 /// Service-check results as they finish; `close()` (or dropping it)
 /// cancels the checks still running.
 #[pyclass(module = "socketkit._core", frozen)]
 pub struct ServiceIter {
-    state: Mutex<IterState>,
-    cancel: Arc<Cancel>,
-    total: usize,
+    pub(crate) state: Mutex<IterState>,
+    pub(crate) cancel: Arc<Cancel>,
+    pub(crate) total: usize,
+    /// Yield `TlsResult` tuples (tls_check_iter) instead of `CheckResult`'s.
+    pub(crate) tls_results: bool,
 }
 
 #[pymethods]
@@ -362,6 +376,9 @@ impl ServiceIter {
         }
         match st.ready.pop_front() {
             None => Ok(None),
+            Some(r) if self.tls_results => {
+                crate::py::tls_check::tls_tuple(py, st.run.plan(), &r).map(Some)
+            }
             Some(r) => result_tuple(py, st.run.plan(), &r).map(Some),
         }
     }
@@ -416,6 +433,7 @@ pub fn service_check_iter(
     Ok(ServiceIter {
         cancel: run.canceller(),
         total: run.total,
+        tls_results: false,
         state: Mutex::new(IterState {
             run,
             ready: VecDeque::new(),
