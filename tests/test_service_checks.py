@@ -316,3 +316,21 @@ def test_ctrl_c_during_a_dialogue_or_handshake(stalled_server, call):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "INTERRUPTED" in out, (out, err)
     assert float(out.split()[-1]) < 0.2, out
+
+
+def test_banner_after_steps(echo_server, smtp_server, tls_pki, ssh_banner_server):
+    assert socketkit.banner(echo_server.address, steps=[Send(b"hello")], timeout=3) == b"hello"
+    # What follows the last match is the start of the banner.
+    assert socketkit.banner(echo_server.address, steps=[Send(b"ab:cd"), Expect(b"ab:")], timeout=3) == b"cd"
+    said = socketkit.banner(
+        ("localhost", smtp_server.ports["smtp"]),
+        steps=[StartTls("smtp"), Send(b"EHLO socketkit.invalid\r\n")],
+        tls=trusting(tls_pki),
+        timeout=10,
+    )
+    assert said.startswith(b"250-") and b"\r\n250 " in said
+    with pytest.raises(socketkit.Error, match="step 0") as e:
+        socketkit.banner(ssh_banner_server.address, steps=[Expect(b"HTTP", timeout=0.1)])
+    assert "SSH-2.0" in str(e.value)
+    with pytest.raises(socketkit.ConnectionRefusedError):
+        socketkit.banner(("127.0.0.1", closed_tcp_port()), steps=[Send(b"x")])

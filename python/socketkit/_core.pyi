@@ -33,6 +33,7 @@ __all__ = [
     "_parse_ports",
     "_scan",
     "_scan_iter",
+    "_service_banner",
     "_service_check",
     "_service_check_iter",
     "_service_check_many",
@@ -461,6 +462,18 @@ def _service_check(
     tls: _Tls = None,
     starttls: str | None = None,
 ) -> _Result: ...
+def _service_banner(
+    target: _Target,
+    port: int | None = None,
+    *,
+    max_bytes: int,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    steps: Iterable[Any] | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> tuple[_Result, bytes | None]: ...
 def _service_check_many(
     targets: Iterable[_Target],
     *,

@@ -39,7 +39,7 @@ from typing import Any
 
 from socketkit import _core
 from socketkit._progress import make_progress
-from socketkit.exceptions import TimeoutError
+from socketkit.exceptions import ConnectionRefusedError, Error, TimeoutError
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
 from socketkit.service import Step
 
@@ -463,21 +463,60 @@ def banner(
     max_bytes: int = _D["banner_max_bytes"],
     family: Family = None,
     source_address: Source = None,
+    steps: Iterable[Step] | None = None,
+    tls: Any = None,
+    starttls: str | None = None,
 ) -> bytes:
     """Connect, send ``send`` if given, and return what the service says
     first: up to ``max_bytes``, read until the peer closes, ``timeout``
     passes, or 100 ms pass without more data after the first bytes.
     Returns ``b""`` if the service stays silent. A connect that fails
-    raises (``ConnectionRefusedError``, ``TimeoutError``, ...)."""
-    return _core._banner(
+    raises (``ConnectionRefusedError``, ``TimeoutError``, ...).
+
+    With ``steps`` (and ``tls``/``starttls``), the dialogue runs first and
+    the banner is what the service says after it (e.g. the EHLO answer
+    after ``[StartTls("smtp"), Send(b"EHLO me\\r\\n")]``); a step that
+    fails raises :class:`socketkit.Error` naming the step and the bytes
+    received."""
+    if not _service(steps, None, tls, starttls):
+        return _core._banner(
+            target,
+            port,
+            send=send,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            family=family,
+            source_address=source_address,
+        )
+    if send is not None:
+        raise ValueError("send and steps: put the bytes in the steps (steps=[Send(...), ...])")
+    t, said = _core._service_banner(
         target,
         port,
-        send=send,
-        timeout=timeout,
         max_bytes=max_bytes,
+        timeout=timeout,
         family=family,
         source_address=source_address,
+        steps=steps,
+        tls=tls,
+        starttls=starttls,
     )
+    r = _make(t)
+    if r.ok and said is not None:
+        return said
+    raise _failure(r)
+
+
+def _failure(r: CheckResult) -> OSError:
+    """The exception a failed check means, in the classes a connect raises."""
+    if r.state == "closed":
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"{r.error or 'Connection refused'} ({r.target})")
+    if r.state == "filtered":
+        return TimeoutError(errno.ETIMEDOUT, f"{r.error or 'timed out'} ({r.target})")
+    msg = f"{r.error} ({r.target})"
+    if r.failed_step is not None:
+        msg += f"; received {r.received!r}"
+    return Error(msg)
 
 
 def udp_probe(

@@ -143,6 +143,7 @@ fn spec_arg(
         starttls,
         source: ctl.source,
         timeout,
+        banner: None,
     })
 }
 
@@ -294,6 +295,46 @@ pub fn service_check_many<'py>(
     PyList::new(py, items)
 }
 
+/// One target's service check: its result and, with `banner`, what the
+/// peer said after the steps.
+#[allow(clippy::too_many_arguments)]
+fn check_one<'py>(
+    py: Python<'py>,
+    target: &Bound<'py, PyAny>,
+    port: Option<&Bound<'py, PyAny>>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
+    steps: Option<&Bound<'py, PyAny>>,
+    service: Option<&Bound<'py, PyAny>>,
+    tls: Option<&Bound<'py, PyAny>>,
+    starttls: Option<&Bound<'py, PyAny>>,
+    banner: Option<usize>,
+) -> PyResult<(Bound<'py, PyTuple>, Option<Vec<u8>>)> {
+    let port = port_arg(port)?;
+    let target = target_arg("target", target, port)?;
+    let mut p = prepare(
+        py,
+        vec![target],
+        timeout,
+        None,
+        family,
+        source_address,
+        false,
+        steps,
+        service,
+        tls,
+        starttls,
+    )?;
+    p.spec.banner = banner;
+    let (run, mut results) = run_prepared(py, p, None)?;
+    let mut r = results
+        .pop()
+        .ok_or_else(|| PyRuntimeError::new_err("check: no result"))?;
+    let said = r.banner.take();
+    Ok((result_tuple(py, run.plan(), &r)?, said))
+}
+
 /// A service check of one target: one result tuple.
 #[pyfunction]
 #[pyo3(name = "_service_check")]
@@ -311,30 +352,58 @@ pub fn service_check<'py>(
     tls: Option<&Bound<'py, PyAny>>,
     starttls: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let port = port_arg(port)?;
-    let target = target_arg("target", target, port)?;
-    let p = prepare(
+    let (t, _) = check_one(
         py,
-        vec![target],
+        target,
+        port,
         timeout,
-        None,
         family,
         source_address,
-        false,
         steps,
         service,
         tls,
         starttls,
+        None,
     )?;
-    let (run, results) = blocking(py, |intr| {
-        let mut run = start(p, intr)?;
-        let results = run.collect(intr, &mut |_, _| Ok(()))?;
-        Ok((run, results))
-    })?;
-    let r = results
-        .first()
-        .ok_or_else(|| PyRuntimeError::new_err("check: no result"))?;
-    result_tuple(py, run.plan(), r)
+    Ok(t)
+}
+
+/// `banner(steps=...)`: the check's result tuple, and what the peer said
+/// after the steps (None when the check failed).
+#[pyfunction]
+#[pyo3(name = "_service_banner")]
+#[pyo3(signature = (target, port=None, *, max_bytes, timeout=None, family=None, source_address=None, steps=None, tls=None, starttls=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn service_banner<'py>(
+    py: Python<'py>,
+    target: &Bound<'py, PyAny>,
+    port: Option<&Bound<'py, PyAny>>,
+    max_bytes: &Bound<'py, PyAny>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
+    steps: Option<&Bound<'py, PyAny>>,
+    tls: Option<&Bound<'py, PyAny>>,
+    starttls: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyTuple>, Option<Bound<'py, PyBytes>>)> {
+    let max = args::size("max_bytes", max_bytes)?;
+    if max == 0 {
+        return Err(PyValueError::new_err("max_bytes must be at least 1, got 0"));
+    }
+    let (t, said) = check_one(
+        py,
+        target,
+        port,
+        timeout,
+        family,
+        source_address,
+        steps,
+        None,
+        tls,
+        starttls,
+        Some(max),
+    )?;
+    Ok((t, said.map(|b| PyBytes::new(py, &b))))
 }
 
 pub(crate) struct IterState {
@@ -485,6 +554,7 @@ pub fn service_names() -> Vec<&'static str> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ServiceIter>()?;
     m.add_function(wrap_pyfunction!(service_check, m)?)?;
+    m.add_function(wrap_pyfunction!(service_banner, m)?)?;
     m.add_function(wrap_pyfunction!(service_check_many, m)?)?;
     m.add_function(wrap_pyfunction!(service_check_iter, m)?)?;
     m.add_function(wrap_pyfunction!(service_steps_py, m)?)?;

@@ -87,6 +87,7 @@ fn prepare(
             starttls,
             source: ctl.source,
             timeout: cfg.timeout,
+            banner: None,
         },
         ctl,
         concurrency: cfg.concurrency.min(MAX_SERVICE_THREADS),

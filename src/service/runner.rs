@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::addr::HostPort;
 use crate::error::{Error, Result};
 use crate::options::SocketOptions;
+use crate::probe::banner::QUIET;
 use crate::probe::classify::{failed, opened, silent};
 use crate::probe::{Cancel, Outcome, Plan, State, Timings};
 use crate::service::services::service_steps;
@@ -45,6 +46,9 @@ pub struct ServiceSpec {
     pub starttls: Option<StartTlsProto>,
     pub source: Option<SocketAddr>,
     pub timeout: Option<Duration>,
+    /// After the steps, read what the peer says next, up to this many
+    /// bytes (`banner(steps=...)`).
+    pub banner: Option<usize>,
 }
 
 /// One finished service check.
@@ -57,6 +61,7 @@ pub struct ServiceResult {
     pub captures: Option<Captures>,
     pub failed: Option<StepFailure>,
     pub tls: Option<TlsInfo>,
+    pub banner: Option<Vec<u8>>,
 }
 
 /// What a failed connect says about the target, in the probes' states.
@@ -94,6 +99,7 @@ pub fn check_one(
         captures: None,
         failed: None,
         tls: None,
+        banner: None,
     };
     let started = Instant::now();
     let finish = |mut r: ServiceResult| {
@@ -169,6 +175,9 @@ fn service_phases(
         Steps::Service(name) => service_steps(name, host)?,
     };
     if steps.is_empty() {
+        if let Some(max) = spec.banner {
+            r.banner = Some(read_banner(conn, Vec::new(), max, deadline, intr)?);
+        }
         return Ok(());
     }
     let setup = spec.tls.as_ref().map(|tls| TlsSetup { tls, host });
@@ -183,6 +192,9 @@ fn service_phases(
                 r.timings.tls = done.tls_time;
             }
             r.timings.dialogue = Some(took.saturating_sub(done.tls_time.unwrap_or_default()));
+            if let Some(max) = spec.banner {
+                r.banner = Some(read_banner(conn, done.rest, max, deadline, intr)?);
+            }
         }
         Err(f) => {
             r.timings.dialogue = Some(took);
@@ -195,6 +207,36 @@ fn service_phases(
         }
     }
     Ok(())
+}
+
+/// What the peer says next, `banner`'s way: up to `max` bytes, until it
+/// closes, the deadline passes, or [`QUIET`] passes without more after the
+/// first bytes. `got` is what already arrived.
+fn read_banner(
+    conn: &TcpConnection,
+    mut got: Vec<u8>,
+    max: usize,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Vec<u8>> {
+    while got.len() < max {
+        let wait = if got.is_empty() {
+            deadline
+        } else {
+            deadline.min(Deadline::after(Some(QUIET)))
+        };
+        conn.set_timeout(wait.remaining());
+        match conn.recv((max - got.len()).min(64 * 1024), intr) {
+            Ok(b) if b.is_empty() => break,
+            Ok(b) => got.extend_from_slice(&b),
+            Err(Error::Timeout { .. }) => break,
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(_) if !got.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    got.truncate(max);
+    Ok(got)
 }
 
 /// A pool of service checks over a plan: results as they finish.
@@ -348,6 +390,7 @@ impl ServiceRun {
                     captures: None,
                     failed: None,
                     tls: None,
+                    banner: None,
                 })
             })
             .collect())

@@ -120,6 +120,9 @@ pub struct Finished {
     /// The handshake of a `StartTls` step: how long it took and its outcome.
     pub tls_time: Option<Duration>,
     pub tls: Option<TlsInfo>,
+    /// Bytes that arrived after the last match (the start of whatever the
+    /// peer says next).
+    pub rest: Vec<u8>,
 }
 
 /// How to start TLS for a `StartTls` step.
@@ -208,6 +211,7 @@ impl Dialogue<'_> {
                 }
             }
         }
+        self.done.rest = std::mem::take(&mut self.buf);
         Ok(Ok(self.done))
     }
 

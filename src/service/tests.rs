@@ -324,6 +324,7 @@ mod runner_tests {
             starttls: None,
             source: None,
             timeout: Some(timeout),
+            banner: None,
         }
     }
 
