@@ -357,20 +357,11 @@ class UdpServer:
 # result tuples (host, address, port, proto, state, rtt_ms, error, timings,
 # captures, failed_step, received, tls): CheckResult's fields.
 
-_Result = tuple[
-    str,
-    str | None,
-    int,
-    str,
-    str,
-    float | None,
-    str | None,
-    dict[str, float | None],
-    tuple[bytes | None, ...] | None,
-    int | None,
-    bytes | None,
-    TlsInfo | None,
-]
+_S = str | None
+_Captures = tuple[bytes | None, ...] | None
+_F = float | None
+_Timings = dict[str, float | None]
+_Result = tuple[str, _S, int, str, str, _F, _S, _Timings, _Captures, int | None, bytes | None, TlsInfo | None]
 _Family = str | None
 _Source = tuple[str, int] | str | None
 _Target = _Address
