@@ -5,12 +5,13 @@ Python peers."""
 
 from __future__ import annotations
 
+import json
 import socket
 import textwrap
 import threading
 
 import pytest
-from _child import start
+from _child import can_make_netns, netns, start
 from daemons import SSH_BANNER
 from peers import TcpPeer, closed_tcp_port, has_ipv6_loopback
 from test_redis import REDIS, redis_port  # noqa: F401  (the module fixture)
@@ -334,3 +335,33 @@ def test_banner_after_steps(echo_server, smtp_server, tls_pki, ssh_banner_server
     assert "SSH-2.0" in str(e.value)
     with pytest.raises(socketkit.ConnectionRefusedError):
         socketkit.banner(("127.0.0.1", closed_tcp_port()), steps=[Send(b"x")])
+
+
+EACH_ADDRESS_CHILD = """
+import json, socket, socketkit
+v4 = socket.create_server(("127.0.0.1", 0))
+port = v4.getsockname()[1]
+v6 = socket.create_server(("::1", port), family=socket.AF_INET6)
+print("READY", flush=True)
+res = socketkit.check_many([f"both.test:{port}"], each_address=True)
+one = socketkit.check_many([f"both.test:{port}"])
+v6only = socketkit.check(f"both.test:{port}", family="ipv6")
+print(json.dumps([[r.address for r in res], [r.state for r in res], len(one), v6only.address]), flush=True)
+"""
+
+
+@pytest.mark.skipif(not can_make_netns(), reason="needs root and iproute2 for a network namespace")
+def test_each_address_on_a_name_with_both_loopback_addresses():
+    hosts = "127.0.0.1 both.test\n::1 both.test\n"
+    with netns(hosts=hosts) as prefix:
+        try:
+            proc = start(textwrap.dedent(EACH_ADDRESS_CHILD), prefix)
+        except AssertionError as e:
+            if "Cannot assign requested address" in str(e):
+                pytest.skip("no ::1 in a fresh network namespace here")
+            raise
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    addrs, states, n_plain, v6only = json.loads(out.splitlines()[-1])
+    assert sorted(addrs) == ["127.0.0.1", "::1"] and states == ["open", "open"]
+    assert n_plain == 1 and v6only == "::1"
