@@ -15,6 +15,7 @@ __all__ = [
     "LineIterator",
     "PingIter",
     "ProbeIter",
+    "ServiceIter",
     "TcpClient",
     "TcpOptions",
     "TcpServer",
@@ -33,8 +34,17 @@ __all__ = [
     "_parse_target",
     "_scan",
     "_scan_iter",
+    "_service_banner",
+    "_service_check",
+    "_service_check_iter",
+    "_service_check_many",
+    "_service_names",
+    "_service_steps",
     "_tcping",
     "_tcping_iter",
+    "_tls_check",
+    "_tls_check_iter",
+    "_tls_check_many",
     "_udp_probe",
     "_wait_for",
 ]
@@ -345,9 +355,16 @@ class UdpServer:
     def __exit__(self, *_exc: object) -> None: ...
 
 # Probes. The public functions are in socketkit.probes; these return plain
-# result tuples (host, address, port, proto, state, rtt_ms, error).
+# result tuples (host, address, port, proto, state, rtt_ms, error, timings,
+# captures, failed_step, received, tls): CheckResult's fields.
 
-_Result = tuple[str, str | None, int, str, str, float | None, str | None]
+_S = str | None
+_Captures = tuple[bytes | None, ...] | None
+_F = float | None
+_Timings = dict[str, float | None]
+_Result = tuple[str, _S, int, str, str, _F, _S, _Timings, _Captures, int | None, bytes | None, TlsInfo | None]
+_Family = str | None
+_Source = tuple[str, int] | str | None
 _Target = _Address
 _Ports = str | int | range | Iterable[int | str]
 _Progress = Callable[[int, int], Any] | None
@@ -362,7 +379,14 @@ class ProbeIter:
     def total(self) -> int: ...
     def close(self) -> None: ...
 
-def _check(target: _Target, port: int | None = None, *, timeout: float | None = None) -> _Result: ...
+def _check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> _Result: ...
 def _check_many(
     targets: Iterable[_Target],
     *,
@@ -370,6 +394,9 @@ def _check_many(
     concurrency: int | None = None,
     rate: float | None = None,
     progress: _Progress = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
 ) -> list[_Result]: ...
 def _check_iter(
     targets: Iterable[_Target],
@@ -377,6 +404,9 @@ def _check_iter(
     timeout: float | None = None,
     concurrency: int | None = None,
     rate: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
 ) -> ProbeIter: ...
 def _scan(
     hosts: str | Iterable[str],
@@ -386,6 +416,8 @@ def _scan(
     concurrency: int | None = None,
     rate: float | None = None,
     progress: _Progress = None,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> list[_Result]: ...
 def _scan_iter(
     hosts: str | Iterable[str],
@@ -394,9 +426,119 @@ def _scan_iter(
     timeout: float | None = None,
     concurrency: int | None = None,
     rate: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> ProbeIter: ...
+
+# Service checks (connect + TLS/STARTTLS + dialogue on a pool of threads).
+
+@final
+class ServiceIter:
+    """Results of a service-check check_iter as they finish."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Any: ...
+    @property
+    def total(self) -> int: ...
+    def close(self) -> None: ...
+
+def _service_check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    steps: Iterable[Any] | None = None,
+    service: str | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> _Result: ...
+def _service_banner(
+    target: _Target,
+    port: int | None = None,
+    *,
+    max_bytes: int,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    steps: Iterable[Any] | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> tuple[_Result, bytes | None]: ...
+def _service_check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    progress: _Progress = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
+    steps: Iterable[Any] | None = None,
+    service: str | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> list[_Result]: ...
+def _service_check_iter(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
+    steps: Iterable[Any] | None = None,
+    service: str | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> ServiceIter: ...
+def _service_steps(name: str, host: str) -> list[tuple[Any, ...]]: ...
+
+# TLS checks: (host, address, port, state, tls_info, timings, error).
+_TlsCheck = tuple[str, str | None, int, str, TlsInfo | None, dict[str, float | None], str | None]
+
+def _tls_check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> _TlsCheck: ...
+def _tls_check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    progress: _Progress = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> list[_TlsCheck]: ...
+def _tls_check_iter(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> ServiceIter: ...
+def _service_names() -> list[str]: ...
 def _tcping(
-    target: _Target, port: int | None, *, count: int, interval: float, timeout: float | None
+    target: _Target,
+    port: int | None,
+    *,
+    count: int,
+    interval: float,
+    timeout: float | None,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> tuple[str, str, int, list[float | None], list[str | None]]: ...
 
 # One ping: (seq, host, address, port, state, rtt_ms, error); address is
@@ -418,6 +560,8 @@ def _tcping_iter(
     count: int = 4,
     interval: float = 1.0,
     timeout: float | None = 1.0,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> PingIter: ...
 def _wait_for(
     targets: _Target | Iterable[_Target],
@@ -429,10 +573,24 @@ def _wait_for(
     expect: Buffer | None,
 ) -> float: ...
 def _banner(
-    target: _Target, port: int | None, *, send: Buffer | None, timeout: float | None, max_bytes: int
+    target: _Target,
+    port: int | None,
+    *,
+    send: Buffer | None,
+    timeout: float | None,
+    max_bytes: int,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> bytes: ...
 def _udp_probe(
-    target: _Target, port: int | None, payload: Buffer | None, *, timeout: float | None, retries: int
+    target: _Target,
+    port: int | None,
+    payload: Buffer | None,
+    *,
+    timeout: float | None,
+    retries: int,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> _Result: ...
 def _parse_ports(ports: _Ports) -> list[int]: ...
 def _parse_target(target: _Target) -> tuple[str, int]: ...

@@ -15,11 +15,12 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
-from typing import Any, Literal, NamedTuple, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, SupportsIndex, overload
 
 from socketkit._format import (
     MAX_ROWS,
     Export,
+    check_extra,
     fmt_counts,
     fmt_ms,
     fmt_ms_series,
@@ -28,6 +29,9 @@ from socketkit._format import (
     result_table,
     round_floats,
 )
+
+if TYPE_CHECKING:
+    from socketkit.tls import TlsInfo
 
 __all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
 
@@ -45,6 +49,13 @@ class _CheckFields(NamedTuple):
     state: Literal["open", "closed", "filtered", "error", "open|filtered"]
     rtt_ms: float | None
     error: str | None
+    # Appended with defaults so that positional construction, unpacking of
+    # the first seven and pickles of older versions keep working.
+    timings: dict[str, float | None] | None = None
+    captures: tuple[bytes | None, ...] | None = None
+    failed_step: int | None = None
+    received: bytes | None = None
+    tls: TlsInfo | None = None
 
 
 class CheckResult(_CheckFields, Export):
@@ -55,6 +66,15 @@ class CheckResult(_CheckFields, Export):
     ``"udp"``), ``state``, ``rtt_ms`` (handshake or reply time in
     milliseconds, ``None`` when nothing answered) and ``error`` (why, when
     there is something to say). ``ok`` is ``state == "open"``.
+
+    Then what a service check adds: ``timings`` (a dict of milliseconds:
+    ``resolve_ms``, ``connect_ms``, ``tls_ms``, ``dialogue_ms``,
+    ``total_ms``; ``None`` for a phase that did not run), ``captures`` (the
+    groups of the last regex ``Expect`` that matched), ``failed_step`` (the
+    0-based index of the step that failed) and ``received`` (the bytes that
+    arrived during it), and ``tls`` (:class:`socketkit.TlsInfo` when TLS
+    ran). The exports of a plain port check keep their eight columns; a
+    service check's rows add its timings and findings.
 
     States have nmap's meaning: ``"open"`` (the handshake completed / a UDP
     reply came back), ``"closed"`` (refused: RST or ICMP port unreachable;
@@ -67,6 +87,15 @@ class CheckResult(_CheckFields, Export):
     """
 
     __slots__ = ()
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]
+        """From a tuple of the twelve fields, or of the first seven (what
+        older code passes; the rest take their defaults)."""
+        t = tuple(iterable)
+        if len(t) == len(cls._fields):
+            return tuple.__new__(cls, t)
+        return cls(*t)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +115,10 @@ class CheckResult(_CheckFields, Export):
             parts.append(f"address={self.address}")
         if self.error:
             parts.append(f"error={self.error!r}")
+        if self.failed_step is not None:
+            parts.append(f"failed_step={self.failed_step}, received={self.received!r}")
+        if self.captures:
+            parts.append(f"captures={self.captures!r}")
         return f"CheckResult({', '.join(parts)})"
 
     __str__ = __repr__
@@ -102,6 +135,7 @@ class CheckResult(_CheckFields, Export):
             "ok": self.ok,
             "rtt_ms": round_floats(self.rtt_ms),
             "error": self.error,
+            **check_extra(self),
         }
 
     def to_dicts(self) -> list[dict[str, Any]]:
