@@ -1,6 +1,15 @@
 """Progress reporting for long probes: ``progress=True`` draws a bar (tqdm
 when installed, a plain one on stderr otherwise); a callable receives
-``(done, total)`` and its last call has ``done == total``."""
+``(done, total)`` and its last call has ``done == total``.
+
+In a Jupyter kernel the bar is tqdm's widget (tqdm and ipywidgets
+installed) or an HTML output updated in place (see ``_notebook``), never
+``\r`` text. The async probes (``socketkit.aio``, issue 12) take the same
+``progress`` argument: they call :func:`make_progress` as the blocking ones
+do and close it when the awaitable ends, however it ends (cancelled
+included). The notebook bars update through IPython's display ids and tqdm,
+so calling them from the event loop's thread is fine; the plain bar writes
+to stderr from whichever thread calls it."""
 
 from __future__ import annotations
 
@@ -10,6 +19,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from socketkit._notebook import HtmlBar, in_notebook, widgets_available
 
 __all__ = ["Progress", "make_progress"]
 
@@ -71,19 +82,28 @@ class _PlainBar:
 
 
 class _TqdmBar:
+    """tqdm's bar (``tqdm.auto``: the widget in a notebook, text in a
+    terminal), made on the first call, when the total is known: a bar
+    started at ``total=0`` and resized later shows no percentage or ETA
+    until then, and the notebook widget keeps its first scale."""
+
     def __init__(self, desc: str) -> None:
-        tqdm = importlib.import_module("tqdm.auto").tqdm
-        self.bar = tqdm(total=0, desc=desc, unit="probe")
+        self.tqdm = importlib.import_module("tqdm.auto").tqdm
+        self.desc = desc
+        self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar.total != total:
+        if self.bar is None:
+            self.bar = self.tqdm(total=total, desc=self.desc, unit="probe")
+        elif self.bar.total != total:
             self.bar.total = total
             self.bar.refresh()
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Progress:
@@ -99,16 +119,31 @@ class Progress:
             self._closer = None
 
 
+def _bar(desc: str) -> _PlainBar | _TqdmBar | HtmlBar:
+    """The bar ``progress=True`` draws. In a Jupyter kernel: tqdm's widget
+    when tqdm and ipywidgets are both installed, else an updating HTML
+    output (tqdm without ipywidgets warns "IProgress not found" and writes
+    ``\r`` fragments into the cell). Elsewhere: tqdm if installed, else the
+    plain bar on stderr."""
+    if in_notebook():
+        if widgets_available():
+            try:
+                return _TqdmBar(desc)
+            except ImportError:
+                pass
+        return HtmlBar(desc)
+    try:
+        return _TqdmBar(desc)
+    except ImportError:
+        return _PlainBar(desc)
+
+
 def make_progress(progress: ProgressArg, desc: str) -> Progress:
     """Turn the ``progress`` argument into a callback."""
     if progress is None or progress is False:
         return Progress(None, None)
     if progress is True:
-        bar: _PlainBar | _TqdmBar
-        try:
-            bar = _TqdmBar(desc)
-        except ImportError:
-            bar = _PlainBar(desc)
+        bar = _bar(desc)
         return Progress(bar, bar.close)
     if callable(progress):
         return Progress(progress, None)
