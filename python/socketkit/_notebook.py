@@ -65,6 +65,7 @@ class HtmlBar:
         self.last = 0.0
         self.handle: Any = None
         self.state = (0, 0)
+        self.drawn = False
         self.finished = False
 
     def render(self, done: int, total: int, elapsed: float, final: bool = False) -> dict[str, str]:
@@ -98,12 +99,13 @@ class HtmlBar:
         if done < total and now - self.last < self.INTERVAL:
             return
         self.last = now
+        self.drawn = True
         self.finished = done >= total
         self._show(self.render(done, total, now - self.start, final=self.finished))
 
     def close(self) -> None:
         # A job stopped early (Ctrl-C, an error) says where it stopped.
         done, total = self.state
-        if self.handle is not None and not self.finished:
+        if self.drawn and not self.finished:
             self.finished = True
             self._show(self.render(done, total, time.monotonic() - self.start, final=True))

@@ -85,7 +85,10 @@ class _TqdmBar:
     """tqdm's bar (``tqdm.auto``: the widget in a notebook, text in a
     terminal), made on the first call, when the total is known: a bar
     started at ``total=0`` and resized later shows no percentage or ETA
-    until then, and the notebook widget keeps its first scale."""
+    until then, and the notebook widget keeps its first scale. Like the
+    plain bar, a job of one item draws nothing and a bar appears only after
+    ``_PlainBar.DELAY`` seconds (tqdm's own ``delay``): one setting for
+    both."""
 
     def __init__(self, desc: str) -> None:
         self.tqdm = importlib.import_module("tqdm.auto").tqdm
@@ -94,7 +97,9 @@ class _TqdmBar:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = self.tqdm(total=total, desc=self.desc, unit="probe")
+            if total <= 1:
+                return
+            self.bar = self.tqdm(total=total, desc=self.desc, unit="probe", delay=_PlainBar.DELAY)
         elif self.bar.total != total:
             self.bar.total = total
             self.bar.refresh()
