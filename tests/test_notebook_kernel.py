@@ -102,6 +102,17 @@ def test_progress_without_tqdm_is_one_updating_html_output(kernel: Kernel) -> No
     _html_bar(outputs, 100)
 
 
+def test_progress_from_an_awaited_thread_lands_in_its_cell(kernel: Kernel) -> None:
+    # The async form until socketkit.aio lands: top-level await of a
+    # blocking probe on a worker thread; its bar is drawn from that thread.
+    outputs = kernel.ok(
+        "import asyncio\nr = await asyncio.to_thread(socketkit.check_many, TARGETS, progress=True)\nlen(r)"
+    )
+    _no_terminal_bar(outputs)
+    _html_bar(outputs, 300)
+    assert outputs[-1]["data"]["text/plain"] == "300"
+
+
 def test_progress_with_tqdm_but_no_ipywidgets_does_not_warn(kernel: Kernel) -> None:
     pytest.importorskip("tqdm")
     kernel.ok("del sys.modules['tqdm'], sys.modules['tqdm.auto']\nsys.modules['ipywidgets'] = None")

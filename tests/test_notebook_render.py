@@ -173,3 +173,30 @@ def test_html_bar_frames_and_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
     quick(5, 10)
     quick.close()
     assert len(shown) == n
+
+
+def test_progress_for_closes_the_bar_however_the_work_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hook socketkit.aio uses: a cancelled await still closes the bar.
+    import asyncio
+
+    closed: list[str] = []
+    monkeypatch.setattr(_progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(_progress, "widgets_available", lambda: False)
+    monkeypatch.setattr(_notebook.HtmlBar, "close", lambda self: closed.append(self.desc))
+
+    async def work() -> None:
+        with _progress.progress_for(True, "scan") as cb:
+            assert isinstance(cb, _notebook.HtmlBar)
+            await asyncio.sleep(3600)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(work())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert closed == ["scan"]
+    with _progress.progress_for(None, "scan") as cb:
+        assert cb is None

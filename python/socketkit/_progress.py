@@ -5,11 +5,16 @@ when installed, a plain one on stderr otherwise); a callable receives
 In a Jupyter kernel the bar is tqdm's widget (tqdm and ipywidgets
 installed) or an HTML output updated in place (see ``_notebook``), never
 ``\r`` text. The async probes (``socketkit.aio``, issue 12) take the same
-``progress`` argument: they call :func:`make_progress` as the blocking ones
-do and close it when the awaitable ends, however it ends (cancelled
-included). The notebook bars update through IPython's display ids and tqdm,
-so calling them from the event loop's thread is fine; the plain bar writes
-to stderr from whichever thread calls it."""
+``progress`` argument. Their hook is :func:`progress_for`::
+
+    with progress_for(progress, "scan") as callback:
+        raw = await _core._scan_async(..., progress=callback)
+
+which closes the bar however the awaitable ends (cancelled included). The
+notebook bars update through IPython's display ids and tqdm, so the callback
+may run on the event loop's thread or a core thread (tested from a worker
+thread in tests/test_notebook_kernel.py); the plain bar writes to stderr
+from whichever thread calls it."""
 
 from __future__ import annotations
 
@@ -17,12 +22,13 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from socketkit._notebook import HtmlBar, in_notebook, widgets_available
 
-__all__ = ["Progress", "make_progress"]
+__all__ = ["Progress", "make_progress", "progress_for"]
 
 ProgressArg = bool | Callable[[int, int], Any] | None
 
@@ -155,3 +161,15 @@ def make_progress(progress: ProgressArg, desc: str) -> Progress:
     raise TypeError(
         f"progress must be None, a bool or a callable(done, total), got {type(progress).__name__}"
     )
+
+
+@contextmanager
+def progress_for(progress: ProgressArg, desc: str) -> Iterator[Callable[[int, int], Any] | None]:
+    """``make_progress`` as a ``with`` block: the callback to hand the core
+    (or None), and the bar closed on the way out, whether the work ended,
+    raised or (in ``socketkit.aio``) was cancelled."""
+    bar = make_progress(progress, desc)
+    try:
+        yield bar.callback
+    finally:
+        bar.close()
