@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, SupportsIndex, overload
 
+from socketkit import _plot, _svg
 from socketkit._format import (
     MAX_ROWS,
     Export,
@@ -317,6 +318,12 @@ class ScanReport(Export):
         caption = self._summary() + (f" {note}" if note else "")
         return [r.to_dict() for r in shown], caption, more
 
+    def plot(self, ax: Any = None, *, closed: bool = False) -> Any:
+        """Draw the ports found with matplotlib (x: port, y: host, coloured
+        by state; closed ones only with ``closed=True``) on ``ax`` or a new
+        figure; returns the Axes. Needs ``pip install 'socketkit[plot]'``."""
+        return _plot.plot_scan(self, ax, closed=closed)
+
 
 class PingStats(Export):
     """What ``tcping`` measured: one TCP handshake per "ping".
@@ -516,3 +523,15 @@ class PingStats(Export):
     def _html(self) -> tuple[list[dict[str, Any]], str, int]:
         rows = [{"statistic": k, "value": v} for k, v in self.to_dict().items() if k != "rtts"]
         return rows, f"tcping {fmt_target(self.host, self.port)}", 0
+
+    def _repr_html_(self) -> str:
+        # The numbers and, beside them, the rtts over time (inline SVG).
+        series = [r["rtt_ms"] for r in self.to_dicts()]
+        chart = _svg.latency_svg(series, title=f"RTT per ping, {fmt_target(self.host, self.port)}")
+        return _svg.side_by_side(super()._repr_html_(), chart)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the rtts over time with matplotlib (lost pings as red
+        crosses, the mean dashed) on ``ax`` or a new figure; returns the
+        Axes. Needs ``pip install 'socketkit[plot]'``."""
+        return _plot.plot_ping(self, ax)
