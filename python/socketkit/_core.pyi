@@ -119,55 +119,32 @@ class Keepalive:
 class TcpOptions(TypedDict, total=False):
     """Socket options of a TCP socket: the ``**options`` of TcpClient, TcpServer and TcpServer.echo."""
 
-    #: TCP_NODELAY: send small segments at once instead of holding them back to coalesce (Nagle's algorithm).
     nodelay: bool
-    #: SO_KEEPALIVE (with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): probe a connection that has been idle, and drop it when the peer stops answering.
     keepalive: bool | Keepalive
-    #: SO_LINGER: how long close() waits for unsent data to go out; 0 makes close() reset the connection, None turns lingering off.
     linger: float | None
-    #: TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the kernel drops the connection.
     user_timeout: float
-    #: SO_RCVBUF: the receive buffer size in bytes (Linux doubles the value for its bookkeeping, and reads back the doubled value).
     recv_buffer: int
-    #: SO_SNDBUF: the send buffer size in bytes (Linux doubles it, as SO_RCVBUF).
     send_buffer: int
-    #: SO_REUSEADDR: bind a local address that connections in TIME_WAIT still hold (servers default to True).
     reuse_address: bool
-    #: SO_REUSEPORT: let several sockets bind the same address and port; the kernel spreads connections or datagrams across them.
     reuse_port: bool
-    #: IP_TTL or IPV6_UNICAST_HOPS: how many hops an outgoing packet may travel.
     ttl: int
-    #: IP_TOS or IPV6_TCLASS: the type-of-service (traffic class) byte of outgoing packets, DSCP and ECN.
     tos: int
-    #: IPV6_V6ONLY: an IPv6 socket speaks IPv6 only, not IPv4 through IPv4-mapped addresses.
     only_v6: bool
-    #: SO_BINDTODEVICE: send and receive only through this network interface (needs CAP_NET_RAW).
     bind_device: str
 
 class UdpOptions(TypedDict, total=False):
     """Socket options of a UDP socket: the ``**options`` of UdpSocket, UdpClient, UdpServer and UdpServer.echo."""
 
-    #: SO_RCVBUF: the receive buffer size in bytes (Linux doubles the value for its bookkeeping, and reads back the doubled value).
     recv_buffer: int
-    #: SO_SNDBUF: the send buffer size in bytes (Linux doubles it, as SO_RCVBUF).
     send_buffer: int
-    #: SO_REUSEADDR: bind a local address that connections in TIME_WAIT still hold (servers default to True).
     reuse_address: bool
-    #: SO_REUSEPORT: let several sockets bind the same address and port; the kernel spreads connections or datagrams across them.
     reuse_port: bool
-    #: IP_TTL or IPV6_UNICAST_HOPS: how many hops an outgoing packet may travel.
     ttl: int
-    #: IP_TOS or IPV6_TCLASS: the type-of-service (traffic class) byte of outgoing packets, DSCP and ECN.
     tos: int
-    #: IPV6_V6ONLY: an IPv6 socket speaks IPv6 only, not IPv4 through IPv4-mapped addresses.
     only_v6: bool
-    #: SO_BINDTODEVICE: send and receive only through this network interface (needs CAP_NET_RAW).
     bind_device: str
-    #: SO_BROADCAST: allow sending to a broadcast address.
     broadcast: bool
-    #: IP_MULTICAST_TTL or IPV6_MULTICAST_HOPS: how many hops outgoing multicast may travel (1: this network only).
     multicast_ttl: int
-    #: IP_MULTICAST_LOOP or IPV6_MULTICAST_LOOP: deliver outgoing multicast to listeners on this host too.
     multicast_loop: bool
 
 # END generated: options
@@ -183,11 +160,15 @@ class TcpClient:
         timeout: float | None = None,
         source_address: _Address | None = None,
         tls: _Tls = None,
+        family: str | None = None,
         **options: Unpack[TcpOptions],
     ) -> TcpClient: ...
     @classmethod
     def from_socket(cls, sock: socket.socket) -> TcpClient: ...
-    def start_tls(self, tls: bool | TlsConfig | None = True) -> None: ...
+    def start_tls(self, tls: bool | TlsConfig | None = True, *, starttls: str | None = None) -> None: ...
+    def run_steps(
+        self, steps: Iterable[Any], *, tls: bool | TlsConfig | None = True
+    ) -> tuple[bytes | None, ...] | None: ...
     def tls_info(self) -> TlsInfo | None: ...
     def detach(self) -> socket.socket: ...
     def send(self, data: Buffer) -> int: ...

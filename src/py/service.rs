@@ -68,7 +68,7 @@ fn step_arg(i: usize, obj: &Bound<'_, PyAny>) -> PyResult<Step> {
     }
 }
 
-fn steps_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Step>> {
+pub(crate) fn steps_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Step>> {
     let iter = obj.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
             "steps must be a list of socketkit.Send, Expect and StartTls, got {}",
@@ -147,6 +147,17 @@ fn spec_arg(
     })
 }
 
+/// Regex groups as Python sees them: `tuple[bytes | None, ...]`.
+pub(crate) fn captures_to_py<'py>(
+    py: Python<'py>,
+    c: &crate::service::steps::Captures,
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        c.iter().map(|g| g.as_deref().map(|b| PyBytes::new(py, b))),
+    )
+}
+
 /// A result as the tuple `CheckResult` is made from.
 fn result_tuple<'py>(
     py: Python<'py>,
@@ -154,15 +165,8 @@ fn result_tuple<'py>(
     r: &ServiceResult,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (h, port) = plan.targets[r.target];
-    let captures = r.captures.as_ref().map(|c| {
-        let items: Vec<Option<Bound<'py, PyBytes>>> = c
-            .iter()
-            .map(|g| g.as_deref().map(|b| PyBytes::new(py, b)))
-            .collect();
-        items
-    });
-    let captures = match captures {
-        Some(items) => Some(PyTuple::new(py, items)?),
+    let captures = match &r.captures {
+        Some(c) => Some(captures_to_py(py, c)?),
         None => None,
     };
     let tls = match &r.tls {
