@@ -1,7 +1,9 @@
 //! Parsing of the address forms users type: `"host:port"`, `"[v6]:port"`,
 //! and the parts of a `(host, port)` tuple. Resolution lives in `resolve.rs`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
@@ -74,12 +76,74 @@ impl PortUse {
             return Err(Error::invalid(arg, "port is missing"));
         }
         if !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(self.out_of_range(arg, format!("'{text}'")));
+            // A service name, as nc and nmap take them ("http", "ssh").
+            return match service_port(text) {
+                Some(p) => self.check(arg, p.into()),
+                None => Err(self.out_of_range(
+                    arg,
+                    format!("'{text}' (neither a number nor a service name in /etc/services)"),
+                )),
+            };
         }
         // Digits only: anything past u32 is out of range as well.
         let p = text.parse::<u32>().map_or(i128::MAX, i128::from);
         self.check(arg, p).map_err(|_| self.out_of_range(arg, text))
     }
+}
+
+/// The port of a service name in `/etc/services` (`"http"` -> 80), names
+/// and aliases, as getservbyname(3) reads them; read once per process.
+pub fn service_port(name: &str) -> Option<u16> {
+    static SERVICES: OnceLock<HashMap<String, u16>> = OnceLock::new();
+    SERVICES
+        .get_or_init(|| {
+            std::fs::read_to_string("/etc/services")
+                .map(|t| parse_services(&t))
+                .unwrap_or_default()
+        })
+        .get(name)
+        .copied()
+}
+
+/// `name port/proto aliases... # comment` lines; the first entry of a name wins.
+fn parse_services(text: &str) -> HashMap<String, u16> {
+    let mut map = HashMap::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let (Some(name), Some(port)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some(Ok(port)) = port.split('/').next().map(str::parse::<u16>) else {
+            continue;
+        };
+        for n in std::iter::once(name).chain(fields) {
+            map.entry(n.to_string()).or_insert(port);
+        }
+    }
+    map
+}
+
+/// A URL typed where `host:port` belongs (`http://web:8080/`): the message
+/// says what to type instead.
+fn url_error(arg: &'static str, text: &str) -> Error {
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let hint = if authority.is_empty() {
+        String::new()
+    } else if authority.ends_with(']') || !authority.contains(':') {
+        match service_port(&scheme.to_ascii_lowercase()) {
+            Some(p) => format!(": try '{authority}:{p}'"),
+            None => String::new(),
+        }
+    } else {
+        format!(": try '{authority}'")
+    };
+    Error::invalid(
+        arg,
+        format!("a target is host:port, not a URL, got {text:?}{hint}"),
+    )
 }
 
 /// Check a host string: non-empty, brackets stripped from `[v6]`.
@@ -109,9 +173,18 @@ pub fn check_host(arg: &'static str, host: &str) -> Result<String> {
     Ok(host.to_string())
 }
 
-/// Parse `"host:port"` or `"[v6addr]:port"`.
+/// Parse `"host:port"` or `"[v6addr]:port"` (any port a bind takes).
 pub fn parse_host_port(arg: &'static str, text: &str) -> Result<HostPort> {
+    parse_host_port_as(arg, text, PortUse::Bind)
+}
+
+/// Parse `"host:port"` or `"[v6addr]:port"`, the port checked for `usage`
+/// (so a connect says "1-65535" whatever the port's fault).
+pub fn parse_host_port_as(arg: &'static str, text: &str, usage: PortUse) -> Result<HostPort> {
     let text = text.trim();
+    if text.contains("://") {
+        return Err(url_error(arg, text));
+    }
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let close = rest
             .find(']')
@@ -144,7 +217,7 @@ pub fn parse_host_port(arg: &'static str, text: &str) -> Result<HostPort> {
         }
         (host, &text[colon + 1..])
     };
-    let port = PortUse::Bind.parse(arg, port)?;
+    let port = usage.parse(arg, port)?;
     Ok(HostPort {
         host: check_host(arg, host)?,
         port,
@@ -224,6 +297,25 @@ mod tests {
     }
 
     #[test]
+    fn service_names_and_urls() {
+        let services = "# comment\nssh 22/tcp\nhttp 80/tcp www # WWW\nhttp 80/udp\nhttp-alt 8080/tcp webcache\n";
+        let map = parse_services(services);
+        assert_eq!(map.get("http"), Some(&80));
+        assert_eq!(map.get("www"), Some(&80));
+        assert_eq!(map.get("webcache"), Some(&8080));
+        assert_eq!(map.get("comment"), None);
+        for (url, hint) in [
+            ("http://127.0.0.1:7000", "try '127.0.0.1:7000'"),
+            ("http://127.0.0.1:7000/path", "try '127.0.0.1:7000'"),
+            ("tcp://[::1]:80", "try '[::1]:80'"),
+        ] {
+            let e = parse_host_port("t", url).unwrap_err().to_string();
+            assert!(e.contains("a target is host:port, not a URL"), "{e}");
+            assert!(e.contains(hint), "{e}");
+        }
+    }
+
+    #[test]
     fn port_bounds_per_use() {
         assert_eq!(PortUse::Bind.check("port", 0).unwrap(), 0);
         assert_eq!(PortUse::Bind.check("port", 65535).unwrap(), 65535);
@@ -269,5 +361,86 @@ mod tests {
         let order = happy_eyeballs_order(&addrs);
         let s: Vec<String> = order.iter().map(|a| a.to_string()).collect();
         assert_eq!(s, ["[::1]:1", "127.0.0.1:1", "10.0.0.1:1"]);
+    }
+}
+
+/// Which address family a probe or client may use (`family=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    /// `"ipv4"` / `"ipv6"` (also `"4"`, `"6"`, `"inet"`, `"inet6"`).
+    pub fn parse(arg: &'static str, text: &str) -> Result<Family> {
+        match text.to_ascii_lowercase().as_str() {
+            "ipv4" | "4" | "inet" => Ok(Family::V4),
+            "ipv6" | "6" | "inet6" => Ok(Family::V6),
+            _ => Err(Error::invalid(
+                arg,
+                format!("must be None, 'ipv4' or 'ipv6', got {text:?}"),
+            )),
+        }
+    }
+
+    pub fn admits(self, ip: &IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Any => "IP",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The family both `self` and a source address allow: a source address
+    /// can only reach its own family. An error when they disagree.
+    pub fn with_source(self, source: Option<&SocketAddr>) -> Result<Family> {
+        let Some(src) = source else {
+            return Ok(self);
+        };
+        let own = if src.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        if self != Family::Any && self != own {
+            return Err(Error::invalid(
+                "source_address",
+                format!(
+                    "{src} is not an {} address (family={})",
+                    self.name(),
+                    self.name().to_ascii_lowercase()
+                ),
+            ));
+        }
+        Ok(own)
+    }
+
+    /// Keep the addresses of this family; the error says none was left.
+    pub fn filter<T: Copy>(
+        self,
+        host: &str,
+        addrs: &[T],
+        ip: impl Fn(&T) -> IpAddr,
+    ) -> std::result::Result<Vec<T>, String> {
+        let kept: Vec<T> = addrs
+            .iter()
+            .copied()
+            .filter(|a| self.admits(&ip(a)))
+            .collect();
+        if kept.is_empty() && !addrs.is_empty() {
+            return Err(format!("{host} has no {} address", self.name()));
+        }
+        Ok(kept)
     }
 }

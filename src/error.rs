@@ -193,12 +193,34 @@ pub enum Error {
         failure: TlsFailure,
     },
 
+    /// A dialogue step (`run_steps`) did not pass: which step (0-based),
+    /// why, and what arrived during it.
+    #[error("step {step} failed: {reason}")]
+    Dialogue {
+        step: usize,
+        received: Vec<u8>,
+        reason: String,
+    },
+
+    /// The allocator refused `bytes` bytes (a huge size from the caller met
+    /// a peer that kept sending): MemoryError, as the stdlib raises.
+    #[error("cannot allocate {bytes} bytes")]
+    NoMemory { bytes: usize },
+
     /// A signal is pending: the binding layer raises what the signal handler raised.
     #[error("interrupted by a signal")]
     Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Room for `additional` more items, or `Error::NoMemory`: `Vec`'s own
+/// growth aborts the process when the allocator refuses.
+pub fn try_reserve<T>(v: &mut Vec<T>, additional: usize) -> Result<()> {
+    v.try_reserve(additional).map_err(|_| Error::NoMemory {
+        bytes: additional.saturating_mul(std::mem::size_of::<T>()),
+    })
+}
 
 fn fmt_addr(address: &Option<String>) -> String {
     match address {
@@ -329,6 +351,15 @@ mod tests {
             }
         ));
         assert_eq!(e.to_string(), "timed out (recv)");
+    }
+
+    #[test]
+    fn a_refused_allocation_is_an_error() {
+        let mut v: Vec<u64> = Vec::new();
+        match try_reserve(&mut v, usize::MAX / 4) {
+            Err(Error::NoMemory { bytes }) => assert_eq!(bytes, usize::MAX),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! (`recv_exact`, `recv_until`, `recv_line`) that work on it. Pure data
 //! structure: the socket reads live in `tcp/`.
 
+use crate::error::{try_reserve, Result};
+
 /// Bytes read from the socket but not yet handed to the caller.
 ///
 /// `data[start..end]` is the unread part; `data` is fully initialised so a
@@ -16,6 +18,11 @@ pub struct ReadBuffer {
 /// Grow in steps of at least this much, so one-byte peers do not cause one
 /// allocation per byte.
 const MIN_READ: usize = 64 * 1024;
+
+/// The most one read asks for: a caller's size (`recv(2**40)`) bounds what
+/// is returned, never what is allocated up front; more arrives on the
+/// next read.
+const MAX_READ: usize = 1 << 20;
 
 impl ReadBuffer {
     pub fn new() -> Self {
@@ -34,10 +41,10 @@ impl ReadBuffer {
         &self.data[self.start..self.end]
     }
 
-    /// Free space of at least `want` bytes (at least MIN_READ) after the
-    /// unread part, moving or growing the storage when needed.
-    pub fn spare(&mut self, want: usize) -> &mut [u8] {
-        let want = want.max(MIN_READ);
+    /// Free space of `want` bytes, clamped to MIN_READ..=MAX_READ, after
+    /// the unread part, moving or growing the storage when needed.
+    pub fn spare(&mut self, want: usize) -> Result<&mut [u8]> {
+        let want = want.clamp(MIN_READ, MAX_READ);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -50,10 +57,12 @@ impl ReadBuffer {
             }
             if self.data.len() - self.end < want {
                 let new_len = (self.end + want).max(self.data.len() * 2);
+                let more = new_len - self.data.len();
+                try_reserve(&mut self.data, more)?;
                 self.data.resize(new_len, 0);
             }
         }
-        &mut self.data[self.end..]
+        Ok(&mut self.data[self.end..])
     }
 
     /// Mark `n` bytes of `spare()` as filled by a read.
@@ -134,7 +143,7 @@ mod tests {
     use super::*;
 
     fn fill(buf: &mut ReadBuffer, bytes: &[u8]) {
-        let spare = buf.spare(bytes.len());
+        let spare = buf.spare(bytes.len()).unwrap();
         spare[..bytes.len()].copy_from_slice(bytes);
         buf.commit(bytes.len());
     }
@@ -159,6 +168,13 @@ mod tests {
         let all = b.take_all();
         assert_eq!(&all[..3], &[7, 7, 7]);
         assert!(all[3..].iter().all(|&x| x == 8));
+    }
+
+    #[test]
+    fn a_huge_want_allocates_at_most_one_read() {
+        let mut b = ReadBuffer::new();
+        assert_eq!(b.spare(usize::MAX).unwrap().len(), MAX_READ);
+        assert_eq!(b.spare(1).unwrap().len(), MAX_READ);
     }
 
     #[test]

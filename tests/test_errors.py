@@ -60,7 +60,7 @@ def test_recv_timeout_is_caught_by_except_socket_timeout(echo_server):
     assert isinstance(caught, socketkit.TimeoutError)
     assert caught.errno == errno.ETIMEDOUT
     assert caught.phase == "recv"
-    assert caught.address == f"127.0.0.1:{echo_server.address[1]}"
+    assert caught.address == ("127.0.0.1", echo_server.address[1])  # a (host, port) tuple (issue 17)
     assert "timed out" in str(caught)
 
 
@@ -230,8 +230,8 @@ def _tcp(*a, **kw):
 
 
 ADDRESS_CASES = [
-    (("127.0.0.1", 70000), ValueError, r"port must be 0-65535, got 70000"),
-    (("127.0.0.1", -1), ValueError, r"port must be 0-65535, got -1"),
+    (("127.0.0.1", 70000), ValueError, r"port must be 1-65535, got 70000"),
+    (("127.0.0.1", -1), ValueError, r"port must be 1-65535, got -1"),
     ("127.0.0.1:70000", ValueError, r"70000"),
     ("127.0.0.1:-1", ValueError, r"port"),
     (("127.0.0.1", "abc"), TypeError, r"port must be an int, got str"),

@@ -51,12 +51,13 @@ def test_cli_check_table_matches_the_results_repr(monkeypatch, capsys) -> None:
     monkeypatch.setattr(socketkit, "check_many", lambda targets, **kw: Results(ROWS))
     assert cli.main(["check", "[::1]:8080", "db.internal:5432", "127.0.0.1:9", "nope.invalid:80"]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert _cells(out[0]) == ["TARGET", "ADDRESS", "STATE", "TIME", "ERROR"]
+    # One vocabulary (issue 17): the CLI's table is the repr's table.
+    assert _cells(out[0]) == ["TARGET", "ADDRESS", "PROTO", "STATE", "RTT", "ERROR"]
     text = repr(Results(ROWS)).splitlines()
-    assert _cells(text[1]) == ["TARGET", "ADDRESS", "PROTO", "STATE", "TIME", "ERROR"]
+    assert _cells(text[1]) == ["TARGET", "ADDRESS", "PROTO", "STATE", "RTT", "ERROR"]
     for r, cli_line, repr_line in zip(ROWS, out[1:], text[2:], strict=True):
-        target, address, state, time_text, *error = _cells(cli_line)
-        assert (target, address, state) == (r.target, r.address or "-", r.state)
+        target, address, proto, state, time_text, *error = _cells(cli_line)
+        assert (target, address, proto, state) == (r.target, r.address or "-", "tcp", r.state)
         assert time_text == fmt_ms(r.rtt_ms)
         assert _cells(repr_line) == [target, address, "tcp", state, time_text, *error]
 
@@ -66,8 +67,9 @@ def test_cli_scan_table_and_summary(monkeypatch, capsys) -> None:
     monkeypatch.setattr(socketkit, "scan", lambda *a, **kw: report)
     assert cli.main(["scan", "db.internal", "-p", "9,5432"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert _cells(out[0]) == ["HOST", "ADDRESS", "PORT", "STATE", "TIME"]
-    assert _cells(out[1]) == ["db.internal", "10.0.0.7", "5432", "open", "0.412 ms"]
+    assert _cells(out[0]) == ["HOST", "ADDRESS", "PORT", "PROTO", "STATE", "RTT"]
+    assert _cells(out[1]) == ["db.internal", "10.0.0.7", "5432", "tcp", "open", "0.412 ms"]
+    assert out[-2] == "Not shown: 1 closed port (--all lists them)"
     assert out[-1] == "scanned 2 host(s), 2 port(s) in 0.25 s: 1 closed, 1 open"
     assert "2 hosts x 2 ports in 0.25 s: 1 closed, 1 open" in repr(report)
 
@@ -104,10 +106,27 @@ def test_single_and_report_exports() -> None:
 
 def test_check_result_is_still_a_named_tuple() -> None:
     assert isinstance(V6_OPEN, tuple) and not hasattr(V6_OPEN, "__dict__")
-    assert CheckResult._fields == ("host", "address", "port", "proto", "state", "rtt_ms", "error")
+    # Issue 11 appended the service-check fields, with defaults: the first
+    # seven are where they were, and seven values still make a result.
+    assert CheckResult._fields == (
+        "host",
+        "address",
+        "port",
+        "proto",
+        "state",
+        "rtt_ms",
+        "error",
+        "timings",
+        "captures",
+        "failed_step",
+        "received",
+        "tls",
+    )
     host, address, port, *_ = V6_OPEN
     assert (host, address, port) == ("::1", "::1", 8080)
-    assert V6_OPEN == ("::1", "::1", 8080, "tcp", "open", 12.34567, None)
+    assert V6_OPEN[:7] == ("::1", "::1", 8080, "tcp", "open", 12.34567, None)
+    assert V6_OPEN == ("::1", "::1", 8080, "tcp", "open", 12.34567, None, None, None, None, None, None)
+    assert CheckResult._make(tuple(NAMED)[:7]) == NAMED
     assert type(V6_OPEN._replace(port=1)) is CheckResult
     assert CheckResult._make(tuple(NAMED)) == NAMED
     for proto in range(pickle.HIGHEST_PROTOCOL + 1):

@@ -65,6 +65,7 @@ from socketkit.exceptions import (
     ConnectionClosedError,
     ConnectionRefusedError,
     ConnectionResetError,
+    DialogueError,
     Error,
     LimitExceededError,
     ResolveError,
@@ -83,19 +84,35 @@ from socketkit.probes import (
     wait_for,
 )
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.service import SERVICES, Expect, Send, StartTls
 from socketkit.tls import CertInfo, TlsInfo
+from socketkit.tls_probes import tls_check, tls_check_iter, tls_check_many
+from socketkit.tls_results import TlsResult, TlsResults
 
+#: Reachable as socketkit.TimeoutError, ..., but not in __all__ (below).
+_LIKE_BUILTINS = (
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    TimeoutError,
+)
+
+# The classes named like builtins (TimeoutError, ConnectionRefusedError,
+# ConnectionResetError, ConnectionAbortedError, BrokenPipeError) stay out of
+# __all__: `from socketkit import *` (common in notebooks) must not shadow
+# the builtins, after which `except TimeoutError:` would miss a stdlib
+# timeout. They are socketkit.TimeoutError, ... as before.
 __all__ = [
+    "SERVICES",
     "AddressInUseError",
-    "BrokenPipeError",
     "CertInfo",
     "CertificateError",
     "CheckResult",
-    "ConnectionAbortedError",
     "ConnectionClosedError",
-    "ConnectionRefusedError",
-    "ConnectionResetError",
+    "DialogueError",
     "Error",
+    "Expect",
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
@@ -103,13 +120,16 @@ __all__ = [
     "ResolveError",
     "Results",
     "ScanReport",
+    "Send",
+    "StartTls",
     "TcpClient",
     "TcpOptions",
     "TcpServer",
-    "TimeoutError",
     "TlsConfig",
     "TlsError",
     "TlsInfo",
+    "TlsResult",
+    "TlsResults",
     "UdpClient",
     "UdpOptions",
     "UdpServer",
@@ -122,6 +142,9 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tls_check",
+    "tls_check_iter",
+    "tls_check_many",
     "udp_probe",
     "wait_for",
 ]

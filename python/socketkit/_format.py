@@ -21,8 +21,12 @@ from typing import Any, ClassVar, Protocol
 __all__ = [
     "CHECK_FIELDS",
     "COLUMNS",
+    "DECIMALS",
     "MAX_ROWS",
+    "PING_SUMMARY_FIELDS",
+    "TIMING_FIELDS",
     "Export",
+    "check_extra",
     "fmt_bytes",
     "fmt_counts",
     "fmt_ms",
@@ -31,6 +35,7 @@ __all__ = [
     "html_table",
     "plural",
     "result_table",
+    "round_floats",
     "target_of",
     "text_table",
 ]
@@ -40,6 +45,30 @@ MAX_ROWS = 200
 
 #: The columns of a check-like result, in ``to_dict()`` order.
 CHECK_FIELDS = ("host", "address", "port", "proto", "state", "ok", "rtt_ms", "error")
+
+#: The keys of ``PingStats.to_dict()`` (the CLI's ping summary).
+PING_SUMMARY_FIELDS = (
+    "host",
+    "address",
+    "port",
+    "sent",
+    "received",
+    "loss",
+    "loss_percent",
+    "min",
+    "avg",
+    "max",
+    "stdev",
+    "median",
+    "p95",
+    "jitter",
+    "rtts",
+)
+
+#: Decimals every exported float keeps: times are in milliseconds, so 6 is
+#: a nanosecond, finer than any clock socketkit reads, and no float noise
+#: (``0.12519000000000002``) reaches JSON, CSV or pandas.
+DECIMALS = 6
 
 
 class _Probed(Protocol):
@@ -93,6 +122,18 @@ def fmt_bytes(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
+def round_floats(value: Any) -> Any:
+    """``value`` with every float in it (through dicts and lists) rounded
+    to :data:`DECIMALS`; NaN and infinities as they are."""
+    if isinstance(value, float):
+        return round(value, DECIMALS) if value == value and abs(value) != float("inf") else value
+    if isinstance(value, dict):
+        return {k: round_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [round_floats(v) for v in value]
+    return value
+
+
 def plural(n: int, word: str) -> str:
     """``"1 host"``, ``"3 hosts"``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -102,6 +143,48 @@ def fmt_counts(counts: Mapping[str, int]) -> str:
     """``{"open": 1, "closed": 20}`` as ``"20 closed, 1 open"`` (states by
     name, so the order does not depend on which answered first)."""
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
+
+
+#: The phases of ``timings``, in order.
+TIMING_FIELDS = ("resolve_ms", "connect_ms", "tls_ms", "dialogue_ms", "total_ms")
+
+
+def check_extra(r: Any) -> dict[str, Any]:
+    """The export columns a service check adds to the eight of a port check:
+    its timings (flat, one column per phase), and its captures, failed step,
+    bytes received and TLS outcome. A plain port check (no TLS, no dialogue)
+    adds none, so the schema that pipelines already read stays as it was."""
+    t = r.timings
+    service = (
+        r.tls is not None
+        or r.failed_step is not None
+        or r.captures is not None
+        or (t is not None and (t.get("tls_ms") is not None or t.get("dialogue_ms") is not None))
+    )
+    if not service:
+        return {}
+    out: dict[str, Any] = {k: (t or {}).get(k) for k in TIMING_FIELDS}
+    out["captures"] = (
+        None if r.captures is None else [None if c is None else fmt_bytes(c) for c in r.captures]
+    )
+    out["failed_step"] = r.failed_step
+    out["received"] = None if r.received is None else fmt_bytes(r.received)
+    tls = r.tls
+    out["tls_version"] = None if tls is None else tls.version
+    out["tls_verified"] = None if tls is None else tls.verified
+    out["tls_verify_error"] = None if tls is None else tls.verify_error
+    return out
+
+
+def _union_keys(rows: Sequence[Mapping[str, Any]], default: Sequence[str]) -> list[str]:
+    """Every key of ``rows`` in order of first appearance (rows of one table
+    may differ: a service check adds columns a failed connect lacks)."""
+    if not rows:
+        return list(default)
+    seen: dict[str, None] = {}
+    for r in rows:
+        seen.update(dict.fromkeys(r))
+    return list(seen)
 
 
 # --- tables ------------------------------------------------------------------
@@ -127,14 +210,15 @@ COLUMNS: dict[str, tuple[str, Callable[[_Probed], str]]] = {
     "port": ("PORT", lambda r: str(r.port)),
     "proto": ("PROTO", lambda r: r.proto),
     "state": ("STATE", lambda r: r.state),
-    "time": ("TIME", lambda r: fmt_ms(r.rtt_ms)),
+    "rtt": ("RTT", lambda r: fmt_ms(r.rtt_ms)),
+    "time": ("RTT", lambda r: fmt_ms(r.rtt_ms)),  # the old name of "rtt"
     "error": ("ERROR", lambda r: r.error or ""),
 }
 
 
 def result_table(
     results: Iterable[_Probed],
-    columns: Sequence[str] = ("target", "address", "proto", "state", "time", "error"),
+    columns: Sequence[str] = ("target", "address", "proto", "state", "rtt", "error"),
     more: int = 0,
 ) -> str:
     """A text table of results, one row each, with the ``columns`` named
@@ -147,8 +231,11 @@ def result_table(
 def _html_cell(column: str, v: Any) -> str:
     if v is None:
         return ""
-    if column == "rtt_ms" and isinstance(v, float):
+    if isinstance(v, float):
+        # Milliseconds to the microsecond, as the text tables print them.
         return f"{v:.3f}"
+    if isinstance(v, list):
+        return ", ".join(_html_cell(column, x) for x in v)
     return str(v)
 
 
@@ -159,14 +246,17 @@ def html_table(
     columns: Sequence[str] = CHECK_FIELDS,
 ) -> str:
     """An HTML table (``class="socketkit"``) of dict rows, everything escaped;
-    ``columns`` names the header when there are no rows."""
-    cols = list(rows[0].keys()) if rows else list(columns)
+    with no rows, the caption as a sentence (an empty table says less).
+    ``columns`` orders the header (rows may add columns of their own)."""
+    if not rows:
+        return f'<p class="socketkit">{html.escape(caption)}</p>'
+    cols = _union_keys(rows, columns)
     out = ['<table class="socketkit">', f"<caption>{html.escape(caption)}</caption>", "<thead><tr>"]
     out += [f"<th>{html.escape(c)}</th>" for c in cols]
     out.append("</tr></thead><tbody>")
     for r in rows:
         out.append("<tr>")
-        out += [f"<td>{html.escape(_html_cell(c, r[c]))}</td>" for c in cols]
+        out += [f"<td>{html.escape(_html_cell(c, r.get(c)))}</td>" for c in cols]
         out.append("</tr>")
     if more:
         out.append(f'<tr><td colspan="{len(cols)}">... {more} more</td></tr>')
@@ -212,8 +302,8 @@ class Export:
         name or a text file object) when given; always returns the text."""
         rows = self.to_dicts()
         buf = io.StringIO()
-        fields = list(rows[0].keys()) if rows else list(self._columns)
-        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        fields = _union_keys(rows, self._columns)
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
         w.writeheader()
         w.writerows(rows)
         text = buf.getvalue()

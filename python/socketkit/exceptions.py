@@ -13,7 +13,12 @@ Attributes set when known:
     what the call was doing: ``"resolve"``, ``"connect"``, ``"bind"``,
     ``"send"``, ``"recv"``, ``"accept"``, ``"option"`` or ``"tls"``.
 ``address``
-    the peer or local address involved, as ``"host:port"``.
+    the peer or local address involved, a ``(host, port)`` tuple like every
+    address socketkit returns.
+``host``
+    for :class:`ResolveError`: the name that did not resolve.
+``option``
+    for an option the platform lacks: its name.
 ``attempts``
     for a connect, every address tried: a list of
     ``((host, port), errno, message)``.
@@ -43,6 +48,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionRefusedError",
     "ConnectionResetError",
+    "DialogueError",
     "Error",
     "LimitExceededError",
     "ResolveError",
@@ -55,7 +61,8 @@ class Error(OSError):
     """Base class of every socketkit error; an :class:`OSError`."""
 
     phase: str | None = None
-    address: str | None = None
+    address: tuple[str, int] | None = None
+    option: str | None = None
     attempts: list[tuple[tuple[str, int], int | None, str]] = []  # noqa: RUF012
     bytes_sent: int | None = None
 
@@ -87,13 +94,24 @@ class ConnectionClosedError(Error, builtins.ConnectionError):
     partial: bytes = b""
 
 
+class DialogueError(Error):
+    """A step of ``TcpClient.run_steps`` did not pass: ``failed_step`` is its
+    index (0-based) and ``received`` what arrived during it (the message
+    says why: no match before the timeout, the peer closed, ...)."""
+
+    failed_step: int | None = None
+    received: bytes = b""
+
+
 class AddressInUseError(Error):
     """The local address is already taken (``EADDRINUSE``)."""
 
 
 class ResolveError(Error, socket.gaierror):
     """A host name could not be resolved; also :class:`socket.gaierror`,
-    with ``errno`` set to the ``EAI_*`` code."""
+    with ``errno`` set to the ``EAI_*`` code and ``host`` to the name."""
+
+    host: str | None = None
 
 
 class LimitExceededError(Error):

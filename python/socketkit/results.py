@@ -15,18 +15,24 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
-from typing import Any, NamedTuple, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, SupportsIndex, overload
 
+from socketkit import _plot, _svg
 from socketkit._format import (
     MAX_ROWS,
     Export,
+    check_extra,
     fmt_counts,
     fmt_ms,
     fmt_ms_series,
     fmt_target,
     plural,
     result_table,
+    round_floats,
 )
+
+if TYPE_CHECKING:
+    from socketkit.tls import TlsInfo
 
 __all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
 
@@ -38,10 +44,19 @@ class _CheckFields(NamedTuple):
     host: str
     address: str | None
     port: int
-    proto: str
-    state: str
+    proto: Literal["tcp", "udp"]
+    # What a probe found (nmap's words); "open|filtered" is UDP's silence.
+    # A Literal, so mypy --strict catches `r.state == "opne"`.
+    state: Literal["open", "closed", "filtered", "error", "open|filtered"]
     rtt_ms: float | None
     error: str | None
+    # Appended with defaults so that positional construction, unpacking of
+    # the first seven and pickles of older versions keep working.
+    timings: dict[str, float | None] | None = None
+    captures: tuple[bytes | None, ...] | None = None
+    failed_step: int | None = None
+    received: bytes | None = None
+    tls: TlsInfo | None = None
 
 
 class CheckResult(_CheckFields, Export):
@@ -52,6 +67,15 @@ class CheckResult(_CheckFields, Export):
     ``"udp"``), ``state``, ``rtt_ms`` (handshake or reply time in
     milliseconds, ``None`` when nothing answered) and ``error`` (why, when
     there is something to say). ``ok`` is ``state == "open"``.
+
+    Then what a service check adds: ``timings`` (a dict of milliseconds:
+    ``resolve_ms``, ``connect_ms``, ``tls_ms``, ``dialogue_ms``,
+    ``total_ms``; ``None`` for a phase that did not run), ``captures`` (the
+    groups of the last regex ``Expect`` that matched), ``failed_step`` (the
+    0-based index of the step that failed) and ``received`` (the bytes that
+    arrived during it), and ``tls`` (:class:`socketkit.TlsInfo` when TLS
+    ran). The exports of a plain port check keep their eight columns; a
+    service check's rows add its timings and findings.
 
     States have nmap's meaning: ``"open"`` (the handshake completed / a UDP
     reply came back), ``"closed"`` (refused: RST or ICMP port unreachable;
@@ -64,6 +88,15 @@ class CheckResult(_CheckFields, Export):
     """
 
     __slots__ = ()
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]
+        """From a tuple of the twelve fields, or of the first seven (what
+        older code passes; the rest take their defaults)."""
+        t = tuple(iterable)
+        if len(t) == len(cls._fields):
+            return tuple.__new__(cls, t)
+        return cls(*t)
 
     @property
     def ok(self) -> bool:
@@ -83,12 +116,17 @@ class CheckResult(_CheckFields, Export):
             parts.append(f"address={self.address}")
         if self.error:
             parts.append(f"error={self.error!r}")
+        if self.failed_step is not None:
+            parts.append(f"failed_step={self.failed_step}, received={self.received!r}")
+        if self.captures:
+            parts.append(f"captures={self.captures!r}")
         return f"CheckResult({', '.join(parts)})"
 
     __str__ = __repr__
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields (and ``ok``) as a dict, ready for JSON."""
+        """The fields (and ``ok``) as a dict, ready for JSON (``rtt_ms``
+        rounded to the nanosecond)."""
         return {
             "host": self.host,
             "address": self.address,
@@ -96,8 +134,9 @@ class CheckResult(_CheckFields, Export):
             "proto": self.proto,
             "state": self.state,
             "ok": self.ok,
-            "rtt_ms": self.rtt_ms,
+            "rtt_ms": round_floats(self.rtt_ms),
             "error": self.error,
+            **check_extra(self),
         }
 
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -225,6 +264,13 @@ class ScanReport(Export):
     def __len__(self) -> int:
         return len(self.results)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScanReport):
+            return NotImplemented
+        return (self.results, self.ports, self.elapsed) == (other.results, other.ports, other.elapsed)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as list is
+
     def __iter__(self) -> Iterator[CheckResult]:
         return iter(self.results)
 
@@ -245,6 +291,9 @@ class ScanReport(Export):
 
     def __repr__(self) -> str:
         shown, more, note = self._view()
+        if not shown:
+            # Nothing but closed ports: a sentence, not an empty table.
+            return f"ScanReport({self._summary()})\nNo open or filtered ports {note}".rstrip()
         tail = f"\n{note}" if note else ""
         return f"ScanReport({self._summary()})\n" + result_table(shown, more=more) + tail
 
@@ -259,7 +308,7 @@ class ScanReport(Export):
         return {
             "hosts": self.hosts,
             "ports": self.ports,
-            "elapsed": self.elapsed,
+            "elapsed": round_floats(self.elapsed),
             "counts": self.counts,
             "open": self.by_host(),
         }
@@ -268,6 +317,12 @@ class ScanReport(Export):
         shown, more, note = self._view()
         caption = self._summary() + (f" {note}" if note else "")
         return [r.to_dict() for r in shown], caption, more
+
+    def plot(self, ax: Any = None, *, closed: bool = False) -> Any:
+        """Draw the ports found with matplotlib (x: port, y: host, coloured
+        by state; closed ones only with ``closed=True``) on ``ax`` or a new
+        figure; returns the Axes. Needs ``pip install 'socketkit[plot]'``."""
+        return _plot.plot_scan(self, ax, closed=closed)
 
 
 class PingStats(Export):
@@ -306,6 +361,20 @@ class PingStats(Export):
         self.errors: list[str | None] = (
             list(errors) if errors is not None else [None if r is not None else "no reply" for r in rtts]
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PingStats):
+            return NotImplemented
+        return (self.host, self.address, self.port, self.sent, self.rtts, self.errors) == (
+            other.host,
+            other.address,
+            other.port,
+            other.sent,
+            other.rtts,
+            other.errors,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as list is
 
     @property
     def loss(self) -> float:
@@ -396,24 +465,26 @@ class PingStats(Export):
         return self.received > 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Every statistic and the rtts as a dict."""
-        return {
-            "host": self.host,
-            "address": self.address,
-            "port": self.port,
-            "sent": self.sent,
-            "received": self.received,
-            "loss": self.loss,
-            "loss_percent": self.loss_percent,
-            "min": self.min,
-            "avg": self.avg,
-            "max": self.max,
-            "stdev": self.stdev,
-            "median": self.median,
-            "p95": self.p95,
-            "jitter": self.jitter,
-            "rtts": list(self.rtts),
-        }
+        """Every statistic and the rtts as a dict (floats to the nanosecond)."""
+        return round_floats(
+            {
+                "host": self.host,
+                "address": self.address,
+                "port": self.port,
+                "sent": self.sent,
+                "received": self.received,
+                "loss": self.loss,
+                "loss_percent": self.loss_percent,
+                "min": self.min,
+                "avg": self.avg,
+                "max": self.max,
+                "stdev": self.stdev,
+                "median": self.median,
+                "p95": self.p95,
+                "jitter": self.jitter,
+                "rtts": list(self.rtts),
+            }
+        )
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One row per ping: seq, rtt_ms (None if lost) and error."""
@@ -426,7 +497,7 @@ class PingStats(Export):
                     "address": self.address,
                     "port": self.port,
                     "seq": seq,
-                    "rtt_ms": next(it) if err is None else None,
+                    "rtt_ms": round_floats(next(it)) if err is None else None,
                     "error": err,
                 }
             )
@@ -452,3 +523,15 @@ class PingStats(Export):
     def _html(self) -> tuple[list[dict[str, Any]], str, int]:
         rows = [{"statistic": k, "value": v} for k, v in self.to_dict().items() if k != "rtts"]
         return rows, f"tcping {fmt_target(self.host, self.port)}", 0
+
+    def _repr_html_(self) -> str:
+        # The numbers and, beside them, the rtts over time (inline SVG).
+        series = [r["rtt_ms"] for r in self.to_dicts()]
+        chart = _svg.latency_svg(series, title=f"RTT per ping, {fmt_target(self.host, self.port)}")
+        return _svg.side_by_side(super()._repr_html_(), chart)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the rtts over time with matplotlib (lost pings as red
+        crosses, the mean dashed) on ``ax`` or a new figure; returns the
+        Axes. Needs ``pip install 'socketkit[plot]'``."""
+        return _plot.plot_ping(self, ax)

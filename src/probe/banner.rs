@@ -4,15 +4,20 @@
 use std::time::Duration;
 
 use crate::addr::HostPort;
-use crate::error::{Error, Result};
+use crate::error::{try_reserve, Error, Result};
 use crate::options::SocketOptions;
+use crate::probe::plan::{resolve_deadline, resolve_target};
+use crate::probe::types::AddrControl;
 use crate::sock::{read_some, write_all};
-use crate::tcp::connect;
+use crate::tcp::connect::connect_addrs;
 use crate::wait::{Deadline, Interrupt};
 
 /// After the first bytes, keep reading while more arrive within this pause
 /// (multi-line greetings such as SMTP's `220-` arrive in several segments).
 pub const QUIET: Duration = Duration::from_millis(100);
+
+/// The most one read asks for.
+const CHUNK: usize = 64 * 1024;
 
 /// Up to `max_bytes` of what `target` sends first (after `send`, if given)
 /// within `timeout`. Silence gives an empty result; a failed connect is an
@@ -22,33 +27,40 @@ pub fn banner(
     send: Option<&[u8]>,
     timeout: Option<Duration>,
     max_bytes: usize,
+    ctl: &AddrControl,
     intr: &dyn Interrupt,
 ) -> Result<Vec<u8>> {
+    let addrs = resolve_target(target, ctl, resolve_deadline(timeout), intr)?;
     let deadline = Deadline::after(timeout);
-    let (sock, peer) = connect(target, &SocketOptions::default(), None, timeout, intr)?;
+    let opts = SocketOptions::default();
+    let (sock, peer) = connect_addrs(target, &addrs, &opts, ctl.source, deadline, intr)?;
     let peer = Some(peer);
     if let Some(data) = send {
         write_all(&sock, data, deadline, intr, peer.as_ref())?;
     }
-    let mut out = vec![0u8; max_bytes];
-    let mut got = 0;
-    while got < max_bytes {
-        let wait = if got == 0 {
+    // max_bytes bounds the result, not an allocation: grow as bytes arrive.
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; max_bytes.min(CHUNK)];
+    while out.len() < max_bytes {
+        let room = (max_bytes - out.len()).min(chunk.len());
+        let wait = if out.is_empty() {
             deadline
         } else {
             deadline.min(Deadline::after(Some(QUIET)))
         };
-        match read_some(&sock, &mut out[got..], wait, intr, peer.as_ref()) {
+        match read_some(&sock, &mut chunk[..room], wait, intr, peer.as_ref()) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => {
+                try_reserve(&mut out, n)?;
+                out.extend_from_slice(&chunk[..n]);
+            }
             Err(Error::Timeout { .. }) => break,
             Err(Error::Interrupted) => return Err(Error::Interrupted),
             // A reset after the greeting still leaves the greeting.
-            Err(_) if got > 0 => break,
+            Err(_) if !out.is_empty() => break,
             Err(e) => return Err(e),
         }
     }
-    out.truncate(got);
     Ok(out)
 }
 
@@ -77,11 +89,19 @@ mod tests {
         };
         let t = Some(Duration::from_secs(2));
         assert_eq!(
-            banner(&hp, None, t, 1024, &NoInterrupt).unwrap(),
+            banner(&hp, None, t, 1024, &AddrControl::default(), &NoInterrupt).unwrap(),
             b"SSH-2.0-test\r\n"
         );
         assert_eq!(
-            banner(&hp, Some(b"ping\n"), t, 2, &NoInterrupt).unwrap(),
+            banner(
+                &hp,
+                Some(b"ping\n"),
+                t,
+                2,
+                &AddrControl::default(),
+                &NoInterrupt
+            )
+            .unwrap(),
             b"po"
         );
         server.join().unwrap();

@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::addr::{check_host, parse_host_port, HostPort, PortUse};
+use crate::addr::{check_host, parse_host_port_as, HostPort, PortUse};
 use crate::error::{Error, Result};
 
 /// The most addresses one CIDR block may expand to (a /16 of IPv4).
@@ -26,7 +26,7 @@ pub enum HostSpec {
 /// host when `port` is given separately.
 pub fn parse_target(arg: &'static str, text: &str, port: Option<u16>) -> Result<HostPort> {
     let hp = match port {
-        None => parse_host_port(arg, text)?,
+        None => parse_host_port_as(arg, text, PortUse::Remote)?,
         Some(port) => {
             let t = text.trim();
             // A bare IPv6 literal has colons; anything else with one is
@@ -95,6 +95,11 @@ impl PortSet {
                     arg,
                     format!("empty item in port list {text:?}"),
                 ));
+            }
+            // A service name may contain '-' ("http-alt"): not a range.
+            if let Some(p) = crate::addr::service_port(part) {
+                self.insert(PortUse::Remote.check(arg, p.into())?);
+                continue;
             }
             match part.split_once('-') {
                 None => self.insert(parse_one(arg, part)?),
@@ -275,9 +280,20 @@ mod tests {
         let t = parse_target("target", "10.1.2.3", Some(443)).unwrap();
         assert_eq!(t.host, "10.1.2.3");
         assert!(err(parse_target("target", "a:80", Some(80))).starts_with("target: "));
-        assert!(err(parse_target("target", "a:70000", None)).contains("0-65535, got 70000"));
+        assert!(err(parse_target("target", "a:70000", None)).contains("1-65535, got 70000"));
         assert!(err(parse_target("target", "a:0", None)).contains("1-65535, got 0"));
         assert!(err(parse_target("target", "nocolon", None)).starts_with("target: "));
+    }
+
+    #[test]
+    fn service_names_are_ports() {
+        // Needs /etc/services, as getservbyname(3) does.
+        if crate::addr::service_port("ssh").is_none() {
+            return;
+        }
+        assert_eq!(parse_ports("ports", "ssh,80").unwrap(), vec![22, 80]);
+        let t = parse_target("target", "localhost:ssh", None).unwrap();
+        assert_eq!(t.port, 22);
     }
 
     #[test]
@@ -305,7 +321,7 @@ mod tests {
             ("0", "1-65535, got 0"),
             ("", "empty"),
             ("22,,80", "empty item"),
-            ("http", "1-65535, got 'http'"),
+            ("nosuchservice", "1-65535, got 'nosuchservice'"),
             ("1-70000", "got 70000"),
         ] {
             let e = err(parse_ports("ports", bad));

@@ -10,14 +10,48 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::addr::{check_host, parse_host_port, HostPort, PortUse};
+use crate::addr::{check_host, parse_host_port_as, HostPort, PortUse};
 
-/// The Python type name of `obj`, for error messages.
+/// The Python type name of `obj` and, for a scalar, its value (`str
+/// 'abc'`), for error messages: a message names the argument and the value.
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
+    let name = obj
+        .get_type()
         .name()
         .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
+        .unwrap_or_else(|_| "?".into());
+    match short_repr(obj) {
+        Some(r) => format!("{name} {r}"),
+        None => name,
+    }
+}
+
+/// The repr of a str, int or float, cut to a line's worth; `None` for
+/// anything else (its repr may be huge or costly).
+fn short_repr(obj: &Bound<'_, PyAny>) -> Option<String> {
+    const MAX: usize = 40;
+    if obj.is_instance_of::<PyString>() {
+        let n = obj.len().ok()?;
+        let shown = if n > MAX {
+            obj.get_item(pyo3::types::PySlice::new(obj.py(), 0, MAX as isize, 1))
+                .ok()?
+        } else {
+            obj.clone()
+        };
+        let r = shown.repr().ok()?.to_string();
+        return Some(if n > MAX { format!("{r}...") } else { r });
+    }
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
+        return None;
+    }
+    let r = obj.repr().ok()?.to_string();
+    Some(if r.len() > MAX {
+        format!("{}...", &r[..MAX])
+    } else {
+        r
+    })
 }
 
 /// A core argument error as ValueError (its text names the argument).
@@ -27,8 +61,13 @@ pub fn value_error(e: crate::error::Error) -> PyErr {
 
 /// `(host, port)`, `"host:port"` or `"[v6]:port"`.
 pub fn address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> {
+    address_as(arg, obj, PortUse::Bind)
+}
+
+/// [`address`] with the port checked for `usage`.
+pub fn address_as(arg: &'static str, obj: &Bound<'_, PyAny>, usage: PortUse) -> PyResult<HostPort> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return parse_host_port(arg, s.to_str()?).map_err(value_error);
+        return parse_host_port_as(arg, s.to_str()?, usage).map_err(value_error);
     }
     if obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PyList>() {
         let len = obj.len()?;
@@ -46,7 +85,7 @@ pub fn address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> 
                 type_name(&host)
             ))
         })?;
-        let port = port_number(arg, &port)?;
+        let port = port_number_as(arg, &port, usage)?;
         let host = check_host(arg, host.to_str()?).map_err(value_error)?;
         return Ok(HostPort { host, port });
     }
@@ -56,24 +95,20 @@ pub fn address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> 
     )))
 }
 
-/// A port given as a Python int.
-pub fn port_number(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<u16> {
+/// A port given as a Python int, checked for `usage`.
+pub fn port_number_as(arg: &'static str, obj: &Bound<'_, PyAny>, usage: PortUse) -> PyResult<u16> {
     let p = int(arg, obj).map_err(|_| {
         PyTypeError::new_err(format!(
             "{arg}: port must be an int, got {}",
             type_name(obj)
         ))
     })?;
-    PortUse::Bind.check(arg, p.0).map_err(value_error)
+    usage.check(arg, p.0).map_err(value_error)
 }
 
 /// An address to connect or send to: port 0 is refused.
 pub fn remote_address(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<HostPort> {
-    let hp = address(arg, obj)?;
-    PortUse::Remote
-        .check(arg, hp.port.into())
-        .map_err(value_error)?;
-    Ok(hp)
+    address_as(arg, obj, PortUse::Remote)
 }
 
 /// An address that must be an IP literal (a bind or source address).

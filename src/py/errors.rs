@@ -2,7 +2,7 @@
 //! live in `socketkit/exceptions.py` (they need two builtin bases each) and
 //! are reached through typed handles, never looked up by name.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple, PyType};
 use pyo3::PyTypeInfo;
@@ -25,6 +25,7 @@ macro_rules! socketkit_exceptions {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Class {
             ValueError,
+            MemoryError,
             /// Re-raise what the signal handler raised (KeyboardInterrupt).
             Interrupted,
             $($name,)*
@@ -34,6 +35,7 @@ macro_rules! socketkit_exceptions {
             fn type_object(self, py: Python<'_>) -> Bound<'_, PyType> {
                 match self {
                     Class::ValueError => PyValueError::type_object(py),
+                    Class::MemoryError => PyMemoryError::type_object(py),
                     Class::Interrupted => PyKeyboardInterrupt::type_object(py),
                     $(Class::$name => exc::$name::type_object(py),)*
                 }
@@ -59,6 +61,7 @@ socketkit_exceptions!(
     LimitExceededError,
     TlsError,
     CertificateError,
+    DialogueError,
 );
 
 /// The errno of a TLS failure: `ssl.SSL_ERROR_SSL`, what the stdlib's
@@ -123,6 +126,8 @@ pub fn classify(err: &Error) -> (Class, Option<i32>) {
             ..
         } => (Class::CertificateError, Some(SSL_ERROR_SSL)),
         Error::Tls { .. } => (Class::TlsError, Some(SSL_ERROR_SSL)),
+        Error::NoMemory { .. } => (Class::MemoryError, None),
+        Error::Dialogue { .. } => (Class::DialogueError, None),
     }
 }
 
@@ -131,7 +136,9 @@ fn phase_and_address(err: &Error) -> (Option<&'static str>, Option<String>) {
         Error::Io { phase, address, .. } | Error::Timeout { phase, address } => {
             (Some(phase.as_str()), address.clone())
         }
-        Error::Resolve { host, .. } => (Some("resolve"), Some(host.clone())),
+        // A name without a port, an option name, a list of targets: no
+        // (host, port) to give; `host`, `option` and `targets` say them.
+        Error::Resolve { .. } => (Some("resolve"), None),
         Error::Connect { target, .. } => (Some("connect"), Some(target.clone())),
         Error::Closed { .. } | Error::LimitExceeded { .. } => (Some("recv"), None),
         Error::Tls { address, .. } => (Some("tls"), address.clone()),
@@ -139,11 +146,8 @@ fn phase_and_address(err: &Error) -> (Option<&'static str>, Option<String>) {
             let (_, a) = phase_and_address(source);
             (Some("send"), a)
         }
-        Error::Unsupported { option, .. } => (Some("option"), Some((*option).to_string())),
-        Error::NotReady { down, .. } => {
-            let names: Vec<&str> = down.iter().map(|(t, _)| t.as_str()).collect();
-            (Some("connect"), Some(names.join(", ")))
-        }
+        Error::Unsupported { .. } => (Some("option"), None),
+        Error::NotReady { .. } => (Some("connect"), None),
         _ => (None, None),
     }
 }
@@ -164,6 +168,7 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
             return Ok(pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(())))
         }
         Class::ValueError => return Ok(PyValueError::new_err(err.to_string())),
+        Class::MemoryError => return Ok(PyMemoryError::new_err(err.to_string())),
         _ => {}
     }
     let cls = class.type_object(py);
@@ -176,8 +181,10 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
     if let Some(p) = phase {
         exc.setattr("phase", p)?;
     }
-    if let Some(a) = address {
-        exc.setattr("address", a)?;
+    // `address` is a (host, port) tuple, as every address socketkit
+    // returns; the core keeps it as the text it printed in the message.
+    if let Some(hp) = address.and_then(|a| crate::addr::parse_host_port("address", &a).ok()) {
+        exc.setattr("address", (hp.host, hp.port))?;
     }
     match &err {
         Error::Connect { attempts, .. } => exc.setattr("attempts", attempts_list(py, attempts)?)?,
@@ -185,6 +192,12 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
             exc.setattr("partial", pyo3::types::PyBytes::new(py, partial))?
         }
         Error::SendAll { bytes_sent, .. } => exc.setattr("bytes_sent", *bytes_sent)?,
+        Error::Dialogue { step, received, .. } => {
+            exc.setattr("failed_step", *step)?;
+            exc.setattr("received", pyo3::types::PyBytes::new(py, received))?
+        }
+        Error::Resolve { host, .. } => exc.setattr("host", host)?,
+        Error::Unsupported { option, .. } => exc.setattr("option", *option)?,
         Error::NotReady { down, .. } => {
             let names: Vec<&str> = down.iter().map(|(t, _)| t.as_str()).collect();
             exc.setattr("targets", names)?

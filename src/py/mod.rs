@@ -9,9 +9,11 @@ pub mod ping;
 pub mod probe;
 pub mod probe_args;
 pub mod server;
+pub mod service;
 pub mod tcp;
 pub mod threads;
 pub mod tls;
+pub mod tls_check;
 pub mod udp;
 
 use pyo3::prelude::*;
@@ -35,6 +37,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    service::register(m)?;
+    tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -61,6 +61,18 @@ impl Keepalive {
         })
     }
 
+    /// Pickling (options travel to worker processes): rebuilt from its timers.
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> (
+        Bound<'py, pyo3::types::PyType>,
+        (Option<f64>, Option<f64>, Option<u32>),
+    ) {
+        let k = slf.get();
+        (slf.get_type(), (k.idle, k.interval, k.retries))
+    }
+
     fn __repr__(&self) -> String {
         let f = |v: Option<f64>| v.map_or("None".to_string(), |x| format!("{x}"));
         format!(

@@ -16,24 +16,24 @@ use crate::probe::Cancel;
 use crate::py::args::{self, Int};
 use crate::py::blocking::blocking;
 use crate::py::probe::{rtt_ms, state_name};
-use crate::py::probe_args::{port_arg, saturated, target_arg};
+use crate::py::probe_args::{addr_control, port_arg, saturated, target_arg};
 use crate::wait::Interrupt;
 
 fn count_arg(count: Int) -> PyResult<usize> {
-    let count = saturated(count);
-    if count < 1 {
+    if count.0 < 1 {
         return Err(PyValueError::new_err(format!(
-            "count must be at least 1, got {count}"
+            "count must be at least 1, got {}",
+            saturated(count)
         )));
     }
-    usize::try_from(count).map_err(|_| PyValueError::new_err("count is too large"))
+    count.size("count")
 }
 
 /// `tcping` in the core: (host, address, port, rtts_ms_or_None, errors).
 #[pyfunction]
 #[pyo3(name = "_tcping")]
-#[pyo3(signature = (target, port, *, count, interval, timeout))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (target, port, *, count, interval, timeout, family=None, source_address=None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn tcping(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
@@ -41,14 +41,17 @@ pub fn tcping(
     count: &Bound<'_, PyAny>,
     interval: &Bound<'_, PyAny>,
     timeout: Option<&Bound<'_, PyAny>>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(String, String, u16, Vec<Option<f64>>, Vec<Option<String>>)> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let count = count_arg(args::int("count", count)?)?;
     let interval = args::seconds("interval", interval)?;
     let timeout = args::timeout("timeout", timeout)?;
     let run = blocking(py, |intr| {
-        ping::tcping(&target, count, interval, timeout, intr)
+        ping::tcping(&target, count, interval, timeout, &ctl, intr)
     })?;
     let rtts = run
         .replies
@@ -160,10 +163,13 @@ impl PingIter {
         *,
         count=Int::from(defaults::PING_COUNT),
         interval=defaults::PING_INTERVAL,
-        timeout=Some(defaults::PING_TIMEOUT)
+        timeout=Some(defaults::PING_TIMEOUT),
+        family=None,
+        source_address=None
     ),
-    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0)"
+    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0, family=None, source_address=None)"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn tcping_iter(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
@@ -171,7 +177,10 @@ pub fn tcping_iter(
     count: Int,
     interval: f64,
     timeout: Option<f64>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PingIter> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target: HostPort = target_arg("target", target, port)?;
     let count = count_arg(count)?;
@@ -180,7 +189,9 @@ pub fn tcping_iter(
     Ok(PingIter {
         host: PyString::new(py, &target.host).unbind(),
         port: target.port,
-        pinger: Mutex::new(Some(Pinger::new(target, Some(count), interval, timeout))),
+        pinger: Mutex::new(Some(
+            Pinger::new(target, Some(count), interval, timeout).with_addr_control(ctl),
+        )),
         closed: Cancel::new(),
     })
 }

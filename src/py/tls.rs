@@ -84,18 +84,15 @@ fn str_arg(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option
 }
 
 fn version_arg(arg: &'static str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<TlsVersion>> {
-    match str_arg(arg, obj) {
-        Ok(Some(s)) => core(
-            obj.expect("a value was given").py(),
-            TlsVersion::parse(arg, &s),
-        )
-        .map(Some),
-        Ok(None) => Ok(None),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "{arg} must be '1.2' or '1.3', got {}",
-            obj.map(type_name).unwrap_or_default()
-        ))),
-    }
+    args::optional(obj, |o| {
+        let s = o.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{arg} must be '1.2' or '1.3', got {}",
+                type_name(o)
+            ))
+        })?;
+        core(o.py(), TlsVersion::parse(arg, s.to_str()?))
+    })
 }
 
 /// A list of protocol names; a single str is one protocol.

@@ -5,7 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -18,8 +19,16 @@ use crate::wait::{poll_millis, Deadline, Interrupt};
 #[derive(Debug)]
 pub struct StopSignal {
     flag: AtomicBool,
-    rd: OwnedFd,
-    wr: OwnedFd,
+    /// (read end, write end) until [`StopSignal::close`]. Behind a lock so
+    /// the wake-up byte never goes to a closed fd whose number was reused.
+    pipe: Mutex<Option<(OwnedFd, OwnedFd)>>,
+    /// The read end's number for pollers, -1 once closed (poll skips a
+    /// negative fd; every wait checks `is_set()` before it polls).
+    rd: AtomicI32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StopSignal {
@@ -34,8 +43,8 @@ impl StopSignal {
         let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         Ok(StopSignal {
             flag: AtomicBool::new(false),
-            rd,
-            wr,
+            rd: AtomicI32::new(rd.as_raw_fd()),
+            pipe: Mutex::new(Some((rd, wr))),
         })
     }
 
@@ -45,9 +54,22 @@ impl StopSignal {
             return false;
         }
         // The byte stays unread: the pipe remains readable for every poller.
-        // SAFETY: writing one byte from a valid buffer to our own pipe.
-        unsafe { libc::write(self.wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        if let Some((_, wr)) = lock(&self.pipe).as_ref() {
+            // SAFETY: writing one byte from a valid buffer to our own pipe.
+            unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        }
         true
+    }
+
+    /// Set the signal and close the pipe, so a stopped server holds no fd
+    /// until it is garbage-collected. A poller that read the old number
+    /// wakes at once (POLLNVAL, or the byte written before the close) or
+    /// within its slice, then sees `is_set()`.
+    pub fn close(&self) {
+        self.trigger();
+        let pipe = lock(&self.pipe).take();
+        self.rd.store(-1, Ordering::SeqCst);
+        drop(pipe);
     }
 
     pub fn is_set(&self) -> bool {
@@ -56,7 +78,7 @@ impl StopSignal {
 
     /// Readable once the signal is set.
     pub fn fd(&self) -> RawFd {
-        self.rd.as_raw_fd()
+        self.rd.load(Ordering::SeqCst)
     }
 
     /// Wait up to `timeout` for `fd` to be readable or the signal to be
@@ -229,6 +251,17 @@ mod tests {
         t.join().unwrap();
         assert!(!stop.trigger());
         assert!(stop.wait(Deadline::NEVER, &NoInterrupt).unwrap());
+    }
+
+    #[test]
+    fn close_releases_the_pipe_and_stays_set() {
+        let stop = StopSignal::new().unwrap();
+        stop.close();
+        assert!(lock(&stop.pipe).is_none());
+        assert_eq!(stop.fd(), -1);
+        assert!(stop.is_set() && !stop.trigger());
+        assert!(stop.wait(Deadline::NEVER, &NoInterrupt).unwrap());
+        stop.close();
     }
 
     #[test]

@@ -276,6 +276,7 @@ impl Server for TcpServerCore {
             Some(Running::Accept) | None => {}
         }
         lock(&self.listener).take();
+        self.stop.close();
         self.life.finish();
     }
 

@@ -181,6 +181,30 @@ fn handshake(sh: &Shared, conn: &TcpConnection, peer: SocketAddr) -> bool {
     }
 }
 
+/// The payload bytes of a finished connection from its TCP_INFO. The
+/// kernel's counters advance by sequence numbers, and a FIN takes one: a
+/// peer's FIN that arrived adds one to `bytes_received`, our FIN once
+/// acknowledged adds one to `bytes_acked`. The state says which happened
+/// (CLOSE with the fd still held is the end of LAST_ACK: both FINs).
+fn payload_bytes(info: &crate::tcp::TcpInfo) -> (u64, u64) {
+    // include/net/tcp_states.h
+    const FIN_WAIT2: u8 = 5;
+    const TIME_WAIT: u8 = 6;
+    const CLOSE: u8 = 7;
+    const CLOSE_WAIT: u8 = 8;
+    const LAST_ACK: u8 = 9;
+    const CLOSING: u8 = 11;
+    let fin_in = matches!(
+        info.state,
+        TIME_WAIT | CLOSE | CLOSE_WAIT | LAST_ACK | CLOSING
+    );
+    let fin_acked = matches!(info.state, FIN_WAIT2 | TIME_WAIT | CLOSE);
+    (
+        info.bytes_received.saturating_sub(u64::from(fin_in)),
+        info.bytes_acked.saturating_sub(u64::from(fin_acked)),
+    )
+}
+
 fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
     // Over the limit: dropping the socket closes it at once.
     let Some(guard) = sh.stats.admit(sh.limits.max_connections) else {
@@ -206,8 +230,9 @@ fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
         // The handler's socket calls are the user's; the kernel counted the
         // bytes (TCP_INFO), read them once at the end.
         if let Ok(info) = crate::tcp::stream::socket_tcp_info(&sock) {
-            Stats::add(&sh2.stats.bytes_in, info.bytes_received);
-            Stats::add(&sh2.stats.bytes_out, info.bytes_acked);
+            let (bytes_in, bytes_out) = payload_bytes(&info);
+            Stats::add(&sh2.stats.bytes_in, bytes_in);
+            Stats::add(&sh2.stats.bytes_out, bytes_out);
         }
         let _ = sock.shutdown(Shutdown::Both);
         lock(&sh2.conns).remove(&id);

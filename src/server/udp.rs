@@ -17,7 +17,7 @@ use super::stats::UdpStats;
 use super::{spawn, DatagramHandler, Outcome, Server, Stats, ThreadHooks};
 
 /// The largest datagram received whole (the IPv4/IPv6 UDP maximum).
-const MAX_DATAGRAM: usize = 65536;
+use crate::udp::MAX_DATAGRAM;
 
 pub enum UdpMode {
     Handler(Arc<dyn DatagramHandler>),
@@ -129,6 +129,7 @@ impl Server for UdpServerCore {
             }
         }
         lock(&self.sock).take();
+        self.stop.close();
         self.life.finish();
     }
 

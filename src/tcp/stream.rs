@@ -185,7 +185,9 @@ impl TcpConnection {
             return Ok(Vec::new());
         }
         if rb.is_empty() {
-            let got = self.read(&s, &mut rb.spare(n)[..n], self.timeout.deadline(), intr)?;
+            let spare = rb.spare(n)?;
+            let k = n.min(spare.len());
+            let got = self.read(&s, &mut spare[..k], self.timeout.deadline(), intr)?;
             rb.commit(got);
         }
         Ok(rb.take(n))
@@ -214,7 +216,7 @@ impl TcpConnection {
         deadline: Deadline,
         intr: &dyn Interrupt,
     ) -> Result<usize> {
-        let n = self.read(s, rb.spare(want), deadline, intr)?;
+        let n = self.read(s, rb.spare(want)?, deadline, intr)?;
         rb.commit(n);
         Ok(n)
     }

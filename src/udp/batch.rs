@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use socket2::{SockAddr, Socket};
 
 use crate::error::{Error, Phase, Result};
+use crate::udp::MAX_DATAGRAM;
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
 /// The kernel caps one sendmmsg/recvmmsg call at UIO_MAXIOV messages.
@@ -123,7 +124,7 @@ pub fn recv_batch(
         return Ok(Vec::new());
     }
     loop {
-        match recv_some(sock, max.min(MAX_BATCH), bufsize) {
+        match recv_some(sock, max.min(MAX_BATCH), bufsize.min(MAX_DATAGRAM)) {
             Ok(v) => return Ok(v),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr)? {

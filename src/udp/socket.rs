@@ -16,7 +16,7 @@ use crate::error::{Error, Phase, Result};
 use crate::options::{read_back, OptValue, Proto, SocketOptions};
 use crate::resolve::resolve;
 use crate::sock::{SockHandle, Timeout};
-use crate::udp::batch;
+use crate::udp::{batch, MAX_DATAGRAM};
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
 #[derive(Debug)]
@@ -270,7 +270,7 @@ impl UdpSock {
     /// discarded, as with the stdlib) and who sent it.
     pub fn recv_from(&self, bufsize: usize, intr: &dyn Interrupt) -> Result<(Vec<u8>, SocketAddr)> {
         let s = self.bound()?;
-        let mut buf = vec![0u8; bufsize];
+        let mut buf = vec![0u8; bufsize.min(MAX_DATAGRAM)];
         let (n, from) = self.recv_raw(&s, &mut buf, self.timeout.deadline(), intr)?;
         buf.truncate(n);
         Ok((buf, from))
@@ -313,7 +313,7 @@ impl UdpSock {
             None => self.sock.get()?,
         };
         let expect_from = dest.or(self.peer_addr());
-        let mut buf = vec![0u8; bufsize];
+        let mut buf = vec![0u8; bufsize.min(MAX_DATAGRAM)];
         for _ in 0..=retries {
             let deadline = Deadline::after(Some(timeout));
             self.send_raw(&s, data, dest.as_ref(), deadline, intr)?;

@@ -1,0 +1,223 @@
+"""``socketkit check``, ``scan``, ``ping`` and ``wait``: the probe
+subcommands (parsing and dispatch are in ``cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import socketkit
+from socketkit._cli_common import (
+    EXIT_DOWN,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    decode_data,
+    emit,
+    error_text,
+    progress,
+)
+from socketkit._format import fmt_counts, plural, result_table, target_of
+
+#: The largest UDP job the CLI runs: every probe may wait out its timeout.
+MAX_UDP_PROBES = 65536
+
+
+# --- check -----------------------------------------------------------------
+
+
+def _udp_many(
+    targets: Iterable[socketkit.probes.Target], timeout: float, concurrency: int
+) -> socketkit.Results:
+    """UDP probes at once, in input order (``udp_probe`` releases the GIL)."""
+    targets = list(targets)
+    if len(targets) > MAX_UDP_PROBES:
+        raise ValueError(f"a UDP run probes at most {MAX_UDP_PROBES} ports, got {len(targets)}")
+    if not targets:
+        return socketkit.Results()
+    workers = max(1, min(concurrency, 256, len(targets)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="socketkit-udp") as pool:
+        return socketkit.Results(
+            pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp"), targets)
+        )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if args.udp:
+        results = _udp_many(args.targets, args.timeout, args.concurrency)
+    else:
+        results = socketkit.check_many(
+            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=progress(args)
+        )
+    if args.json:
+        emit(results.to_dicts())
+    else:
+        print(result_table(results, ("target", "address", "proto", "state", "rtt", "error")))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_DOWN
+
+
+# --- scan ------------------------------------------------------------------
+
+
+def _hosts(specs: list[str]) -> list[str]:
+    """Scan host specs as the core reads them (commas or spaces separate;
+    a CIDR block is every address in it), for the UDP scan."""
+    out: list[str] = []
+    for spec in specs:
+        for item in spec.replace(",", " ").split():
+            if "/" in item:
+                try:
+                    net = ipaddress.ip_network(item, strict=False)
+                except ValueError as e:
+                    raise ValueError(f"hosts: {e}") from None
+                if net.num_addresses > MAX_UDP_PROBES:
+                    raise ValueError(f"hosts: {item} has more than {MAX_UDP_PROBES} addresses")
+                out += [str(a) for a in net]
+            else:
+                out.append(item)
+    return out
+
+
+def _udp_scan(args: argparse.Namespace, ports: str) -> socketkit.ScanReport:
+    port_list = socketkit._core._parse_ports(ports)
+    hosts = _hosts(args.hosts)
+    start = time.perf_counter()
+    results = _udp_many([(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency)
+    return socketkit.ScanReport(results, ports=len(port_list), elapsed=time.perf_counter() - start)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    ports = "1-65535" if args.all_ports else args.ports
+    if args.udp:
+        report = _udp_scan(args, ports)
+    else:
+        report = socketkit.scan(
+            args.hosts,
+            ports,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            progress=progress(args),
+        )
+    if args.json:
+        shown = [r for r in report if r.ok] if args.open else list(report)
+        doc = report.to_dict()
+        doc["results"] = [r.to_dict() for r in shown]
+        emit(doc)
+        return EXIT_OK if any(r.ok for r in report) else EXIT_DOWN
+    # nmap's way: the ports worth reading, and a count of the closed ones.
+    if args.open:
+        shown = [r for r in report if r.ok]
+    elif args.show_all:
+        shown = list(report)
+    else:
+        shown = [r for r in report if r.state != "closed"]
+    if shown:
+        print(result_table(shown, ("host", "address", "port", "proto", "state", "rtt")))
+    hidden = len(report) - len(shown)
+    closed = report.counts.get("closed", 0)
+    if hidden and not args.open and closed:
+        print(f"Not shown: {plural(closed, 'closed port')} (--all lists them)")
+    print(
+        f"scanned {len(report.hosts)} host(s), {len(report)} port(s) in {report.elapsed:.2f} s: "
+        + fmt_counts(report.counts)
+    )
+    return EXIT_OK if any(r.ok for r in report) else EXIT_DOWN
+
+
+# --- ping ------------------------------------------------------------------
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    rtts: list[float | None] = []
+    errors: list[str | None] = []
+    first = None
+    # One ping every interval, start to start, as tcping() does. Made before
+    # the header, so a bad target is a usage error with nothing printed.
+    pings = socketkit._core._tcping_iter(
+        args.target, count=args.count, interval=args.interval, timeout=args.timeout
+    )
+    if not args.json:
+        print(f"TCPING {args.target}: {args.count} probe(s), timeout {args.timeout} s", flush=True)
+    interrupted = False
+    try:
+        for seq, host, address, port, state, rtt_ms, error in pings:
+            r = socketkit.CheckResult._make((host, address, port, "tcp", state, rtt_ms, error))
+            first = first or r
+            rtts.append(r.rtt_ms if r.ok else None)
+            errors.append(None if r.ok else (r.error or r.state))
+            if args.json:
+                emit({"seq": seq, **r.to_dict()})
+            elif r.ok:
+                print(f"connected to {r.address}:{r.port}: seq={seq} time={r.rtt_ms:.3f} ms", flush=True)
+            else:
+                text = f"no connection to {target_of(r)}: seq={seq} {r.state} {r.error or ''}"
+                print(text.rstrip(), flush=True)
+    except KeyboardInterrupt:
+        # ping(8)'s way: the summary of what was sent, then the status of an interrupt.
+        if not rtts:
+            raise
+        interrupted = True
+    finally:
+        pings.close()
+    assert first is not None
+    stats = socketkit.PingStats(first.host, first.address or "", first.port, rtts, errors)
+    if args.json:
+        emit({"summary": stats.to_dict()})
+    else:
+        print(f"--- {args.target} tcping statistics ---")
+        print(f"{stats.sent} probes sent, {stats.received} successful, {stats.loss_percent:.1f}% loss")
+        if stats.received:
+            stdev = stats.stdev if stats.stdev is not None else 0.0
+            print(f"rtt min/avg/max/stdev = {stats.min:.3f}/{stats.avg:.3f}/{stats.max:.3f}/{stdev:.3f} ms")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if stats.received == stats.sent else EXIT_DOWN
+
+
+# --- wait ------------------------------------------------------------------
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    expect = decode_data(args.expect) if args.expect is not None else None
+    send = decode_data(args.send) if args.send is not None else None
+    say = not (args.quiet or args.json)
+    for i, t in enumerate(args.targets):
+        try:
+            socketkit._core._parse_target(t)
+        except ValueError as e:
+            raise ValueError(f"targets[{i}]: {str(e).removeprefix('target: ')}") from None
+    if say:
+        # wait-for-it's way: say what is being waited for, and how long at most.
+        print(
+            f"socketkit wait: waiting up to {args.timeout:g} s for {', '.join(args.targets)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        waited = socketkit.wait_for(
+            args.targets, timeout=args.timeout, interval=args.interval, send=send, expect=expect
+        )
+    except socketkit.TimeoutError as e:
+        if args.json:
+            emit({"targets": args.targets, "waited_s": args.timeout, "ok": False, "error": error_text(e)})
+        if not args.quiet:
+            print(f"socketkit wait: {error_text(e)}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    if args.json:
+        emit({"targets": args.targets, "waited_s": round(waited, 3), "ok": True})
+    elif say:
+        print(f"socketkit wait: {', '.join(args.targets)} up after {waited:.2f} s", file=sys.stderr)
+    if args.command:
+        sys.stdout.flush()
+        try:
+            return subprocess.call(args.command)
+        except OSError as e:
+            print(f"socketkit wait: cannot run {args.command[0]!r}: {e.strerror}", file=sys.stderr)
+            return 127
+    return EXIT_OK
