@@ -269,6 +269,14 @@ impl Server for TcpServerCore {
         let Some(running) = self.life.begin_stop(timeout) else {
             return;
         };
+        // The event loop listens on a dup of this socket, and a stop() from
+        // inside a handler hands the loop's end to another thread: shutting
+        // the listening socket down (Linux moves it out of LISTEN, shared
+        // by every dup) makes the port refuse before stop() returns, in
+        // every mode.
+        if let Some(l) = lock(&self.listener).as_ref() {
+            let _ = l.shutdown(std::net::Shutdown::Read);
+        }
         let deadline = Deadline::after(Some(timeout));
         match running {
             Some(Running::Threaded(r)) => r.stop(deadline),
