@@ -79,10 +79,11 @@ from socketkit.probes import (
     scan,
     scan_iter,
     tcping,
+    tcping_iter,
     udp_probe,
     wait_for,
 )
-from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.results import CheckResult, PingProbe, PingStats, Results, ScanReport
 from socketkit.tls import CertInfo, TlsInfo
 
 #: Reachable as socketkit.TimeoutError, ..., but not in __all__ (below).
@@ -109,6 +110,7 @@ __all__ = [
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
+    "PingProbe",
     "PingStats",
     "ResolveError",
     "Results",
@@ -131,6 +133,7 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tcping_iter",
     "udp_probe",
     "wait_for",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "Keepalive",
     "LineIterator",
     "PingIter",
+    "PingStream",
     "ProbeIter",
     "TcpClient",
     "TcpOptions",
@@ -35,8 +36,10 @@ __all__ = [
     "_scan_iter",
     "_tcping",
     "_tcping_iter",
+    "_tcping_stream",
     "_udp_probe",
     "_wait_for",
+    "_wait_until",
 ]
 
 __version__: Final[str]
@@ -419,6 +422,43 @@ def _tcping_iter(
     interval: float = 1.0,
     timeout: float | None = 1.0,
 ) -> PingIter: ...
+
+# One ping of the stream: (seq, time, host, address, port, state, rtt_ms,
+# error); time is the Unix time it started, error why it failed.
+_TimedPing = tuple[int, float, str, str | None, int, str, float | None, str | None]
+
+@final
+class PingStream:
+    """tcping's stream with timestamps: one _TimedPing per ping."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _TimedPing: ...
+    def close(self) -> None: ...
+
+def _tcping_stream(
+    target: _Target,
+    port: int | None = None,
+    *,
+    count: int | None,
+    interval: float,
+    timeout: float | None,
+    deadline: float | None = None,
+    resolve_every: int | None = None,
+    strict: bool = True,
+) -> PingStream: ...
+def _wait_until(
+    targets: _Target | Iterable[_Target],
+    port: int | None,
+    *,
+    timeout: float | None,
+    interval: float,
+    send: bytes | None,
+    expect: bytes | None,
+    state: str,
+    delay: float,
+    connect_timeout: float | None,
+    drain_ignore: Iterable[str],
+) -> float: ...
 def _wait_for(
     targets: _Target | Iterable[_Target],
     port: int | None,

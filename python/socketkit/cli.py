@@ -83,7 +83,7 @@ def int_in(lo: int, hi: int) -> Callable[[str], int]:
 # --- what each subcommand prints with --json ----------------------------------------
 
 _CHECK = "{" + ", ".join(CHECK_FIELDS) + "}"
-_PING = "{" + ", ".join(("seq", *CHECK_FIELDS)) + "}"
+_PING = "{" + ", ".join(("seq", "time", *CHECK_FIELDS)) + "}"
 _SUMMARY = "{" + ", ".join(PING_SUMMARY_FIELDS) + "}"
 
 #: Per subcommand: its ``--json`` output, every object's keys in braces.
@@ -94,7 +94,9 @@ JSON_DOCS = {
     "hosts: the hosts scanned; ports: ports per host; elapsed: seconds;\n"
     "counts: state -> number; open: host -> open ports; results: every port\n"
     f"scanned (only the open ones with --open), each\n  {_CHECK}",
-    "ping": f"JSON lines, one per probe:\n  {_PING}\nthen one summary line {{summary}} holding\n  {_SUMMARY}",
+    "ping": f"JSON lines, one per probe:\n  {_PING}\nthen one summary line {{summary}} holding\n  {_SUMMARY}\n"
+    "time: Unix time the probe started; longest_up, longest_down: null or\n  {start, end, seconds}\n"
+    "address_changes: [time, old, new] per change of the address pinged",
     "wait": "one JSON object (before CMD runs):\n  {targets, waited_s, ok}\n"
     "and, when the wait timed out,\n  {targets, waited_s, ok, error}",
     "serve": "one JSON line once listening:\n  {listening, proto, mode}",
@@ -106,7 +108,8 @@ JSON_DOCS = {
 EXIT_DOCS = {
     "check": "0 every target open, 1 any not open",
     "scan": "0 any port open, 1 none open",
-    "ping": "0 every probe connected, 1 any lost (the summary is printed after Ctrl-C too)",
+    "ping": "0 every probe connected, 1 any lost; without -c, Ctrl-C ends the run with the summary\n"
+    "and that status (with -c, Ctrl-C prints the summary and exits 130)",
     "wait": "CMD's own status, 0 without CMD; 124 timed out (as timeout(1)); 127 CMD not found",
     "serve": "0 stopped by SIGTERM",
     "send": "0 sent (and the reply read), 1 the network failed",
@@ -119,8 +122,10 @@ EXAMPLES = {
     "scan": "examples: socketkit scan 127.0.0.1 -p 22,80,8000-8100 --open\n"
     "          socketkit scan 10.0.0.0/30 -p- --rate 500 --json\n"
     "          socketkit scan 127.0.0.1 -p domain,ntp --udp",
-    "ping": "example: socketkit ping localhost:6379 -c 5 -i 0.2",
-    "wait": "example: socketkit wait db:5432 cache:6379 --timeout 60 -- ./migrate.sh",
+    "ping": "examples: socketkit ping localhost:6379 -c 5 -i 0.2\n"
+    "          socketkit ping db:5432 -D --failures-only --resolve-every 3",
+    "wait": "examples: socketkit wait db:5432 cache:6379 --timeout 60 -- ./migrate.sh\n"
+    "          socketkit wait 0.0.0.0:8080 --state drained --timeout 300 -- systemctl stop app",
     "serve": "examples: socketkit serve echo 127.0.0.1:7000\n          socketkit serve discard --udp",
     "send": "examples: socketkit send localhost:6379 'PING\\r\\n' --until '\\r\\n'\n"
     "          echo hello | socketkit send 127.0.0.1:7000 --udp\n"
@@ -221,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         "--count",
         type=int_in(1, 2**31 - 1),
-        default=_D["ping_count"],
-        help="probes to send (default %(default)s)",
+        default=None,
+        help="probes to send (default: until Ctrl-C, then the summary)",
     )
     sp.add_argument(
         "-i",
@@ -233,11 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between probes (default %(default)s)",
     )
     _timeout(sp, _D["ping_timeout"], "seconds per probe")
+    sp.add_argument(
+        "--deadline", type=seconds, default=None, metavar="S", help="stop after S seconds (ping -w)"
+    )
+    sp.add_argument("-D", dest="timestamps", action="store_true", help="start each line with its Unix time")
+    sp.add_argument("--failures-only", action="store_true", help="print only the probes that failed")
+    sp.add_argument(
+        "--resolve-every",
+        type=int_in(1, 2**31 - 1),
+        default=None,
+        metavar="N",
+        help="resolve the name again after N failures in a row (the summary lists address changes)",
+    )
     sp.set_defaults(func=cmd_ping)
 
     sp = add("wait", "Wait until every HOST:PORT accepts connections, then run CMD (wait-for-it).")
     sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
-    _timeout(sp, _D["wait_timeout"], "give up after this many seconds, exit 124")
+    _timeout(sp, _D["wait_timeout"], "give up after S seconds, exit 124")
     sp.add_argument(
         "--interval",
         type=seconds,
@@ -247,6 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--send", default=None, help="bytes to send once connected (backslash escapes)")
     sp.add_argument("--expect", default=None, help="bytes the reply must contain to count as up")
+    sp.add_argument(
+        "--state",
+        choices=["open", "closed", "drained"],
+        default="open",
+        metavar="STATE",
+        help="open: accepting (default); closed: refusing or silent; "
+        "drained: no connection left on the port on this machine",
+    )
+    sp.add_argument(
+        "--delay",
+        type=seconds,
+        default=0.0,
+        metavar="S",
+        help="seconds before the first try (within --timeout)",
+    )
+    sp.add_argument(
+        "--connect-timeout", type=seconds, default=None, metavar="S", help="seconds per try (default 5)"
+    )
+    sp.add_argument(
+        "--drain-ignore",
+        default="TIME_WAIT",
+        metavar="STATES",
+        help="with --state drained: TCP states that do not count, comma-separated (default %(default)s)",
+    )
     sp.add_argument("-q", "--quiet", action="store_true", help="say nothing on stderr")
     sp.set_defaults(func=cmd_wait, command=[])
     sp.usage = sp.format_usage().removeprefix("usage: ").rstrip() + " [-- CMD [ARG ...]]"

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from socketkit import _core
 from socketkit._progress import make_progress
-from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.results import CheckResult, PingProbe, PingStats, Results, ScanReport
 
 __all__ = [
     "banner",
@@ -38,6 +38,7 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tcping_iter",
     "udp_probe",
     "wait_for",
 ]
@@ -198,25 +199,103 @@ def scan_iter(
     return _stream(raw, progress, "scan")
 
 
+def _pings(raw: _core.PingStream) -> Iterator[tuple[str, int, PingProbe]]:
+    try:
+        for seq, t, host, address, port, state, rtt_ms, error in raw:
+            yield host, port, PingProbe(seq, t, state, address, rtt_ms, error)  # type: ignore[arg-type]
+    finally:
+        raw.close()
+
+
 def tcping(
     target: Target,
     port: int | None = None,
     *,
-    count: int = _D["ping_count"],
+    count: int | None = _D["ping_count"],
     interval: float = _D["ping_interval"],
     timeout: float = _D["ping_timeout"],
+    deadline: float | None = None,
+    resolve_every: int | None = None,
 ) -> PingStats:
     """Ping with TCP handshakes: ``count`` connects, one every ``interval``
     seconds (start to start), each timed from ``connect()`` to the
     handshake's end; a refused or timed-out connect is a lost ping.
     Returns :class:`PingStats`. A name is pinged on the first of its
     addresses that accepts (else its first address). Raises
-    :class:`socketkit.ResolveError` if the name does not resolve.
+    :class:`socketkit.ResolveError` if the name does not resolve at the
+    first ping.
+
+    ``count=None`` pings until Ctrl-C or ``deadline``: as ``ping`` does,
+    Ctrl-C then ends the run and the statistics so far are returned (no
+    ``KeyboardInterrupt``; with a ``count``, Ctrl-C raises it as usual).
+    ``deadline`` (seconds) starts no ping after that time, whatever
+    ``count`` says. ``resolve_every=N`` resolves the name again after N
+    failed pings in a row, so a service that moved to another address is
+    found (``PingStats.address_changes`` lists the moves).
     """
-    host, address, port_, rtts, errors = _core._tcping(
-        target, port, count=count, interval=interval, timeout=timeout
+    raw = _core._tcping_stream(
+        target,
+        port,
+        count=count,
+        interval=interval,
+        timeout=timeout,
+        deadline=deadline,
+        resolve_every=resolve_every,
     )
-    return PingStats(host, address, port_, rtts, errors)
+    probes: list[PingProbe] = []
+    where = ("", 0)
+    try:
+        for host, port_, p in _pings(raw):
+            where = (host, port_)
+            probes.append(p)
+    except KeyboardInterrupt:
+        if count is not None or not probes:
+            raise
+    return ping_stats(*where, probes, time.time())
+
+
+def ping_stats(host: str, port: int, probes: list[PingProbe], end: float | None) -> PingStats:
+    """The :class:`PingStats` of a run of pings."""
+    address = next((p.address for p in probes if p.address is not None), "")
+    return PingStats(
+        host,
+        address,
+        port,
+        [p.rtt_ms if p.ok else None for p in probes],
+        [None if p.ok else (p.error or p.state) for p in probes],
+        probes=probes,
+        end=end,
+    )
+
+
+def tcping_iter(
+    target: Target,
+    port: int | None = None,
+    *,
+    count: int | None = None,
+    interval: float = _D["ping_interval"],
+    timeout: float = _D["ping_timeout"],
+    deadline: float | None = None,
+    resolve_every: int | None = None,
+) -> Iterator[PingProbe]:
+    """:func:`tcping` as a stream: yields each :class:`PingProbe` as it is
+    made, for monitoring loops and logs. Runs until ``count`` pings (by
+    default forever), ``deadline`` seconds, or the iterator is closed;
+    closing it from another thread ends a ping under way within 100 ms.
+    Arguments are checked at the call; a name that does not resolve at the
+    first ping raises :class:`socketkit.ResolveError` from the first
+    ``next()``, later failures to resolve are pings with state ``"error"``.
+    """
+    raw = _core._tcping_stream(
+        target,
+        port,
+        count=count,
+        interval=interval,
+        timeout=timeout,
+        deadline=deadline,
+        resolve_every=resolve_every,
+    )
+    return (p for _h, _p, p in _pings(raw))
 
 
 def wait_for(
@@ -227,6 +306,10 @@ def wait_for(
     interval: float = _D["wait_interval"],
     send: bytes | None = None,
     expect: bytes | None = None,
+    state: Literal["open", "closed", "drained"] = "open",
+    delay: float = 0.0,
+    connect_timeout: float | None = None,
+    drain_ignore: Iterable[str] = ("TIME_WAIT",),
 ) -> float:
     """Wait until every target accepts a connection; return the seconds
     waited (``wait-for-it`` for several services at once).
@@ -238,8 +321,33 @@ def wait_for(
     Raises :class:`socketkit.TimeoutError` after ``timeout`` seconds; its
     message and ``targets`` attribute name the targets still down, and the
     message says why each one is.
+
+    ``state="closed"`` waits instead until each target refuses
+    connections or stops answering (a name that does not resolve is not
+    closed: the wait goes on). ``state="drained"`` waits until no
+    connection remains on each target's port on this machine (read from
+    ``/proc/net/tcp`` and ``tcp6``; the host part, if an IP address, also
+    picks the local address), counting every state but LISTEN and those
+    in ``drain_ignore`` (``ss``'s names: ``"TIME_WAIT"``,
+    ``"CLOSE_WAIT"``, ...). ``delay`` seconds pass before the first
+    attempt, inside ``timeout`` (as ansible's ``wait_for``);
+    ``connect_timeout`` bounds each attempt (default 5 s), always within
+    what is left of ``timeout``.
     """
-    return _core._wait_for(targets, port, timeout=timeout, interval=interval, send=send, expect=expect)
+    if state == "open" and delay == 0.0 and connect_timeout is None:
+        return _core._wait_for(targets, port, timeout=timeout, interval=interval, send=send, expect=expect)
+    return _core._wait_until(
+        targets,
+        port,
+        timeout=timeout,
+        interval=interval,
+        send=send,
+        expect=expect,
+        state=state,
+        delay=delay,
+        connect_timeout=connect_timeout,
+        drain_ignore=drain_ignore,
+    )
 
 
 def banner(

@@ -13,6 +13,7 @@ pub mod tcp;
 pub mod threads;
 pub mod tls;
 pub mod udp;
+pub mod waitfor;
 
 use pyo3::prelude::*;
 
@@ -35,6 +36,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    waitfor::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
