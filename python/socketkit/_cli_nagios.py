@@ -70,16 +70,17 @@ def check_status(args: argparse.Namespace, results: socketkit.Results) -> int:
     perfs: list[str] = []
     one = len(results) == 1
     for r in results:
+        # A refusal's time is not a response time (check_tcp reports none).
         secs = r.rtt_ms / 1000 if r.rtt_ms is not None else None
         code = _graded(secs, args) if r.ok else CRITICAL
         codes.append(code)
         what = f"{r.target} {r.state}"
-        if r.rtt_ms is not None:
-            what += f" in {r.rtt_ms / 1000:.6f} s"
+        if r.ok and secs is not None:
+            what += f" in {secs:.6f} s"
         if not r.ok and r.error:
             what += f" ({r.error})"
         parts.append(what)
-        if secs is not None:
+        if r.ok and secs is not None:
             name = "time" if one else f"time {r.target}"
             perfs.append(perf(name, secs, "s", args.warning, args.critical, 0))
     code = max(codes, default=UNKNOWN)

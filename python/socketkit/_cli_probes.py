@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import socketkit
+from socketkit import _cli_nagios as nagios
 from socketkit._cli_common import (
     EXIT_DOWN,
     EXIT_INTERRUPTED,
@@ -53,9 +54,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.udp:
         results = _udp_many(args.targets, args.timeout, args.concurrency)
     else:
+        bar = None if args.nagios else progress(args)
         results = socketkit.check_many(
-            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=progress(args)
+            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=bar
         )
+    if args.nagios:
+        return nagios.check_status(args, results)
     if args.json:
         emit(results.to_dicts())
     else:
@@ -219,7 +223,13 @@ def run_pings(args: argparse.Namespace) -> tuple[socketkit.PingStats, bool]:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
+    if args.nagios and args.count is None and args.deadline is None:
+        args.count = socketkit._core.DEFAULTS["ping_count"]  # a plugin run must end
     stats, interrupted = run_pings(args)
+    if args.nagios:
+        if interrupted:
+            raise KeyboardInterrupt
+        return nagios.ping_status(args, stats)
     ping_summary(args, stats)
     if interrupted:
         return EXIT_INTERRUPTED

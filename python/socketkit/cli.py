@@ -14,6 +14,8 @@ and ``_cli_io`` (serve, send, listen); this module parses and dispatches.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import sys
@@ -21,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import socketkit
+from socketkit import _cli_nagios as nagios
 from socketkit._cli_common import EXIT_DOWN, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, error_text
 from socketkit._cli_io import cmd_listen, cmd_send, cmd_serve
 from socketkit._cli_probes import cmd_check, cmd_ping, cmd_scan, cmd_wait
@@ -106,10 +109,12 @@ JSON_DOCS = {
 }
 
 EXIT_DOCS = {
-    "check": "0 every target open, 1 any not open",
+    "check": "0 every target open, 1 any not open; with --nagios 0 OK, 1 WARNING (slower than -w),\n"
+    "2 CRITICAL (not open, or slower than -c), 3 UNKNOWN (bad arguments too)",
     "scan": "0 any port open, 1 none open",
     "ping": "0 every probe connected, 1 any lost; without -c, Ctrl-C ends the run with the summary\n"
-    "and that status (with -c, Ctrl-C prints the summary and exits 130)",
+    "and that status (with -c, Ctrl-C prints the summary and exits 130); with --nagios 0 OK,\n"
+    "1 WARNING (some lost, or avg over -w), 2 CRITICAL (all lost, or avg over --critical), 3 UNKNOWN",
     "wait": "CMD's own status, 0 without CMD; 124 timed out (as timeout(1)); 127 CMD not found",
     "serve": "0 stopped by SIGTERM",
     "send": "0 sent (and the reply read), 1 the network failed",
@@ -118,6 +123,7 @@ EXIT_DOCS = {
 
 EXAMPLES = {
     "check": "example: socketkit check 127.0.0.1:22 localhost:6379 --timeout 0.5\n"
+    "         socketkit check db:5432 --nagios -w 0.5 -c 1  (a Nagios/Icinga check_tcp)\n"
     "         socketkit check localhost:domain --udp",
     "scan": "examples: socketkit scan 127.0.0.1 -p 22,80,8000-8100 --open\n"
     "          socketkit scan 10.0.0.0/30 -p- --rate 500 --json\n"
@@ -158,6 +164,22 @@ def _udp(sp: argparse.ArgumentParser, what: str) -> None:
     sp.add_argument("-u", "--udp", action="store_true", help=what)
 
 
+def _nagios(sp: argparse.ArgumentParser, short_critical: str | None = None) -> None:
+    sp.add_argument(
+        "--nagios",
+        action="store_true",
+        help="Nagios/Icinga plugin output: one status line with perfdata; exit 0 OK, 1 WARNING, "
+        "2 CRITICAL, 3 UNKNOWN",
+    )
+    sp.add_argument(
+        "-w", "--warning", type=seconds, default=None, metavar="S", help="--nagios: WARNING above S seconds"
+    )
+    flags = [short_critical, "--critical"] if short_critical else ["--critical"]
+    sp.add_argument(
+        *flags, type=seconds, default=None, metavar="S", help="--nagios: CRITICAL above S seconds"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="socketkit",
@@ -191,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="probes at once (default %(default)s)",
     )
     _udp(sp, "UDP probe: an empty datagram, open|filtered when nothing answers (nmap -sU)")
+    _nagios(sp, "-c")
     sp.set_defaults(func=cmd_check)
 
     sp = add("scan", "TCP connect scan of hosts (names, IPs, CIDR) and ports. Exit 0 if any port is open.")
@@ -250,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="resolve the name again after N failures in a row (the summary lists address changes)",
     )
+    _nagios(sp)
     sp.set_defaults(func=cmd_ping)
 
     sp = add("wait", "Wait until every HOST:PORT accepts connections, then run CMD (wait-for-it).")
@@ -376,10 +400,37 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _parse_nagios(argv: list[str]) -> argparse.Namespace | int:
+    """parse(), with a usage error as the plugin guidelines want it: an
+    UNKNOWN status line on stdout and exit 3."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return parse(argv)
+    except SystemExit as e:
+        if e.code in (0, None):
+            raise
+        return nagios.unknown(err.getvalue().strip() or "bad arguments")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--nagios" in _split_command(argv)[0]:
+        parsed = _parse_nagios(argv)
+        if isinstance(parsed, int):
+            return parsed
+        args = parsed
+    else:
+        args = parse(argv)
     prog = f"socketkit {args.command_name}"
     func: Callable[[Any], int] = args.func
+    if getattr(args, "nagios", False):
+        try:
+            return int(func(args))
+        except (UsageError, ValueError, TypeError, OSError) as e:
+            return nagios.unknown(f"{prog}: {e}")
+        except KeyboardInterrupt:
+            return nagios.unknown(f"{prog}: interrupted")
     try:
         return int(func(args))
     except (UsageError, ValueError, TypeError) as e:
