@@ -44,8 +44,18 @@ def test_a_silent_target_counts_as_closed() -> None:
     assert waited < 2
 
 
+def fresh_listener() -> socket.socket:
+    """A listener on a port no other socket uses: without SO_REUSEADDR,
+    bind() does not pick a port where old connections (FIN_WAIT2,
+    TIME_WAIT) of an earlier server linger, which would hold a drain."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
 def test_drained_waits_for_a_held_connection_to_close() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as srv:
+    with fresh_listener() as srv:
         port = srv.getsockname()[1]
         client = socket.create_connection(("127.0.0.1", port))
         conn, _ = srv.accept()
@@ -114,11 +124,11 @@ def test_cli_wait_closed_and_drained() -> None:
     assert "to close" in r.stderr and "closed after" in r.stderr
     r = run("wait", f"127.0.0.1:{port}", "--state", "drained", "--delay", "0.1", "--json")
     assert r.returncode == 0 and '"ok": true' in r.stdout
-    with socket.create_server(("127.0.0.1", 0)) as srv:
+    with fresh_listener() as srv:
         port = srv.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port)):
             r = run("wait", f"127.0.0.1:{port}", "--state", "drained", "--timeout", "0.3")
-    assert r.returncode == 124 and "still open" in r.stderr
+    assert r.returncode == 124 and "still open" in r.stderr and "ESTABLISHED" in r.stderr
 
 
 def test_cli_wait_connect_timeout_and_usage_errors() -> None:

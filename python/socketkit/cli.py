@@ -1,4 +1,4 @@
-"""The ``socketkit`` command line: check, scan, ping, wait, serve, send, listen.
+"""The ``socketkit`` command line: check, scan, ping, wait, serve, send, listen, exporter.
 
 Tables for people, ``--json`` for pipelines, exit status 0 only when
 everything asked for is up. Bad input is one line on stderr and exit 2;
@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import socketkit
 from socketkit import _cli_nagios as nagios
 from socketkit._cli_common import EXIT_DOWN, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, error_text
-from socketkit._cli_io import cmd_listen, cmd_send, cmd_serve
+from socketkit._cli_io import cmd_exporter, cmd_listen, cmd_send, cmd_serve
 from socketkit._cli_probes import cmd_check, cmd_ping, cmd_scan, cmd_wait
 from socketkit._core import DEFAULTS as _D
 from socketkit._format import CHECK_FIELDS, PING_SUMMARY_FIELDS
@@ -106,6 +106,7 @@ JSON_DOCS = {
     "send": "one JSON object:\n  {target, proto, sent, reply, rtt_ms}\n"
     "sent: bytes sent; reply: the reply as UTF-8 with \\xNN escapes (null with --no-reply)",
     "listen": "JSON lines, one per chunk (TCP) or datagram (UDP):\n  {peer, data}",
+    "exporter": "one JSON line once listening:\n  {listening, config, modules}",
 }
 
 EXIT_DOCS = {
@@ -119,6 +120,7 @@ EXIT_DOCS = {
     "serve": "0 stopped by SIGTERM",
     "send": "0 sent (and the reply read), 1 the network failed",
     "listen": "0 the connection ended",
+    "exporter": "0 stopped by SIGTERM (SIGHUP reloads the config, a broken one is ignored)",
 }
 
 EXAMPLES = {
@@ -137,6 +139,8 @@ EXAMPLES = {
     "          echo hello | socketkit send 127.0.0.1:7000 --udp\n"
     "          socketkit send 127.0.0.1:8125 'hits:1|c' --udp --no-reply",
     "listen": "examples: socketkit listen 127.0.0.1:9000\n          socketkit listen 127.0.0.1:9000 --udp --json",
+    "exporter": "examples: socketkit exporter --config blackbox.yml\n"
+    "          curl '127.0.0.1:9115/probe?target=db:5432&module=tcp_connect'",
 }
 
 
@@ -355,6 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", "--keep", action="store_true", help="TCP: keep accepting after the first connection"
     )
     sp.set_defaults(func=cmd_listen)
+
+    sp = add(
+        "exporter",
+        "Prometheus exporter, blackbox_exporter-compatible: /probe?target=HOST:PORT&module=NAME and /metrics.",
+    )
+    sp.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="modules in blackbox_exporter's YAML layout (default: built-in tcp_connect, udp, tcping)",
+    )
+    sp.add_argument(
+        "--listen",
+        default="127.0.0.1:9115",
+        metavar="ADDR",
+        help="address to serve HTTP on (default %(default)s; 0.0.0.0:9115 for every interface)",
+    )
+    sp.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="log to stderr"
+    )
+    sp.set_defaults(func=cmd_exporter)
     return p
 
 

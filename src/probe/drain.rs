@@ -108,11 +108,37 @@ pub fn tcp_entries() -> Result<Vec<TcpEntry>> {
 /// Connections on local `port` (and local address `ip`, unless `None`)
 /// in a state other than LISTEN and the `ignore`d ones.
 pub fn busy(entries: &[TcpEntry], ip: Option<IpAddr>, port: u16, ignore: &[&str]) -> usize {
+    holding(entries, ip, port, ignore).len()
+}
+
+/// The states of the connections [`busy`] counts, one per connection.
+pub fn holding(
+    entries: &[TcpEntry],
+    ip: Option<IpAddr>,
+    port: u16,
+    ignore: &[&str],
+) -> Vec<&'static str> {
     entries
         .iter()
         .filter(|e| e.port == port && e.state != "LISTEN" && !ignore.contains(&e.state))
         .filter(|e| ip.is_none_or(|ip| ip == e.local))
-        .count()
+        .map(|e| e.state)
+        .collect()
+}
+
+/// "2 ESTABLISHED, 1 CLOSE_WAIT": what holds a drain, for its message.
+pub fn describe(states: &[&str]) -> String {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for s in states {
+        match seen.iter_mut().find(|(n, _)| n == s) {
+            Some((_, c)) => *c += 1,
+            None => seen.push((s, 1)),
+        }
+    }
+    seen.iter()
+        .map(|(s, c)| format!("{c} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -205,8 +205,15 @@ fn check_once(
                 .parse::<IpAddr>()
                 .ok()
                 .filter(|ip| !ip.is_unspecified());
-            let n = drain::busy(&drain::tcp_entries()?, ip, target.port, ignore);
-            (n > 0).then(|| format!("{n} connection(s) still open on port {}", target.port))
+            let held = drain::holding(&drain::tcp_entries()?, ip, target.port, ignore);
+            (!held.is_empty()).then(|| {
+                format!(
+                    "{} connection(s) still open on port {}: {}",
+                    held.len(),
+                    target.port,
+                    drain::describe(&held)
+                )
+            })
         }
     })
 }
@@ -302,7 +309,7 @@ mod tests {
     use super::*;
     use crate::wait::NoInterrupt;
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{SocketAddr, TcpListener};
 
     fn hp(port: u16) -> HostPort {
         HostPort {
@@ -435,9 +442,19 @@ mod tests {
         t.join().unwrap();
     }
 
+    /// A listener without SO_REUSEADDR (std sets it): bind() then picks no
+    /// port where an earlier server's connections linger.
+    fn fresh_listener() -> TcpListener {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        s.listen(16).unwrap();
+        s.into()
+    }
+
     #[test]
     fn drained_ignores_time_wait_unless_told_not_to() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = fresh_listener();
         let port = l.local_addr().unwrap().port();
         let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (s, _) = l.accept().unwrap();
