@@ -335,3 +335,12 @@ def test_readme_and_ci_install_the_same_packages() -> None:
     ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if "apt-get install" in line]
     assert readme and readme == ci
     assert "prometheus prometheus-blackbox-exporter" in ci[0]
+
+
+def test_cli_help_documents_the_exporter() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "socketkit", "exporter", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 0
+    for text in ("--config FILE", "127.0.0.1:9115", "examples:", "130 interrupted", "SIGTERM"):
+        assert text in r.stdout, text

@@ -192,3 +192,23 @@ def test_failures_only_prints_only_lost_probes() -> None:
     assert r.returncode == 1
     assert sum("seq=" in line for line in r.stdout.splitlines()) == 2
     assert "longest down" in r.stdout
+
+
+def test_ctrl_c_ends_a_continuous_tcping_with_the_stats_so_far() -> None:
+    import _child
+
+    with socket.create_server(("127.0.0.1", 0), backlog=4096) as srv:
+        port = srv.getsockname()[1]
+        proc = _child.start(
+            f"""
+import socketkit
+print("READY", flush=True)
+s = socketkit.tcping("127.0.0.1", {port}, count=None, interval=0.01)
+print("STATS", s.sent, s.received, s.longest_up is not None)
+"""
+        )
+        outcome = _child.interrupt(proc)
+    assert outcome.returncode == 0, outcome
+    (line,) = [x for x in outcome.stdout.splitlines() if x.startswith("STATS")]
+    _, sent, received, streak = line.split()
+    assert int(sent) >= 1 and sent == received and streak == "True", line
