@@ -219,7 +219,7 @@ def run_pings(args: argparse.Namespace) -> tuple[socketkit.PingStats, bool]:
         interrupted = args.count is not None
     finally:
         pings.close()
-    return socketkit.probes.ping_stats(host, port, probes, time.time()), interrupted
+    return socketkit.ping_probes.ping_stats(host, port, probes, time.time()), interrupted
 
 
 def cmd_ping(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ use crate::wait::Interrupt;
 pub use plan::{plan_scan, plan_targets, resolve_deadline, MAX_SCAN_TARGETS, MIN_RESOLVE_TIME};
 pub use stream::{run_all, ResultStream};
 pub use target::HostSpec;
-pub use types::{Config, HostEntry, Outcome, Plan, State, TargetResult};
+pub use types::{AddrControl, Config, HostEntry, Outcome, Plan, State, TargetResult, Timings};
 
 /// An [`Interrupt`] that another thread trips: how the thread that talks
 /// to Python (and sees Ctrl-C) stops helper threads.

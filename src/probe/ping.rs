@@ -10,12 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::addr::HostPort;
 use crate::error::{try_reserve, Error, Phase, Result};
 use crate::probe::classify::{connect_again, failed, opened, refused, settle, silent};
-use crate::probe::plan::{resolve_deadline, resolve_message};
-use crate::probe::types::{Outcome, State};
-use crate::resolve::resolve;
+use crate::probe::plan::{resolve_deadline, resolve_message, resolve_target};
+use crate::probe::types::{AddrControl, Outcome, State};
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
 /// One timed connect to `addr`: the handshake time is measured from the
@@ -23,6 +22,7 @@ use crate::wait::{wait_fd, Deadline, Interrupt};
 /// the measurement, as in `time s.connect(addr)`).
 pub fn connect_once(
     addr: &SocketAddr,
+    source: Option<&SocketAddr>,
     timeout: Option<Duration>,
     intr: &dyn Interrupt,
 ) -> Result<Outcome> {
@@ -30,6 +30,10 @@ pub fn connect_once(
         .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
     sock.set_nonblocking(true)
         .map_err(|e| Error::io(Phase::Connect, Some(addr), e))?;
+    if let Some(src) = source {
+        sock.bind(&SockAddr::from(*src))
+            .map_err(|e| Error::io(Phase::Bind, Some(src), e))?;
+    }
     let target = SockAddr::from(*addr);
     let deadline = Deadline::after(timeout);
     let t0 = Instant::now();
@@ -87,6 +91,7 @@ pub struct Pinger {
     /// service that moved (DNS failover) is found again.
     resolve_every: Option<usize>,
     failed_in_row: usize,
+    ctl: AddrControl,
 }
 
 impl Pinger {
@@ -108,7 +113,14 @@ impl Pinger {
             deadline: None,
             resolve_every: None,
             failed_in_row: 0,
+            ctl: AddrControl::default(),
         }
+    }
+
+    /// Ping only addresses of `ctl`'s family, from its source address.
+    pub fn with_addr_control(mut self, ctl: AddrControl) -> Self {
+        self.ctl = ctl;
+        self
     }
 
     /// Start no ping after `deadline` from now (a ping under way finishes,
@@ -167,7 +179,7 @@ impl Pinger {
                 seq,
                 started,
                 address: Some(a),
-                outcome: connect_once(&a, self.timeout, intr)?,
+                outcome: connect_once(&a, self.ctl.source.as_ref(), self.timeout, intr)?,
                 unresolved: None,
             },
             None => self.resolve_and_ping(seq, started, intr)?,
@@ -193,11 +205,11 @@ impl Pinger {
         intr: &dyn Interrupt,
     ) -> Result<PingProbe> {
         let deadline = resolve_deadline(self.timeout);
-        let resolved = resolve(&self.target.host, self.target.port, deadline, intr);
+        let resolved = resolve_target(&self.target, &self.ctl, deadline, intr);
         // The schedule starts once the name has resolved (or failed to).
         self.due.get_or_insert_with(Instant::now);
         let addrs = match resolved {
-            Ok(addrs) => happy_eyeballs_order(&addrs),
+            Ok(addrs) => addrs,
             Err(Error::Interrupted) => return Err(Error::Interrupted),
             Err(e) => {
                 return Ok(PingProbe {
@@ -213,7 +225,7 @@ impl Pinger {
         // on one family only), else the first.
         let mut first: Option<(SocketAddr, Outcome)> = None;
         for a in &addrs {
-            let o = connect_once(a, self.timeout, intr)?;
+            let o = connect_once(a, self.ctl.source.as_ref(), self.timeout, intr)?;
             if o.state == State::Open {
                 first = Some((*a, o));
                 break;
@@ -251,9 +263,11 @@ pub fn tcping(
     count: usize,
     interval: Duration,
     timeout: Option<Duration>,
+    ctl: &AddrControl,
     intr: &dyn Interrupt,
 ) -> Result<PingRun> {
-    let mut pinger = Pinger::new(target.clone(), Some(count), interval, timeout);
+    let mut pinger =
+        Pinger::new(target.clone(), Some(count), interval, timeout).with_addr_control(*ctl);
     // count bounds a stream, not an allocation: the replies grow as pings
     // are made (count=2**31 with interval=0 pings until interrupted).
     let mut replies = Vec::new();
@@ -297,12 +311,28 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let t = Some(Duration::from_secs(1));
         let ms10 = Duration::from_millis(10);
-        let r = tcping(&hp("localhost", port), 3, ms10, t, &NoInterrupt).unwrap();
+        let r = tcping(
+            &hp("localhost", port),
+            3,
+            ms10,
+            t,
+            &AddrControl::default(),
+            &NoInterrupt,
+        )
+        .unwrap();
         assert_eq!(r.replies.len(), 3);
         assert!(r.replies.iter().all(|x| x.is_ok()), "{r:?}");
         assert!(r.address.is_ipv4());
         drop(l);
-        let r = tcping(&hp("127.0.0.1", port), 2, ms10, t, &NoInterrupt).unwrap();
+        let r = tcping(
+            &hp("127.0.0.1", port),
+            2,
+            ms10,
+            t,
+            &AddrControl::default(),
+            &NoInterrupt,
+        )
+        .unwrap();
         assert_eq!(
             r.replies,
             vec![Err("Connection refused".to_string()); 2],
@@ -338,7 +368,15 @@ mod tests {
         assert!(!x.outcome.error.unwrap().is_empty());
         assert!(x.unresolved.is_some());
         assert!(p.next(&NoInterrupt).unwrap().is_none());
-        assert!(tcping(&target, 1, Duration::ZERO, t, &NoInterrupt).is_err());
+        assert!(tcping(
+            &target,
+            1,
+            Duration::ZERO,
+            t,
+            &AddrControl::default(),
+            &NoInterrupt
+        )
+        .is_err());
     }
 
     #[test]

@@ -204,6 +204,7 @@ mod tests {
                 addrs: Ok(vec![ip.parse().unwrap()]),
             }],
             targets: ports.iter().map(|&p| (0, p)).collect(),
+            ..Plan::default()
         }
     }
 
@@ -284,6 +285,7 @@ mod tests {
                 addrs: Ok(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]),
             }],
             targets: vec![(0, port)],
+            ..Plan::default()
         };
         let r = run(plan, &Config::default());
         assert_eq!(r[0].outcome.state, State::Open);
@@ -304,6 +306,7 @@ mod tests {
                 },
             ],
             targets: vec![(0, 80), (1, closed_port())],
+            ..Plan::default()
         };
         let r = run(plan, &Config::default());
         assert_eq!(r[0].outcome.state, State::Error);

@@ -9,9 +9,11 @@ pub mod ping;
 pub mod probe;
 pub mod probe_args;
 pub mod server;
+pub mod service;
 pub mod tcp;
 pub mod threads;
 pub mod tls;
+pub mod tls_check;
 pub mod udp;
 pub mod waitfor;
 
@@ -37,6 +39,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     probe::register(m)?;
     ping::register(m)?;
     waitfor::register(m)?;
+    service::register(m)?;
+    tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -17,7 +17,7 @@ use crate::probe::Cancel;
 use crate::py::args::{self, Int};
 use crate::py::blocking::{blocking, core};
 use crate::py::probe::{rtt_ms, state_name};
-use crate::py::probe_args::{port_arg, saturated, target_arg};
+use crate::py::probe_args::{addr_control, port_arg, saturated, target_arg};
 use crate::wait::Interrupt;
 
 fn count_arg(count: Int) -> PyResult<usize> {
@@ -33,8 +33,8 @@ fn count_arg(count: Int) -> PyResult<usize> {
 /// `tcping` in the core: (host, address, port, rtts_ms_or_None, errors).
 #[pyfunction]
 #[pyo3(name = "_tcping")]
-#[pyo3(signature = (target, port, *, count, interval, timeout))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (target, port, *, count, interval, timeout, family=None, source_address=None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn tcping(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
@@ -42,14 +42,17 @@ pub fn tcping(
     count: &Bound<'_, PyAny>,
     interval: &Bound<'_, PyAny>,
     timeout: Option<&Bound<'_, PyAny>>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(String, String, u16, Vec<Option<f64>>, Vec<Option<String>>)> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let count = count_arg(args::int("count", count)?)?;
     let interval = args::seconds("interval", interval)?;
     let timeout = args::timeout("timeout", timeout)?;
     let run = blocking(py, |intr| {
-        ping::tcping(&target, count, interval, timeout, intr)
+        ping::tcping(&target, count, interval, timeout, &ctl, intr)
     })?;
     let rtts = run
         .replies
@@ -236,10 +239,13 @@ impl PingStream {
         *,
         count=Int::from(defaults::PING_COUNT),
         interval=defaults::PING_INTERVAL,
-        timeout=Some(defaults::PING_TIMEOUT)
+        timeout=Some(defaults::PING_TIMEOUT),
+        family=None,
+        source_address=None
     ),
-    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0)"
+    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0, family=None, source_address=None)"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn tcping_iter(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
@@ -247,13 +253,16 @@ pub fn tcping_iter(
     count: Int,
     interval: f64,
     timeout: Option<f64>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PingIter> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target: HostPort = target_arg("target", target, port)?;
     let count = count_arg(count)?;
     let interval = args::secs_f64("interval", interval)?;
     let timeout = timeout.map(|t| args::secs_f64("timeout", t)).transpose()?;
-    let pinger = Pinger::new(target.clone(), Some(count), interval, timeout);
+    let pinger = Pinger::new(target.clone(), Some(count), interval, timeout).with_addr_control(ctl);
     Ok(PingIter(Pings::new(py, &target, pinger)))
 }
 
@@ -264,7 +273,7 @@ pub fn tcping_iter(
 /// ``strict``, a name that does not resolve at the first ping raises.
 #[pyfunction]
 #[pyo3(name = "_tcping_stream")]
-#[pyo3(signature = (target, port=None, *, count, interval, timeout, deadline=None, resolve_every=None, strict=true))]
+#[pyo3(signature = (target, port=None, *, count, interval, timeout, deadline=None, resolve_every=None, family=None, source_address=None, strict=true))]
 #[allow(clippy::too_many_arguments)]
 pub fn tcping_stream(
     py: Python<'_>,
@@ -275,8 +284,11 @@ pub fn tcping_stream(
     timeout: Option<f64>,
     deadline: Option<f64>,
     resolve_every: Option<Int>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
     strict: bool,
 ) -> PyResult<PingStream> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target: HostPort = target_arg("target", target, port)?;
     let count = count.map(count_arg).transpose()?;
@@ -297,7 +309,8 @@ pub fn tcping_stream(
     };
     let pinger = Pinger::new(target.clone(), count, interval, timeout)
         .with_deadline(deadline)
-        .with_resolve_every(resolve_every);
+        .with_resolve_every(resolve_every)
+        .with_addr_control(ctl);
     Ok(PingStream {
         pings: Pings::new(py, &target, pinger),
         strict,

@@ -85,6 +85,26 @@ pub fn connect_until(
     )
 }
 
+/// Connect to addresses resolved beforehand (a probe resolves its names
+/// once, up front), raced as `connect_until` races a name's addresses.
+pub fn connect_addrs(
+    target: &HostPort,
+    addrs: &[SocketAddr],
+    opts: &SocketOptions,
+    source: Option<SocketAddr>,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<(Socket, SocketAddr)> {
+    race(
+        target,
+        &happy_eyeballs_order(addrs),
+        opts,
+        source,
+        deadline,
+        intr,
+    )
+}
+
 struct InFlight {
     sock: Socket,
     addr: SocketAddr,
