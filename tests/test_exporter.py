@@ -189,7 +189,11 @@ def test_tcping_prober_statistics_and_histogram() -> None:
                 "prober": "tcping",
                 "timeout": "5s",
                 "tcping": {"count": 4, "interval": "10ms", "buckets": [0.001, 0.01, 1]},
-            }
+            },
+            "from_lo": {
+                "prober": "tcping",
+                "tcping": {"count": 1, "source_ip_address": "127.0.0.1", "preferred_ip_protocol": "ip4"},
+            },
         }
     }
     with exporter(cfg) as base, listeners(1) as (port,):
@@ -201,6 +205,7 @@ def test_tcping_prober_statistics_and_histogram() -> None:
         assert m["probe_tcping_rtt_histogram_seconds_count"] == 4.0
         assert m['probe_tcping_rtt_histogram_seconds_bucket{le="+Inf"}'] == 4.0
         assert '{le="0.01"}' in "".join(m)
+        assert samples(probe(base, f"127.0.0.1:{port}", "from_lo")[1])["probe_success"] == 1.0
         m = samples(probe(base, f"127.0.0.1:{closed_port()}", "tp")[1])
         assert m["probe_success"] == 0.0 and m["probe_tcping_loss_ratio"] == 1.0
 
