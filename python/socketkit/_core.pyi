@@ -14,6 +14,7 @@ __all__ = [
     "Keepalive",
     "LineIterator",
     "PingIter",
+    "PingStream",
     "ProbeIter",
     "ServiceIter",
     "TcpClient",
@@ -42,11 +43,13 @@ __all__ = [
     "_service_steps",
     "_tcping",
     "_tcping_iter",
+    "_tcping_stream",
     "_tls_check",
     "_tls_check_iter",
     "_tls_check_many",
     "_udp_probe",
     "_wait_for",
+    "_wait_until",
 ]
 
 __version__: Final[str]
@@ -546,6 +549,24 @@ def _tcping_iter(
     family: _Family = None,
     source_address: _Source = None,
 ) -> PingIter: ...
+
+# A timed ping: (seq, time (Unix, at its start), host, address, port, state, rtt_ms, error).
+_TimedPing = tuple[int, float, str, str | None, int, str, float | None, str | None]
+
+@final
+class PingStream:
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _TimedPing: ...
+    def close(self) -> None: ...
+
+# fmt: off
+def _tcping_stream(target: _Target, port: int | None = None, *, count: int | None, interval: float,
+                   timeout: float | None, deadline: float | None = None, resolve_every: int | None = None,
+                   family: _Family = None, source_address: _Source = None, strict: bool = True) -> PingStream: ...
+def _wait_until(targets: _Target | Iterable[_Target], port: int | None, *, timeout: float | None,
+                interval: float, send: bytes | None, expect: bytes | None, state: str, delay: float,
+                connect_timeout: float | None, drain_ignore: Iterable[str]) -> float: ...
+# fmt: on
 def _wait_for(
     targets: _Target | Iterable[_Target],
     port: int | None,

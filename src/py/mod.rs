@@ -15,6 +15,7 @@ pub mod threads;
 pub mod tls;
 pub mod tls_check;
 pub mod udp;
+pub mod waitfor;
 
 use pyo3::prelude::*;
 
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    waitfor::register(m)?;
     service::register(m)?;
     tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
