@@ -43,6 +43,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // pyo3 lists every name it adds in __all__; the `_`-prefixed bindings
+    // are the Python layer's helpers, not API, so `from socketkit._core
+    // import *` (and the stub's __all__) name only the public objects.
+    let public: Vec<String> = m
+        .index()?
+        .iter()
+        .map(|n| n.extract::<String>())
+        .collect::<PyResult<Vec<_>>>()?
+        .into_iter()
+        .filter(|n| !n.starts_with('_') || n.starts_with("__"))
+        .collect();
+    m.setattr("__all__", public)?;
     Ok(())
 }
 
