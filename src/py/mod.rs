@@ -65,6 +65,7 @@ fn defaults_dict(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
     for (name, v) in ALL {
         match v {
+            Value::Bool(b) => d.set_item(name, b)?,
             Value::Int(i) => d.set_item(name, i)?,
             Value::Seconds(s) => d.set_item(name, s)?,
             Value::Text(t) => d.set_item(name, t)?,
