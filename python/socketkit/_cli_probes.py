@@ -22,6 +22,7 @@ from socketkit._cli_common import (
     error_text,
     progress,
 )
+from socketkit._cli_service import address_kwargs, check_kwargs, print_step_failures
 from socketkit._format import fmt_counts, plural, result_table, target_of
 
 #: The largest UDP job the CLI runs: every probe may wait out its timeout.
@@ -32,7 +33,7 @@ MAX_UDP_PROBES = 65536
 
 
 def _udp_many(
-    targets: Iterable[socketkit.probes.Target], timeout: float, concurrency: int
+    targets: Iterable[socketkit.probes.Target], timeout: float, concurrency: int, **kw: object
 ) -> socketkit.Results:
     """UDP probes at once, in input order (``udp_probe`` releases the GIL)."""
     targets = list(targets)
@@ -43,21 +44,28 @@ def _udp_many(
     workers = max(1, min(concurrency, 256, len(targets)))
     with ThreadPoolExecutor(workers, thread_name_prefix="socketkit-udp") as pool:
         return socketkit.Results(
-            pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp"), targets)
+            pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp", **kw), targets)  # type: ignore[arg-type]
         )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    service = check_kwargs(args)
     if args.udp:
-        results = _udp_many(args.targets, args.timeout, args.concurrency)
+        results = _udp_many(args.targets, args.timeout, args.concurrency, **address_kwargs(args))
     else:
         results = socketkit.check_many(
-            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=progress(args)
+            args.targets,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            progress=progress(args),
+            **address_kwargs(args),
+            **service,
         )
     if args.json:
         emit(results.to_dicts())
     else:
         print(result_table(results, ("target", "address", "proto", "state", "rtt", "error")))
+    print_step_failures("socketkit check", results, service)
     return EXIT_OK if all(r.ok for r in results) else EXIT_DOWN
 
 
@@ -87,7 +95,9 @@ def _udp_scan(args: argparse.Namespace, ports: str) -> socketkit.ScanReport:
     port_list = socketkit._core._parse_ports(ports)
     hosts = _hosts(args.hosts)
     start = time.perf_counter()
-    results = _udp_many([(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency)
+    results = _udp_many(
+        [(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency, **address_kwargs(args)
+    )
     return socketkit.ScanReport(results, ports=len(port_list), elapsed=time.perf_counter() - start)
 
 
@@ -103,6 +113,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             rate=args.rate,
             progress=progress(args),
+            **address_kwargs(args),
         )
     if args.json:
         shown = [r for r in report if r.ok] if args.open else list(report)
@@ -140,7 +151,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     # One ping every interval, start to start, as tcping() does. Made before
     # the header, so a bad target is a usage error with nothing printed.
     pings = socketkit._core._tcping_iter(
-        args.target, count=args.count, interval=args.interval, timeout=args.timeout
+        args.target, count=args.count, interval=args.interval, timeout=args.timeout, **address_kwargs(args)
     )
     if not args.json:
         print(f"TCPING {args.target}: {args.count} probe(s), timeout {args.timeout} s", flush=True)
@@ -201,7 +212,12 @@ def cmd_wait(args: argparse.Namespace) -> int:
         )
     try:
         waited = socketkit.wait_for(
-            args.targets, timeout=args.timeout, interval=args.interval, send=send, expect=expect
+            args.targets,
+            timeout=args.timeout,
+            interval=args.interval,
+            send=send,
+            expect=expect,
+            **address_kwargs(args),
         )
     except socketkit.TimeoutError as e:
         if args.json:
