@@ -16,7 +16,7 @@ from typing import Any
 import socketkit
 from socketkit._cli_common import UsageError, decode_data
 from socketkit._format import CHECK_FIELDS, TIMING_FIELDS
-from socketkit.service import STARTTLS, Expect, Send, StartTls, Step, tail
+from socketkit.service import STARTTLS, Expect, Send, StartTls, Step, _tail
 
 #: The keys of a service check's JSON object (``check`` with ``--tls``,
 #: ``--starttls``, ``--send``/``--expect`` or ``--service``): the eight of a
@@ -222,7 +222,7 @@ def step_failures(results: Iterable[socketkit.CheckResult], kw: dict[str, Any]) 
         what = f" ({_describe(steps[i])})" if i < len(steps) else ""
         why = (r.error or r.state).removeprefix(f"step {i}: ")
         out.append(
-            f"{r.target}: step {i}{what} failed: {why}; received {tail(r.received) if r.received else 'nothing'}"
+            f"{r.target}: step {i}{what} failed: {why}; received {_tail(r.received) if r.received else 'nothing'}"
         )
     return out
 

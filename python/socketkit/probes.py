@@ -41,7 +41,7 @@ from socketkit import _core
 from socketkit._progress import make_progress
 from socketkit.exceptions import ConnectionRefusedError, Error, TimeoutError
 from socketkit.results import CheckResult, PingStats, Results, ScanReport
-from socketkit.service import SERVICES, Step, send_expect_steps, why_down
+from socketkit.service import SERVICES, Step, _send_expect_steps, _why_down
 
 __all__ = [
     "banner",
@@ -396,7 +396,7 @@ def wait_for(
                 "send/expect and steps: give the dialogue one way (steps=[Send(...), Expect(...)])"
             )
         # The dialogue path: a reply that did not match is reported as such.
-        steps = send_expect_steps(send, expect)
+        steps = _send_expect_steps(send, expect)
     if _service(steps, service, tls, starttls) or family is not None or source_address is not None:
         return _wait_service(
             targets, port, timeout, interval, steps, service, tls, starttls, family, source_address
@@ -448,7 +448,7 @@ def _wait_service(
             return time.monotonic() - start
         if deadline is not None and time.monotonic() + pause >= deadline:
             said = steps if steps is not None else SERVICES.get((service or "").lower(), ())
-            why = ", ".join(f"{r.target} ({why_down(r, said)})" for _, r in down)
+            why = ", ".join(f"{r.target} ({_why_down(r, said)})" for _, r in down)
             e = TimeoutError(
                 errno.ETIMEDOUT, f"timed out after {time.monotonic() - start:.1f} s waiting for {why}"
             )

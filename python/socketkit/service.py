@@ -131,7 +131,7 @@ def _buffer(name: str, v: object) -> bytes:
         ) from None
 
 
-def send_expect_steps(send: object, expect: object) -> list[Step]:
+def _send_expect_steps(send: object, expect: object) -> list[Step]:
     """``wait_for(send=, expect=)`` as steps: the dialogue path reports a
     reply that did not match (the step and the bytes), not a timeout."""
     steps: list[Step] = []
@@ -143,18 +143,18 @@ def send_expect_steps(send: object, expect: object) -> list[Step]:
 
 
 #: How many of the last bytes received a message shows.
-SHOWN_BYTES = 200
+_SHOWN_BYTES = 200
 
 
-def tail(data: bytes | None) -> str:
+def _tail(data: bytes | None) -> str:
     """The last bytes received, as a bytes literal for one line of text."""
     data = data or b""
-    if len(data) > SHOWN_BYTES:
-        return f"...{data[-SHOWN_BYTES:]!r} (the last {SHOWN_BYTES} of {len(data)} bytes)"
+    if len(data) > _SHOWN_BYTES:
+        return f"...{data[-_SHOWN_BYTES:]!r} (the last {_SHOWN_BYTES} of {len(data)} bytes)"
     return repr(data)
 
 
-def why_down(r: object, steps: tuple[Step, ...] | list[Step]) -> str:
+def _why_down(r: object, steps: tuple[Step, ...] | list[Step]) -> str:
     """Why a check-like result is not up, in words: a reply that did not
     match names the pattern and shows the last bytes that came instead."""
     i = getattr(r, "failed_step", None)
@@ -166,6 +166,6 @@ def why_down(r: object, steps: tuple[Step, ...] | list[Step]) -> str:
     }.get(state, state)
     if i is not None and i < len(steps) and isinstance(steps[i], Expect):
         received = getattr(r, "received", None)
-        got = f"received {tail(received)}" if received else f"nothing received ({error})"
+        got = f"received {_tail(received)}" if received else f"nothing received ({error})"
         return f"reply did not match {steps[i].pattern!r}: {got}"  # type: ignore[union-attr]
     return str(error)
