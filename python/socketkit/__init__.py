@@ -80,10 +80,11 @@ from socketkit.probes import (
     scan,
     scan_iter,
     tcping,
+    tcping_iter,
     udp_probe,
     wait_for,
 )
-from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.results import CheckResult, PingProbe, PingStats, Results, ScanReport
 from socketkit.service import SERVICES, Expect, Send, StartTls
 from socketkit.tls import CertInfo, TlsInfo
 from socketkit.tls_probes import tls_check, tls_check_iter, tls_check_many
@@ -116,6 +117,7 @@ __all__ = [
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
+    "PingProbe",
     "PingStats",
     "ResolveError",
     "Results",
@@ -142,6 +144,7 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tcping_iter",
     "tls_check",
     "tls_check_iter",
     "tls_check_many",

@@ -14,6 +14,7 @@ __all__ = [
     "Keepalive",
     "LineIterator",
     "PingIter",
+    "PingStream",
     "ProbeIter",
     "ServiceIter",
     "TcpClient",
@@ -25,28 +26,6 @@ __all__ = [
     "UdpServer",
     "UdpSocket",
     "__version__",
-    "_banner",
-    "_check",
-    "_check_iter",
-    "_check_many",
-    "_fd_budget",
-    "_parse_ports",
-    "_parse_target",
-    "_scan",
-    "_scan_iter",
-    "_service_banner",
-    "_service_check",
-    "_service_check_iter",
-    "_service_check_many",
-    "_service_names",
-    "_service_steps",
-    "_tcping",
-    "_tcping_iter",
-    "_tls_check",
-    "_tls_check_iter",
-    "_tls_check_many",
-    "_udp_probe",
-    "_wait_for",
 ]
 
 __version__: Final[str]
@@ -282,6 +261,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     @classmethod
@@ -292,6 +272,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     def start(self) -> None: ...
@@ -544,6 +525,24 @@ def _tcping_iter(
     family: _Family = None,
     source_address: _Source = None,
 ) -> PingIter: ...
+
+# A timed ping: (seq, time (Unix, at its start), host, address, port, state, rtt_ms, error).
+_TimedPing = tuple[int, float, str, str | None, int, str, float | None, str | None]
+
+@final
+class PingStream:
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _TimedPing: ...
+    def close(self) -> None: ...
+
+# fmt: off
+def _tcping_stream(target: _Target, port: int | None = None, *, count: int | None, interval: float,
+                   timeout: float | None, deadline: float | None = None, resolve_every: int | None = None,
+                   family: _Family = None, source_address: _Source = None, strict: bool = True) -> PingStream: ...
+def _wait_until(targets: _Target | Iterable[_Target], port: int | None, *, timeout: float | None,
+                interval: float, send: bytes | None, expect: bytes | None, state: str, delay: float,
+                connect_timeout: float | None, drain_ignore: Iterable[str]) -> float: ...
+# fmt: on
 def _wait_for(
     targets: _Target | Iterable[_Target],
     port: int | None,

@@ -63,6 +63,11 @@ PING_SUMMARY_FIELDS = (
     "p95",
     "jitter",
     "rtts",
+    "uptime_s",
+    "downtime_s",
+    "longest_up",
+    "longest_down",
+    "address_changes",
 )
 
 #: Decimals every exported float keeps: times are in milliseconds, so 6 is

@@ -35,12 +35,13 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from socketkit import _core
 from socketkit._progress import make_progress
 from socketkit.exceptions import ConnectionRefusedError, Error, TimeoutError
-from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.ping_probes import tcping, tcping_iter
+from socketkit.results import CheckResult, Results, ScanReport
 from socketkit.service import SERVICES, Step, _send_expect_steps, _why_down
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tcping_iter",
     "udp_probe",
     "wait_for",
 ]
@@ -332,35 +334,6 @@ def scan_iter(
     return _stream(raw, progress, "scan")
 
 
-def tcping(
-    target: Target,
-    port: int | None = None,
-    *,
-    count: int = _D["ping_count"],
-    interval: float = _D["ping_interval"],
-    timeout: float = _D["ping_timeout"],
-    family: Family = None,
-    source_address: Source = None,
-) -> PingStats:
-    """Ping with TCP handshakes: ``count`` connects, one every ``interval``
-    seconds (start to start), each timed from ``connect()`` to the
-    handshake's end; a refused or timed-out connect is a lost ping.
-    Returns :class:`PingStats`. A name is pinged on the first of its
-    addresses that accepts (else its first address). Raises
-    :class:`socketkit.ResolveError` if the name does not resolve.
-    """
-    host, address, port_, rtts, errors = _core._tcping(
-        target,
-        port,
-        count=count,
-        interval=interval,
-        timeout=timeout,
-        family=family,
-        source_address=source_address,
-    )
-    return PingStats(host, address, port_, rtts, errors)
-
-
 def wait_for(
     targets: Target | Iterable[Target],
     port: int | None = None,
@@ -369,6 +342,10 @@ def wait_for(
     interval: float = _D["wait_interval"],
     send: bytes | None = None,
     expect: bytes | None = None,
+    state: Literal["open", "closed", "drained"] = "open",
+    delay: float = 0.0,
+    connect_timeout: float | None = None,
+    drain_ignore: Iterable[str] = ("TIME_WAIT",),
     steps: Iterable[Step] | None = None,
     service: str | None = None,
     tls: Any = None,
@@ -389,7 +366,38 @@ def wait_for(
     message and ``targets`` attribute name the targets still down, and the
     message says why each one is (a reply that did not match ``expect``:
     the bytes that came instead).
+
+    ``state="closed"`` waits instead until each target refuses
+    connections or stops answering (a name that does not resolve is not
+    closed: the wait goes on). ``state="drained"`` waits until no
+    connection remains on each target's port on this machine (read from
+    ``/proc/net/tcp`` and ``tcp6``; the host part, if an IP address, also
+    picks the local address), counting every state but LISTEN and those
+    in ``drain_ignore`` (``ss``'s names: ``"TIME_WAIT"``,
+    ``"CLOSE_WAIT"``, ...). ``delay`` seconds pass before the first
+    attempt, inside ``timeout`` (as ansible's ``wait_for``);
+    ``connect_timeout`` bounds each attempt (default 5 s), always within
+    what is left of ``timeout``.
     """
+    service_args = _service(steps, service, tls, starttls) or family is not None or source_address is not None
+    if state != "open" or delay != 0.0 or connect_timeout is not None:
+        if service_args:
+            raise ValueError(
+                "state, delay and connect_timeout do not combine with steps, service, tls, "
+                "starttls, family or source_address"
+            )
+        return _core._wait_until(
+            targets,
+            port,
+            timeout=timeout,
+            interval=interval,
+            send=send,
+            expect=expect,
+            state=state,
+            delay=delay,
+            connect_timeout=connect_timeout,
+            drain_ignore=drain_ignore,
+        )
     if send is not None or expect is not None:
         if _service(steps, service, tls, starttls):
             raise ValueError(

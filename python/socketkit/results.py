@@ -30,11 +30,12 @@ from socketkit._format import (
     result_table,
     round_floats,
 )
+from socketkit._ping import PingProbe, Streak, address_changes, longest, periods, streak_dict
 
 if TYPE_CHECKING:
     from socketkit.tls import TlsInfo
 
-__all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
+__all__ = ["CheckResult", "PingProbe", "PingStats", "Results", "ScanReport"]
 
 
 class _CheckFields(NamedTuple):
@@ -338,6 +339,14 @@ class PingStats(Export):
     reply). icmplib's names work too: ``address``, ``transmitted_packets``,
     ``received_packets``, ``packet_loss``, ``min_rtt``, ``avg_rtt``,
     ``max_rtt``, ``is_alive``.
+
+    Over time (from ``probes``, the :class:`PingProbe` list of a
+    ``tcping`` run; empty for stats made from rtts alone): ``uptime_s`` and
+    ``downtime_s`` (a ping stands for the time until the next one starts,
+    the last one until the run ended), ``longest_up`` and ``longest_down``
+    (``(start, end, seconds)`` in Unix time, or ``None``) and
+    ``address_changes`` (``(time, old, new)`` per change of the address
+    pinged, with ``resolve_every``). These are kept at 100% loss too.
     """
 
     _columns = ("host", "address", "port", "seq", "rtt_ms", "error")
@@ -349,7 +358,13 @@ class PingStats(Export):
         port: int,
         rtts: list[float | None],
         errors: list[str | None] | None = None,
+        *,
+        probes: list[PingProbe] | None = None,
+        end: float | None = None,
     ) -> None:
+        self.probes: list[PingProbe] = list(probes or [])
+        self.end = end
+        self._periods = periods(self.probes, end)
         self.host = host
         self.address = address
         self.port = port
@@ -428,6 +443,31 @@ class PingStats(Export):
             return None
         return statistics.fmean(abs(b - a) for a, b in pairwise(self.rtts))
 
+    @property
+    def uptime_s(self) -> float:
+        """Seconds the target was up (connecting), as the pings saw it."""
+        return sum((b - a for up, a, b in self._periods if up), 0.0)
+
+    @property
+    def downtime_s(self) -> float:
+        """Seconds the target was down (pings failing)."""
+        return sum((b - a for up, a, b in self._periods if not up), 0.0)
+
+    @property
+    def longest_up(self) -> Streak | None:
+        """The longest run of connecting pings: (start, end, seconds)."""
+        return longest(self._periods, True)
+
+    @property
+    def longest_down(self) -> Streak | None:
+        """The longest run of failing pings: (start, end, seconds)."""
+        return longest(self._periods, False)
+
+    @property
+    def address_changes(self) -> list[tuple[float, str, str]]:
+        """(time, old, new) each time the address pinged changed."""
+        return address_changes(self.probes)
+
     # icmplib's names
     @property
     def transmitted_packets(self) -> int:
@@ -483,6 +523,11 @@ class PingStats(Export):
                 "p95": self.p95,
                 "jitter": self.jitter,
                 "rtts": list(self.rtts),
+                "uptime_s": self.uptime_s,
+                "downtime_s": self.downtime_s,
+                "longest_up": streak_dict(self.longest_up),
+                "longest_down": streak_dict(self.longest_down),
+                "address_changes": [list(c) for c in self.address_changes],
             }
         )
 

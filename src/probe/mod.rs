@@ -11,11 +11,13 @@
 //!   `worker` (the connect state machine), `limits` (rate, descriptors),
 //!   `combiner` (per-address outcomes to per-target results) and `stream`
 //!   (the one result stream the blocking calls and iterators drive);
-//! - one file per single-target probe: `ping`, `waitfor`, `banner`, `udp`.
+//! - one file per single-target probe: `ping`, `waitfor`, `banner`, `udp`;
+//!   `drain` reads the kernel's TCP tables for `wait_for(state="drained")`.
 
 pub mod banner;
 pub mod classify;
 pub mod combiner;
+pub mod drain;
 pub mod limits;
 pub mod ping;
 pub mod plan;

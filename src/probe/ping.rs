@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -62,6 +62,8 @@ pub fn connect_once(
 pub struct PingProbe {
     /// 1 for the first ping.
     pub seq: usize,
+    /// Wall-clock time the ping started (for timestamps and streaks).
+    pub started: SystemTime,
     /// The address pinged; `None` while the name does not resolve.
     pub address: Option<SocketAddr>,
     pub outcome: Outcome,
@@ -83,6 +85,12 @@ pub struct Pinger {
     /// When the last ping was due to start.
     due: Option<Instant>,
     address: Option<SocketAddr>,
+    /// No ping starts at or after this.
+    deadline: Option<Instant>,
+    /// Forget the address after this many failed pings in a row, so a
+    /// service that moved (DNS failover) is found again.
+    resolve_every: Option<usize>,
+    failed_in_row: usize,
     ctl: AddrControl,
 }
 
@@ -102,6 +110,9 @@ impl Pinger {
             sent: 0,
             due: None,
             address: None,
+            deadline: None,
+            resolve_every: None,
+            failed_in_row: 0,
             ctl: AddrControl::default(),
         }
     }
@@ -112,14 +123,44 @@ impl Pinger {
         self
     }
 
+    /// Start no ping after `deadline` from now (a ping under way finishes,
+    /// within its timeout).
+    pub fn with_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline.map(|d| Instant::now() + d);
+        self
+    }
+
+    /// Resolve the name again after `n` failed pings in a row (`None`:
+    /// only at the start, and while it does not resolve).
+    pub fn with_resolve_every(mut self, n: Option<usize>) -> Self {
+        self.resolve_every = n.filter(|&n| n > 0);
+        self
+    }
+
+    fn past_deadline(&self, at: Instant) -> bool {
+        self.deadline.is_some_and(|d| at >= d)
+    }
+
     /// The next ping, after waiting for its turn; `None` once `count`
     /// pings are done. Errors: `intr` (Ctrl-C), or no socket to ping with.
     pub fn next(&mut self, intr: &dyn Interrupt) -> Result<Option<PingProbe>> {
         if self.count.is_some_and(|c| self.sent >= c) {
             return Ok(None);
         }
+        if self.past_deadline(Instant::now()) {
+            return Ok(None);
+        }
         if let Some(due) = self.due {
             let next = due + self.interval;
+            if self.past_deadline(next) {
+                // Wait out the deadline (Ctrl-C still reaches us), then stop.
+                let until = Deadline::at(self.deadline.unwrap_or(next));
+                while !until.expired() {
+                    std::thread::sleep(until.slice());
+                    intr.check()?;
+                }
+                return Ok(None);
+            }
             let until = Deadline::at(next);
             while !until.expired() {
                 std::thread::sleep(until.slice());
@@ -132,19 +173,37 @@ impl Pinger {
         intr.check()?;
         self.sent += 1;
         let seq = self.sent;
+        let started = SystemTime::now();
         let probe = match self.address {
             Some(a) => PingProbe {
                 seq,
+                started,
                 address: Some(a),
                 outcome: connect_once(&a, self.ctl.source.as_ref(), self.timeout, intr)?,
                 unresolved: None,
             },
-            None => self.resolve_and_ping(seq, intr)?,
+            None => self.resolve_and_ping(seq, started, intr)?,
         };
+        if probe.outcome.state == State::Open {
+            self.failed_in_row = 0;
+        } else {
+            self.failed_in_row += 1;
+            if self
+                .resolve_every
+                .is_some_and(|n| self.failed_in_row % n == 0)
+            {
+                self.address = None;
+            }
+        }
         Ok(Some(probe))
     }
 
-    fn resolve_and_ping(&mut self, seq: usize, intr: &dyn Interrupt) -> Result<PingProbe> {
+    fn resolve_and_ping(
+        &mut self,
+        seq: usize,
+        started: SystemTime,
+        intr: &dyn Interrupt,
+    ) -> Result<PingProbe> {
         let deadline = resolve_deadline(self.timeout);
         let resolved = resolve_target(&self.target, &self.ctl, deadline, intr);
         // The schedule starts once the name has resolved (or failed to).
@@ -155,6 +214,7 @@ impl Pinger {
             Err(e) => {
                 return Ok(PingProbe {
                     seq,
+                    started,
                     address: None,
                     outcome: Outcome::new(State::Error, None, Some(resolve_message(&e))),
                     unresolved: Some(e),
@@ -178,6 +238,7 @@ impl Pinger {
         self.address = Some(address);
         Ok(PingProbe {
             seq,
+            started,
             address: Some(address),
             outcome,
             unresolved: None,
@@ -316,5 +377,39 @@ mod tests {
             &NoInterrupt
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_deadline_ends_an_endless_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut p = Pinger::new(hp("127.0.0.1", port), None, Duration::from_millis(40), None)
+            .with_deadline(Some(Duration::from_millis(150)));
+        let t0 = Instant::now();
+        let mut n = 0;
+        while p.next(&NoInterrupt).unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 4, "pings at 0, 40, 80 and 120 ms");
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn resolve_every_forgets_the_address_after_failures_in_a_row() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut p = Pinger::new(hp("127.0.0.1", port), None, Duration::ZERO, None)
+            .with_resolve_every(Some(2));
+        p.next(&NoInterrupt).unwrap().unwrap();
+        assert!(p.address.is_some(), "one failure: kept");
+        p.next(&NoInterrupt).unwrap().unwrap();
+        assert!(
+            p.address.is_none(),
+            "two in a row: resolved again next time"
+        );
+        let x = p.next(&NoInterrupt).unwrap().unwrap();
+        assert_eq!(x.address, Some(SocketAddr::from(([127, 0, 0, 1], port))));
     }
 }

@@ -57,15 +57,13 @@ pub fn resolve_target(
     deadline: Deadline,
     intr: &dyn Interrupt,
 ) -> Result<Vec<std::net::SocketAddr>> {
-    let family = ctl.family.with_source(ctl.source.as_ref())?;
-    let addrs = crate::resolve::resolve(&target.host, target.port, deadline, intr)?;
-    let kept = family
-        .filter(&target.host, &addrs, |a| a.ip())
-        .map_err(|message| Error::Resolve {
-            host: target.host.clone(),
-            code: libc::EAI_NONAME,
-            message,
-        })?;
+    let kept = crate::tcp::connect::resolve_family(
+        target,
+        ctl.family,
+        ctl.source.as_ref(),
+        deadline,
+        intr,
+    )?;
     Ok(happy_eyeballs_order(&kept))
 }
 

@@ -15,6 +15,7 @@ pub mod threads;
 pub mod tls;
 pub mod tls_check;
 pub mod udp;
+pub mod waitfor;
 
 use pyo3::prelude::*;
 
@@ -37,10 +38,23 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    waitfor::register(m)?;
     service::register(m)?;
     tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // pyo3 lists every name it adds in __all__; the `_`-prefixed bindings
+    // are the Python layer's helpers, not API, so `from socketkit._core
+    // import *` (and the stub's __all__) name only the public objects.
+    let public: Vec<String> = m
+        .index()?
+        .iter()
+        .map(|n| n.extract::<String>())
+        .collect::<PyResult<Vec<_>>>()?
+        .into_iter()
+        .filter(|n| !n.starts_with('_') || n.starts_with("__"))
+        .collect();
+    m.setattr("__all__", public)?;
     Ok(())
 }
 

@@ -7,10 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple, PyType};
 use socket2::Socket;
 
-use crate::addr::Family;
 use crate::defaults;
-use crate::probe::plan::resolve_target;
-use crate::probe::AddrControl;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
@@ -20,7 +17,6 @@ use crate::py::tls::{client_tls_arg, info_to_py, start_tls_arg};
 use crate::service::starttls::negotiate;
 use crate::service::steps::{run_steps, Step, TlsSetup};
 use crate::sock::parse_shutdown;
-use crate::tcp::connect::connect_addrs;
 use crate::tcp::{connect_until, Reply, TcpConnection, TCP_STATES};
 use crate::wait::Deadline;
 
@@ -130,17 +126,7 @@ impl TcpClient {
         let conn = blocking(py, |intr| {
             // One deadline: resolution, connect and handshake together.
             let deadline = Deadline::after(timeout);
-            let (sock, peer) = if family == Family::Any {
-                connect_until(&target, &opts, source, deadline, intr)?
-            } else {
-                let ctl = AddrControl {
-                    family,
-                    source,
-                    each_address: false,
-                };
-                let addrs = resolve_target(&target, &ctl, deadline, intr)?;
-                connect_addrs(&target, &addrs, &opts, source, deadline, intr)?
-            };
+            let (sock, peer) = connect_until(&target, &opts, source, family, deadline, intr)?;
             let conn = TcpConnection::connected(sock, peer, timeout);
             if let Some(t) = &tls {
                 conn.start_tls_client(t, &target.host, deadline, intr)?;
