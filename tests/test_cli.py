@@ -21,7 +21,7 @@ from peers import closed_tcp_port as closed_port
 import socketkit
 
 CLI = [sys.executable, "-m", "socketkit"]
-SUBCOMMANDS = ["check", "scan", "ping", "wait", "serve", "send", "listen"]
+SUBCOMMANDS = ["check", "scan", "ping", "wait", "tls", "serve", "send", "listen"]
 
 
 def run(*args: str, timeout: float = 60, input: bytes | None = None) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import pytest
 from peers import closed_tcp_port as closed_port
 from test_cli import CLI, SUBCOMMANDS, listening, one_line_error, run, serving, tuple_of
+from test_cli_tls import tls_handler
 
 
 @contextmanager
@@ -191,12 +192,16 @@ def json_lines(text: str) -> list[object]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_10_every_documented_json_key_is_what_comes_out() -> None:
+def test_10_every_documented_json_key_is_what_comes_out(tcp_peer, tls_pki) -> None:
     seen: dict[str, set[frozenset[str]]] = {sub: set() for sub in SUBCOMMANDS}
+    tls_target = f"127.0.0.1:{tcp_peer(tls_handler(tls_pki)).address[1]}"
+    ca = str(tls_pki.ca.cert)
     with listening() as port:
         target = f"127.0.0.1:{port}"
         for sub, argv in [
             ("check", ["check", target]),
+            ("check", ["check", tls_target, "--tls", "--ca", ca]),
+            ("tls", ["tls", tls_target, "--ca", ca]),
             ("scan", ["scan", "127.0.0.1", "-p", str(port)]),
             ("ping", ["ping", target, "-c", "1"]),
             ("wait", ["wait", target]),

@@ -24,6 +24,7 @@ from socketkit._cli_common import (
     error_text,
     progress,
 )
+from socketkit._cli_service import address_kwargs, check_kwargs, print_step_failures
 from socketkit._format import fmt_counts, fmt_target, plural, result_table
 from socketkit.results import PingProbe
 
@@ -35,7 +36,7 @@ MAX_UDP_PROBES = 65536
 
 
 def _udp_many(
-    targets: Iterable[socketkit.probes.Target], timeout: float, concurrency: int
+    targets: Iterable[socketkit.probes.Target], timeout: float, concurrency: int, **kw: object
 ) -> socketkit.Results:
     """UDP probes at once, in input order (``udp_probe`` releases the GIL)."""
     targets = list(targets)
@@ -46,17 +47,23 @@ def _udp_many(
     workers = max(1, min(concurrency, 256, len(targets)))
     with ThreadPoolExecutor(workers, thread_name_prefix="socketkit-udp") as pool:
         return socketkit.Results(
-            pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp"), targets)
+            pool.map(lambda t: socketkit.check(t, timeout=timeout, proto="udp", **kw), targets)  # type: ignore[arg-type]
         )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    service = check_kwargs(args)
     if args.udp:
-        results = _udp_many(args.targets, args.timeout, args.concurrency)
+        results = _udp_many(args.targets, args.timeout, args.concurrency, **address_kwargs(args))
     else:
         bar = None if args.nagios else progress(args)
         results = socketkit.check_many(
-            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=bar
+            args.targets,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            progress=bar,
+            **address_kwargs(args),
+            **service,
         )
     if args.nagios:
         return nagios.check_status(args, results)
@@ -64,6 +71,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         emit(results.to_dicts())
     else:
         print(result_table(results, ("target", "address", "proto", "state", "rtt", "error")))
+    print_step_failures("socketkit check", results, service)
     return EXIT_OK if all(r.ok for r in results) else EXIT_DOWN
 
 
@@ -93,7 +101,9 @@ def _udp_scan(args: argparse.Namespace, ports: str) -> socketkit.ScanReport:
     port_list = socketkit._core._parse_ports(ports)
     hosts = _hosts(args.hosts)
     start = time.perf_counter()
-    results = _udp_many([(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency)
+    results = _udp_many(
+        [(h, p) for h in hosts for p in port_list], args.timeout, args.concurrency, **address_kwargs(args)
+    )
     return socketkit.ScanReport(results, ports=len(port_list), elapsed=time.perf_counter() - start)
 
 
@@ -109,6 +119,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             rate=args.rate,
             progress=progress(args),
+            **address_kwargs(args),
         )
     if args.json:
         shown = [r for r in report if r.ok] if args.open else list(report)
@@ -196,6 +207,7 @@ def run_pings(args: argparse.Namespace) -> tuple[socketkit.PingStats, bool]:
         deadline=args.deadline,
         resolve_every=args.resolve_every,
         strict=False,
+        **address_kwargs(args),
     )
     quiet = getattr(args, "nagios", False)
     if not (quiet or args.json):
@@ -273,6 +285,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
             delay=args.delay,
             connect_timeout=args.connect_timeout,
             drain_ignore=ignore,
+            **address_kwargs(args),
         )
     except socketkit.TimeoutError as e:
         if args.json:

@@ -1,4 +1,4 @@
-"""The ``socketkit`` command line: check, scan, ping, wait, serve, send, listen, exporter.
+"""The ``socketkit`` command line: check, scan, ping, wait, tls, serve, send, listen, exporter.
 
 Tables for people, ``--json`` for pipelines, exit status 0 only when
 everything asked for is up. Bad input is one line on stderr and exit 2;
@@ -8,7 +8,8 @@ line, as in nc. Each subcommand's ``--help`` documents its ``--json``
 output and exit statuses (``JSON_DOCS`` below, checked by the tests).
 
 The commands themselves live in ``_cli_probes`` (check, scan, ping, wait)
-and ``_cli_io`` (serve, send, listen); this module parses and dispatches.
+and ``_cli_io`` (serve, send, listen), ``tls`` in ``_cli_tls``, the service-check
+options in ``_cli_service``; this module parses and dispatches.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any, NoReturn
 
 import socketkit
 from socketkit import _cli_nagios as nagios
+from socketkit import _cli_tls
 from socketkit._cli_common import EXIT_DOWN, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, error_text
 from socketkit._cli_io import cmd_exporter, cmd_listen, cmd_send, cmd_serve
 from socketkit._cli_probes import cmd_check, cmd_ping, cmd_scan, cmd_wait
+from socketkit._cli_service import SERVICE_FIELDS, add_address_options, add_check_options
 from socketkit._core import DEFAULTS as _D
 from socketkit._format import CHECK_FIELDS, PING_SUMMARY_FIELDS
 from socketkit._format import target_of as _target_text  # ping's name for it
@@ -92,7 +95,11 @@ _SUMMARY = "{" + ", ".join(PING_SUMMARY_FIELDS) + "}"
 #: Per subcommand: its ``--json`` output, every object's keys in braces.
 #: tests/test_cli_first_hour.py compares these keys with the real output.
 JSON_DOCS = {
-    "check": f"one JSON array, an object per target in the order given:\n  {_CHECK}",
+    "check": f"one JSON array, an object per target in the order given:\n  {_CHECK}\n"
+    "with --tls, --starttls, --send/--expect or --service (a service check), each\n  {"
+    + ", ".join(SERVICE_FIELDS)
+    + "}\nfailed_step: 0-based index of the step that failed; received: what arrived during it",
+    "tls": _cli_tls.JSON_DOC,
     "scan": "one JSON object:\n  {hosts, ports, elapsed, counts, open, results}\n"
     "hosts: the hosts scanned; ports: ports per host; elapsed: seconds;\n"
     "counts: state -> number; open: host -> open ports; results: every port\n"
@@ -112,6 +119,7 @@ JSON_DOCS = {
 EXIT_DOCS = {
     "check": "0 every target open, 1 any not open; with --nagios 0 OK, 1 WARNING (slower than -w),\n"
     "2 CRITICAL (not open, or slower than -c), 3 UNKNOWN (bad arguments too)",
+    "tls": _cli_tls.EXIT_DOC,
     "scan": "0 any port open, 1 none open",
     "ping": "0 every probe connected, 1 any lost; without -c, Ctrl-C ends the run with the summary\n"
     "and that status (with -c, Ctrl-C prints the summary and exits 130); with --nagios 0 OK,\n"
@@ -126,7 +134,11 @@ EXIT_DOCS = {
 EXAMPLES = {
     "check": "example: socketkit check 127.0.0.1:22 localhost:6379 --timeout 0.5\n"
     "         socketkit check db:5432 --nagios -w 0.5 -c 1  (a Nagios/Icinga check_tcp)\n"
-    "         socketkit check localhost:domain --udp",
+    "         socketkit check localhost:domain --udp\n"
+    "         socketkit check localhost:6379 --send 'PING\\r\\n' --expect '+PONG'\n"
+    "         socketkit check example.org:443 --tls\n"
+    "         socketkit check localhost:6379 --service redis -6",
+    "tls": _cli_tls.EXAMPLE,
     "scan": "examples: socketkit scan 127.0.0.1 -p 22,80,8000-8100 --open\n"
     "          socketkit scan 10.0.0.0/30 -p- --rate 500 --json\n"
     "          socketkit scan 127.0.0.1 -p domain,ntp --udp",
@@ -218,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _udp(sp, "UDP probe: an empty datagram, open|filtered when nothing answers (nmap -sU)")
     _nagios(sp, "-c")
+    add_check_options(sp)
+    add_address_options(sp)
     sp.set_defaults(func=cmd_check)
 
     sp = add("scan", "TCP connect scan of hosts (names, IPs, CIDR) and ports. Exit 0 if any port is open.")
@@ -245,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--rate", type=rate, default=None, help="new connections per second at most")
     _udp(sp, "UDP scan: an empty datagram per port (nmap -sU); silence is open|filtered")
+    add_address_options(sp)
     sp.set_defaults(func=cmd_scan, all_ports=False)
 
     sp = add("ping", "Time TCP handshakes to HOST:PORT, like ping. Exit 0 if every probe connected.")
@@ -278,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="resolve the name again after N failures in a row (the summary lists address changes)",
     )
     _nagios(sp)
+    add_address_options(sp)
     sp.set_defaults(func=cmd_ping)
 
     sp = add("wait", "Wait until every HOST:PORT accepts connections, then run CMD (wait-for-it).")
@@ -317,8 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --state drained: TCP states that do not count, comma-separated (default %(default)s)",
     )
     sp.add_argument("-q", "--quiet", action="store_true", help="say nothing on stderr")
+    add_address_options(sp)
     sp.set_defaults(func=cmd_wait, command=[])
     sp.usage = sp.format_usage().removeprefix("usage: ").rstrip() + " [-- CMD [ARG ...]]"
+
+    sp = add("tls", _cli_tls.HELP)
+    sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
+    _timeout(sp, socketkit.tls_probes.TLS_TIMEOUT, "seconds per target: connect, STARTTLS and handshake")
+    sp.add_argument(
+        "--concurrency",
+        type=int_in(1, 256),
+        default=socketkit.tls_probes.TLS_CONCURRENCY,
+        help="handshakes at once (default %(default)s)",
+    )
+    _cli_tls.add_options(sp)
+    sp.set_defaults(func=_cli_tls.cmd_tls)
 
     sp = add("serve", "Run a test server in the foreground until Ctrl-C or SIGTERM.")
     sp.add_argument("mode", choices=["echo", "discard"])

@@ -42,7 +42,7 @@ from socketkit._progress import make_progress
 from socketkit.exceptions import ConnectionRefusedError, Error, TimeoutError
 from socketkit.ping_probes import tcping, tcping_iter
 from socketkit.results import CheckResult, Results, ScanReport
-from socketkit.service import Step
+from socketkit.service import SERVICES, Step, _send_expect_steps, _why_down
 
 __all__ = [
     "banner",
@@ -364,7 +364,8 @@ def wait_for(
     backing off 1.5x per failure up to 1 s (or ``interval`` if larger).
     Raises :class:`socketkit.TimeoutError` after ``timeout`` seconds; its
     message and ``targets`` attribute name the targets still down, and the
-    message says why each one is.
+    message says why each one is (a reply that did not match ``expect``:
+    the bytes that came instead).
 
     ``state="closed"`` waits instead until each target refuses
     connections or stops answering (a name that does not resolve is not
@@ -397,11 +398,14 @@ def wait_for(
             connect_timeout=connect_timeout,
             drain_ignore=drain_ignore,
         )
-    if service_args:
-        if send is not None or expect is not None:
+    if send is not None or expect is not None:
+        if _service(steps, service, tls, starttls):
             raise ValueError(
                 "send/expect and steps: give the dialogue one way (steps=[Send(...), Expect(...)])"
             )
+        # The dialogue path: a reply that did not match is reported as such.
+        steps = _send_expect_steps(send, expect)
+    if _service(steps, service, tls, starttls) or family is not None or source_address is not None:
         return _wait_service(
             targets, port, timeout, interval, steps, service, tls, starttls, family, source_address
         )
@@ -451,7 +455,8 @@ def _wait_service(
         if not down:
             return time.monotonic() - start
         if deadline is not None and time.monotonic() + pause >= deadline:
-            why = ", ".join(f"{r.target} ({r.error or r.state})" for _, r in down)
+            said = steps if steps is not None else SERVICES.get((service or "").lower(), ())
+            why = ", ".join(f"{r.target} ({_why_down(r, said)})" for _, r in down)
             e = TimeoutError(
                 errno.ETIMEDOUT, f"timed out after {time.monotonic() - start:.1f} s waiting for {why}"
             )

@@ -26,6 +26,8 @@ the bytes that arrived during it, and ``error`` says why.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -112,3 +114,58 @@ def _services() -> Mapping[str, tuple[Step, ...]]:
 
 #: Ready steps for common services, by name: what ``service=NAME`` runs.
 SERVICES: Mapping[str, tuple[Step, ...]] = _services()
+
+
+def _buffer(name: str, v: object) -> bytes:
+    """``wait_for``'s ``send``/``expect``: any bytes-like object, as the core took them."""
+    if isinstance(v, str):
+        raise TypeError(
+            f"{name} must be bytes-like (bytes, bytearray, memoryview), got str: "
+            f"encode it first, e.g. {name}.encode()"
+        )
+    try:
+        return memoryview(v).tobytes()  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be bytes-like (bytes, bytearray, memoryview), got {type(v).__name__} {v!r}"
+        ) from None
+
+
+def _send_expect_steps(send: object, expect: object) -> list[Step]:
+    """``wait_for(send=, expect=)`` as steps: the dialogue path reports a
+    reply that did not match (the step and the bytes), not a timeout."""
+    steps: list[Step] = []
+    if send is not None:
+        steps.append(Send(_buffer("send", send)))
+    if expect is not None:
+        steps.append(Expect(_buffer("expect", expect)))
+    return steps
+
+
+#: How many of the last bytes received a message shows.
+_SHOWN_BYTES = 200
+
+
+def _tail(data: bytes | None) -> str:
+    """The last bytes received, as a bytes literal for one line of text."""
+    data = data or b""
+    if len(data) > _SHOWN_BYTES:
+        return f"...{data[-_SHOWN_BYTES:]!r} (the last {_SHOWN_BYTES} of {len(data)} bytes)"
+    return repr(data)
+
+
+def _why_down(r: object, steps: tuple[Step, ...] | list[Step]) -> str:
+    """Why a check-like result is not up, in words: a reply that did not
+    match names the pattern and shows the last bytes that came instead."""
+    i = getattr(r, "failed_step", None)
+    state = getattr(r, "state", "down")
+    # The words the core's wait_for uses for a refused and a silent target.
+    error = getattr(r, "error", None) or {
+        "closed": os.strerror(errno.ECONNREFUSED),
+        "filtered": "timed out",
+    }.get(state, state)
+    if i is not None and i < len(steps) and isinstance(steps[i], Expect):
+        received = getattr(r, "received", None)
+        got = f"received {_tail(received)}" if received else f"nothing received ({error})"
+        return f"reply did not match {steps[i].pattern!r}: {got}"  # type: ignore[union-attr]
+    return str(error)
