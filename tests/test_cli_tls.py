@@ -197,3 +197,26 @@ def test_a_python_tls_server(tcp_peer, tls_pki):
     peer: TcpPeer = tcp_peer(tls_handler(tls_pki))
     r = run("tls", f"127.0.0.1:{peer.address[1]}", "--ca", str(tls_pki.ca.cert), "--source", "127.0.0.1")
     assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+def test_nagios_grades_days_left_and_verification(nginx_tls, tls_pki):
+    """`tls --nagios` (issue 13): one status line with perfdata, 0 OK /
+    1 WARNING (within --warn-days) / 2 CRITICAL (within --crit-days, expired,
+    not verified) / 3 UNKNOWN (bad arguments)."""
+    ca = ("--ca", str(tls_pki.ca.cert))
+    valid = target(nginx_tls, "valid")
+    r = run("tls", valid, *ca, "--nagios")
+    assert r.returncode == 0, r.stdout
+    line = r.stdout.strip()
+    assert line.startswith("SOCKETKIT OK - ") and "days left" in line
+    assert "| days=" in line and "time=" in line
+    r = run("tls", valid, *ca, "--nagios", "--warn-days", "30000")
+    assert r.returncode == 1 and r.stdout.startswith("SOCKETKIT WARNING - ")
+    r = run("tls", valid, *ca, "--nagios", "--warn-days", "30000", "--crit-days", "20000")
+    assert r.returncode == 2 and r.stdout.startswith("SOCKETKIT CRITICAL - ")
+    r = run("tls", target(nginx_tls, "expired"), *ca, "--nagios")
+    assert r.returncode == 2 and r.stdout.startswith("SOCKETKIT CRITICAL - ")
+    r = run("tls", target(nginx_tls, "wrong_name"), *ca, "--nagios")
+    assert r.returncode == 2 and "hostname mismatch" in r.stdout
+    r = run("tls", valid, "--nagios", "--crit-days", "-1")
+    assert r.returncode == 3 and r.stdout.startswith("SOCKETKIT UNKNOWN - ")

@@ -1,4 +1,4 @@
-"""``--nagios`` on ``check`` and ``ping``: Nagios/Icinga plugin output.
+"""``--nagios`` on ``check``, ``ping`` and ``tls``: Nagios/Icinga plugin output.
 
 One status line, ``SOCKETKIT OK - text | perfdata``, and the exit codes of
 the Monitoring Plugins Development Guidelines: 0 OK, 1 WARNING, 2 CRITICAL,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 import socketkit
 
@@ -109,4 +110,42 @@ def ping_status(args: argparse.Namespace, stats: socketkit.PingStats) -> int:
         perfs.append(perf("rtmin", (stats.min or 0) / 1000, "s", lo=0))
         perfs.append(perf("rtmax", (stats.max or 0) / 1000, "s", lo=0))
     print(status_line(code, text, perfs), flush=True)
+    return code
+
+
+def tls_status(args: argparse.Namespace, results: Sequence[Any]) -> int:
+    """tls --nagios: a certificate that did not verify (unless --insecure),
+    expired, or within --crit-days is CRITICAL; within --warn-days WARNING;
+    the handshake time graded against -w/--critical; days left as perfdata."""
+    codes: list[int] = []
+    parts: list[str] = []
+    perfs: list[str] = []
+    one = len(results) == 1
+    for r in results:
+        left = r.days_left
+        t = (r.timings or {}).get("tls_ms")
+        secs = t / 1000 if t is not None else None
+        if left is None or left <= 0 or left <= args.crit_days:
+            code = CRITICAL
+        elif r.state != "valid" and not args.insecure:
+            code = CRITICAL
+        elif left <= args.warn_days:
+            code = WARNING
+        else:
+            code = _graded(secs, args)
+        codes.append(code)
+        if left is None:
+            parts.append(f"{r.target} {r.state}" + (f" ({r.error})" if r.error else ""))
+        else:
+            why = "" if r.state == "valid" or args.insecure else f", {r.verify_error or 'not verified'}"
+            parts.append(f"{r.target} {left:.1f} days left{why}")
+            name = "days" if one else f"days {r.target}"
+            perfs.append(perf(name, left, "", args.warn_days or None, args.crit_days or None))
+        if secs is not None:
+            name = "time" if one else f"time {r.target}"
+            perfs.append(perf(name, secs, "s", args.warning, args.critical, 0))
+    code = max(codes, default=UNKNOWN)
+    bad = sum(c != OK for c in codes)
+    head = f"{bad} of {len(codes)} not OK: " if bad and not one else ""
+    print(status_line(code, head + "; ".join(parts), perfs), flush=True)
     return code

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import socketkit
+from socketkit import _cli_nagios as nagios
 from socketkit._cli_common import EXIT_DOWN, EXIT_OK, emit, progress
 from socketkit._cli_service import add_address_options, add_tls_options, address_kwargs, tls_config
 from socketkit._format import text_table
@@ -37,7 +38,11 @@ JSON_DOC = (
     "sans: the leaf's subject alternative names; reason: why the target fails\n"
     "(the line on stderr), null when it passes"
 )
-EXIT_DOC = "0 every certificate verified and valid for more than --warn-days days, 1 any not"
+EXIT_DOC = (
+    "0 every certificate verified and valid for more than --warn-days days, 1 any not;\n"
+    "with --nagios 0 OK, 1 WARNING (within --warn-days, or slower than -w), 2 CRITICAL\n"
+    "(expired, within --crit-days, not verified, or slower than --critical), 3 UNKNOWN"
+)
 EXAMPLE = (
     "examples: socketkit tls example.org:443 example.net:443 --warn-days 21\n"
     "          socketkit tls mail.example.org:25 --starttls smtp\n"
@@ -68,6 +73,13 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="N",
         help="fail when a certificate expires within N days (default 0: only once expired)",
+    )
+    sp.add_argument(
+        "--crit-days",
+        type=days,
+        default=0.0,
+        metavar="N",
+        help="--nagios: CRITICAL when a certificate expires within N days (default 0: once expired)",
     )
     add_tls_options(sp)
     add_address_options(sp)
@@ -141,9 +153,11 @@ def cmd_tls(args: argparse.Namespace) -> int:
         tls=tls,
         starttls=args.starttls,
         concurrency=args.concurrency,
-        progress=progress(args),
+        progress=None if args.nagios else progress(args),
         **address_kwargs(args),
     )
+    if args.nagios:
+        return nagios.tls_status(args, results)
     reasons = [reason(r, args.warn_days, args.insecure) for r in results]
     if args.json:
         emit([_record(r, why) for r, why in zip(results, reasons, strict=True)])

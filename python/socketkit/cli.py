@@ -347,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="handshakes at once (default %(default)s)",
     )
     _cli_tls.add_options(sp)
+    _nagios(sp)
     sp.set_defaults(func=_cli_tls.cmd_tls)
 
     sp = add("serve", "Run a test server in the foreground until Ctrl-C or SIGTERM.")
