@@ -1,5 +1,10 @@
 //! The binding layer: converts arguments, results and errors; no logic.
 
+pub mod aio;
+pub mod aio_bench;
+pub mod aio_probe;
+pub mod aio_tcp;
+pub mod aio_udp;
 pub mod args;
 pub mod blocking;
 pub mod errors;
@@ -27,6 +32,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.py().detach(|| Python::try_attach(|_| ()));
     m.add_class::<tcp::TcpClient>()?;
     m.add_class::<tcp::LineIterator>()?;
+    m.add_class::<aio_tcp::AsyncTcpClient>()?;
+    m.add_class::<aio_tcp::AsyncLineIterator>()?;
+    aio_bench::register(m)?;
+    aio_probe::register(m)?;
+    m.add_class::<aio_udp::AsyncUdpSocket>()?;
     tls::register(m)?;
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;
