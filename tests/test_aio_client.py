@@ -162,9 +162,7 @@ def test_cancelled_connect_and_recv_leave_nothing(loop, tcp_peer):
         fd0, th0 = fds(), threads()
         with full_backlog() as port:
             fd1 = fds()
-            task = asyncio.ensure_future(
-                aio.AsyncTcpClient.connect(("127.0.0.1", port), timeout=30)
-            )
+            task = asyncio.ensure_future(aio.AsyncTcpClient.connect(("127.0.0.1", port), timeout=30))
             await asyncio.sleep(0.1)
             t = time.perf_counter()
             task.cancel()

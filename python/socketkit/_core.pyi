@@ -28,9 +28,12 @@ __all__ = [
     "UdpServer",
     "UdpSocket",
     "__version__",
+    "_aio_banner",
     "_aio_bench_bridge",
     "_aio_bench_pyo3_async",
     "_aio_call",
+    "_aio_udp_probe",
+    "_aio_wait_for",
     "_banner",
     "_check",
     "_check_iter",
@@ -318,6 +321,21 @@ class AsyncUdpSocket:
 
 def _aio_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]: ...
 def _aio_bench_bridge(data: bytes) -> Awaitable[bytes]: ...
+def _aio_wait_for(
+    targets: _Target | Iterable[_Target],
+    port: int | None,
+    *,
+    timeout: float | None,
+    interval: float,
+    send: bytes | None,
+    expect: bytes | None,
+) -> Awaitable[float]: ...
+def _aio_banner(
+    target: _Target, port: int | None, *, send: bytes | None, timeout: float | None, max_bytes: int
+) -> Awaitable[bytes]: ...
+def _aio_udp_probe(
+    target: _Target, port: int | None, payload: bytes | None, *, timeout: float | None, retries: int
+) -> Awaitable[_Result]: ...
 def _aio_bench_pyo3_async(data: bytes) -> Awaitable[bytes]: ...
 
 @disjoint_base

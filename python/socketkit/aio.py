@@ -21,14 +21,19 @@ How it runs (measured on a 2-core VM, ``benches/aio.py``):
   ``call_soon_threadsafe`` once per result), so the bridge is socketkit's
   own. A write the kernel takes at once, or a read the buffer already
   holds, completes without leaving the loop's thread.
-- The probes (``check``, ``check_many``, ``scan``, ``tcping``,
-  ``wait_for``, ``banner``, ``udp_probe`` and the ``check_iter`` /
-  ``scan_iter`` async iterators) run the blocking probe itself (same
-  arguments, results and errors) on one helper thread per call, which
-  ends with the call; the probe waits without the GIL, so the loop keeps
-  running (a heartbeat every 10 ms never sees a gap over 50 ms during a
-  full-range scan). ``await scan(...)`` is the blocking scan's engine and
-  takes the same time. A ``progress`` callable is called from that thread.
+- The probes run the blocking probe of the core (same arguments, results
+  and errors) on one helper thread per call, which ends with the call.
+  ``wait_for``, ``banner`` and ``udp_probe`` read their arguments and
+  build their result on the loop's thread, so their helper thread never
+  takes the GIL (100 concurrent ``wait_for`` keep the loop ticking);
+  ``check``, ``check_many``, ``scan``, ``tcping`` and the ``check_iter`` /
+  ``scan_iter`` async iterators call the blocking function itself on the
+  helper thread, which takes the GIL only to read arguments and build
+  results, in the interpreter's 5 ms turns. The loop keeps running: a
+  heartbeat every 10 ms saw no gap over 50 ms during a full-range scan or
+  a 10,000-target ``check_many``. ``await scan(...)`` is the blocking
+  scan's engine and takes the same time. A ``progress`` callable is called
+  from the helper thread.
 
 Cancellation (``task.cancel()``, ``asyncio.timeout()``, ``wait_for``)
 stops the work in Rust: the client's tokio task is dropped, which closes
@@ -150,8 +155,8 @@ async def wait_for(
     expect: bytes | None = None,
 ) -> float:
     """Awaitable :func:`socketkit.wait_for`."""
-    result: float = await _call(
-        probes.wait_for, targets, port, timeout=timeout, interval=interval, send=send, expect=expect
+    result: float = await _core._aio_wait_for(
+        targets, port, timeout=timeout, interval=interval, send=send, expect=expect
     )
     return result
 
@@ -165,7 +170,7 @@ async def banner(
     max_bytes: int = _D["banner_max_bytes"],
 ) -> bytes:
     """Awaitable :func:`socketkit.banner`."""
-    result: bytes = await _call(probes.banner, target, port, send=send, timeout=timeout, max_bytes=max_bytes)
+    result: bytes = await _core._aio_banner(target, port, send=send, timeout=timeout, max_bytes=max_bytes)
     return result
 
 
@@ -178,10 +183,8 @@ async def udp_probe(
     retries: int = _D["udp_retries"],
 ) -> CheckResult:
     """Awaitable :func:`socketkit.udp_probe`."""
-    result: CheckResult = await _call(
-        probes.udp_probe, target, port, payload, timeout=timeout, retries=retries
-    )
-    return result
+    raw = await _core._aio_udp_probe(target, port, payload, timeout=timeout, retries=retries)
+    return CheckResult._make(raw)
 
 
 _END = object()

@@ -1,24 +1,40 @@
-//! Awaitable probes: `socketkit.aio.check`, `scan`, `wait_for`, ... run the
-//! blocking probe (the same Python function, so the same arguments,
-//! results and errors) on a helper thread of their own, which ends with
-//! the call. The probe waits without the GIL as always; the thread holds
-//! it only to read the arguments and build the results, in the
-//! interpreter's 5 ms turns, so the event loop keeps running. Cancelling
-//! the awaitable sets the thread's cancel flag (`blocking::with_cancel`):
-//! the probe stops within one wait slice (100 ms), closes its sockets
-//! (the connect-scan engine through its Run's canceller, as on Ctrl-C) and
-//! the thread ends.
+//! Awaitable probes. Each runs the blocking probe of the core on a helper
+//! thread of its own, which ends with the call; cancelling the awaitable
+//! sets the thread's cancel flag, so the probe stops within one wait slice
+//! (100 ms), closes its sockets (the connect-scan engine through its Run's
+//! canceller, as on Ctrl-C) and the thread ends.
+//!
+//! Two shapes:
+//! - `wait_for`, `banner`, `udp_probe`: the arguments are read and the
+//!   result built on the loop's thread; the helper thread is pure Rust and
+//!   never takes the GIL. 100 concurrent `wait_for` through the shape
+//!   below (each thread taking the GIL to read its arguments) left the
+//!   loop without the GIL for 60-100 ms on a loaded 2-core machine.
+//! - `_aio_call`: any blocking Python function (`check`, `check_many`,
+//!   `scan`, `tcping`, the iterators), so the results are the blocking
+//!   ones by construction. The thread holds the GIL only to read the
+//!   arguments and build the results, in the interpreter's 5 ms turns (and
+//!   `py/probe.rs` yields the GIL while it builds a big scan's tuples).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use crate::error::{Error, Phase};
+use crate::error::{Error, Phase, Result as CoreResult};
+use crate::probe::waitfor::{self, Readiness};
+use crate::probe::{banner as banner_core, udp, Outcome};
 use crate::py::aio::{ctx, Value};
+use crate::py::args;
 use crate::py::blocking::with_cancel;
 use crate::py::errors::to_pyerr;
+use crate::py::probe::outcome_tuple;
+use crate::py::probe_args::{bytes_arg, port_arg, target_arg, wait_targets_arg};
+use crate::wait::Interrupt;
 
 struct SetOnDrop(Arc<AtomicBool>);
 
@@ -66,7 +82,129 @@ pub fn _aio_call<'py>(
     })
 }
 
+/// Flag-driven interrupt of a pure-Rust helper thread.
+struct Flag(Arc<AtomicBool>);
+
+impl Interrupt for Flag {
+    fn check(&self) -> CoreResult<()> {
+        if self.0.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `run` on a helper thread with no GIL; `make` builds the Python result
+/// on the loop's thread.
+fn off_thread<'py, T, R, M>(py: Python<'py>, run: R, make: M) -> PyResult<Bound<'py, PyAny>>
+where
+    T: Send + 'static,
+    R: FnOnce(&dyn Interrupt) -> CoreResult<T> + Send + 'static,
+    M: for<'a> FnOnce(Python<'a>, T) -> PyResult<Bound<'a, PyAny>> + Send + 'static,
+{
+    let c = ctx(py)?;
+    let flag = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = tokio::sync::oneshot::channel::<CoreResult<T>>();
+    let intr = Flag(flag.clone());
+    std::thread::Builder::new()
+        .name("socketkit-aio-probe".into())
+        .spawn(move || {
+            let _ = tx.send(run(&intr));
+        })
+        .map_err(|e| to_pyerr(py, Error::io(Phase::Connect, None, e), None))?;
+    c.spawn(async move {
+        let _cancel = SetOnDrop(flag);
+        let v = rx.await.unwrap_or(Err(Error::Interrupted))?;
+        Ok(Value::Make(Box::new(move |py| make(py, v))))
+    })
+}
+
+/// `await _aio_wait_for(...)`: `_core._wait_for` as an awaitable.
+#[pyfunction]
+#[pyo3(signature = (targets, port, *, timeout, interval, send, expect))]
+pub fn _aio_wait_for<'py>(
+    py: Python<'py>,
+    targets: &Bound<'py, PyAny>,
+    port: Option<&Bound<'py, PyAny>>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    interval: &Bound<'py, PyAny>,
+    send: Option<&Bound<'py, PyAny>>,
+    expect: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let port = port_arg(port)?;
+    let targets = wait_targets_arg(targets, port)?;
+    let timeout = args::timeout("timeout", timeout)?;
+    let interval = args::seconds("interval", interval)?.max(Duration::from_millis(1));
+    let ready = Readiness {
+        send: bytes_arg("send", send)?,
+        expect: bytes_arg("expect", expect)?,
+    };
+    off_thread(
+        py,
+        move |intr| waitfor::wait_for(&targets, &ready, timeout, interval, intr),
+        |py, d| Ok(d.as_secs_f64().into_pyobject(py)?.into_any()),
+    )
+}
+
+/// `await _aio_banner(...)`: `_core._banner` as an awaitable.
+#[pyfunction]
+#[pyo3(signature = (target, port, *, send, timeout, max_bytes))]
+pub fn _aio_banner<'py>(
+    py: Python<'py>,
+    target: &Bound<'py, PyAny>,
+    port: Option<&Bound<'py, PyAny>>,
+    send: Option<&Bound<'py, PyAny>>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    max_bytes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let port = port_arg(port)?;
+    let target = target_arg("target", target, port)?;
+    let send = bytes_arg("send", send)?;
+    let timeout = args::timeout("timeout", timeout)?;
+    let max_bytes = args::size("max_bytes", max_bytes)?;
+    if max_bytes == 0 {
+        return Err(PyValueError::new_err("max_bytes must be at least 1, got 0"));
+    }
+    off_thread(
+        py,
+        move |intr| banner_core::banner(&target, send.as_deref(), timeout, max_bytes, intr),
+        |py, data| Ok(PyBytes::new(py, &data).into_any()),
+    )
+}
+
+/// `await _aio_udp_probe(...)`: `_core._udp_probe` as an awaitable.
+#[pyfunction]
+#[pyo3(signature = (target, port, payload, *, timeout, retries))]
+pub fn _aio_udp_probe<'py>(
+    py: Python<'py>,
+    target: &Bound<'py, PyAny>,
+    port: Option<&Bound<'py, PyAny>>,
+    payload: Option<&Bound<'py, PyAny>>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    retries: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let port = port_arg(port)?;
+    let target = target_arg("target", target, port)?;
+    let payload = bytes_arg("payload", payload)?.unwrap_or_default();
+    let timeout = args::timeout("timeout", timeout)?;
+    let retries = args::size("retries", retries)?;
+    let host = target.host.clone();
+    off_thread(
+        py,
+        move |intr| udp::udp_probe(&target, &payload, timeout, retries, intr),
+        move |py, (addr, o): (SocketAddr, Outcome)| {
+            let host = PyString::new(py, &host);
+            let address = PyString::new(py, &addr.ip().to_string());
+            Ok(outcome_tuple(py, host, Some(address), addr.port(), "udp", &o)?.into_any())
+        },
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_aio_call, m)?)?;
+    m.add_function(wrap_pyfunction!(_aio_wait_for, m)?)?;
+    m.add_function(wrap_pyfunction!(_aio_banner, m)?)?;
+    m.add_function(wrap_pyfunction!(_aio_udp_probe, m)?)?;
     Ok(())
 }

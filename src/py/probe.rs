@@ -63,7 +63,7 @@ impl<'py> Tuples<'py> {
     }
 }
 
-fn outcome_tuple<'py>(
+pub(crate) fn outcome_tuple<'py>(
     py: Python<'py>,
     host: Bound<'py, PyString>,
     address: Option<Bound<'py, PyString>>,
@@ -131,7 +131,16 @@ fn run_plan<'py>(
             .unwrap_or(e)
     })?;
     let mut t = Tuples::new(py, &plan);
-    results.iter().map(|r| t.make(&plan, r, "tcp")).collect()
+    let mut out = Vec::with_capacity(results.len());
+    for (i, r) in results.iter().enumerate() {
+        // A full scan is 65,535 tuples: let other threads (an asyncio loop
+        // awaiting this through socketkit.aio) take the GIL between chunks.
+        if i % 512 == 511 {
+            py.detach(|| ());
+        }
+        out.push(t.make(&plan, r, "tcp")?);
+    }
+    Ok(out)
 }
 
 /// `check_many` in the core: a list of result tuples, input order.
