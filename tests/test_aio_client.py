@@ -185,3 +185,18 @@ def test_cancelled_connect_and_recv_leave_nothing(loop, tcp_peer):
         assert await settles(threads, th0) <= th0
 
     runner(loop)(main())
+
+
+def test_close_wakes_a_pending_recv(loop, tcp_peer):
+    silent = tcp_peer(lambda conn: conn.recv(1))
+
+    async def main():
+        c = await aio.AsyncTcpClient.connect(silent.address)
+        pending = asyncio.ensure_future(c.recv())
+        await asyncio.sleep(0.02)
+        c.close()
+        with pytest.raises(OSError):
+            await asyncio.wait_for(pending, 1.0)
+        assert c.closed
+
+    runner(loop)(main())

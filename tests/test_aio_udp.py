@@ -111,3 +111,17 @@ def test_timeout_and_cancel_leave_socket_usable(loop):
         assert await settles(fds, fd0 - 1) <= fd0 - 1
 
     runner(loop)(main())
+
+
+def test_close_wakes_a_pending_recv(loop):
+    async def main():
+        a = await aio.AsyncUdpSocket.create(("127.0.0.1", 0))
+        fd0 = fds()
+        pending = asyncio.ensure_future(a.recv())
+        await asyncio.sleep(0.02)
+        a.close()
+        with pytest.raises(OSError):
+            await asyncio.wait_for(pending, 1.0)
+        assert await settles(fds, fd0 - 1) <= fd0 - 1
+
+    runner(loop)(main())

@@ -20,6 +20,9 @@ pub mod connect;
 pub mod tcp;
 pub mod udp;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::sync::Notify;
 
 use crate::addr::HostPort;
 use crate::error::{Error, Phase, Result};
@@ -31,6 +32,9 @@ type Fd = Arc<AsyncFd<Socket>>;
 pub struct AsyncUdp {
     sock: Mutex<Option<Fd>>,
     closed: std::sync::atomic::AtomicBool,
+    /// Wakes the calls in flight when `close()` runs, so they end and let
+    /// go of the fd.
+    shut: Notify,
     timeout: Timeout,
     opts: SocketOptions,
     peer: Mutex<Option<SocketAddr>>,
@@ -51,6 +55,7 @@ impl AsyncUdp {
         let me = AsyncUdp {
             sock: Mutex::new(None),
             closed: false.into(),
+            shut: Notify::new(),
             timeout: Timeout::new(timeout),
             opts,
             peer: Mutex::new(None),
@@ -186,7 +191,26 @@ impl AsyncUdp {
                 .store(true, std::sync::atomic::Ordering::Release);
             g.take().map(|_| ()).or(was_open.then_some(()))
         };
+        self.shut.notify_waiters();
         taken.is_some()
+    }
+
+    /// `fut` (a readiness wait), or `ClosedSocket` as soon as `close()` runs.
+    async fn or_closed<T>(
+        &self,
+        fut: impl std::future::Future<Output = io::Result<T>>,
+    ) -> Result<io::Result<T>> {
+        let shut = self.shut.notified();
+        tokio::pin!(shut);
+        shut.as_mut().enable();
+        if !self.is_open() {
+            return Err(Error::ClosedSocket);
+        }
+        tokio::select! {
+            biased;
+            r = fut => Ok(r),
+            _ = shut => Err(Error::ClosedSocket),
+        }
     }
 
     pub fn options(&self) -> Result<Vec<(&'static str, OptValue)>> {
@@ -199,9 +223,9 @@ impl AsyncUdp {
     async fn send_raw(&self, f: &Fd, data: &[u8], to: Option<&SocketAddr>) -> Result<usize> {
         let name = to.map(|a| SockAddr::from(*a));
         loop {
-            let mut g = f
-                .writable()
-                .await
+            let mut g = self
+                .or_closed(f.writable())
+                .await?
                 .map_err(|e| Error::io(Phase::Send, to, e))?;
             let r = g.try_io(|s| match &name {
                 Some(n) => s.get_ref().send_to(data, n),
@@ -221,9 +245,9 @@ impl AsyncUdp {
     async fn recv_raw(&self, f: &Fd, bufsize: usize) -> Result<(Vec<u8>, SocketAddr)> {
         let mut buf = vec![0u8; bufsize.min(MAX_DATAGRAM)];
         loop {
-            let mut g = f
-                .readable()
-                .await
+            let mut g = self
+                .or_closed(f.readable())
+                .await?
                 .map_err(|e| Error::io(Phase::Recv, None, e))?;
             let r = g.try_io(|s| {
                 // SAFETY: recv_from only writes initialised bytes; viewing an
@@ -369,9 +393,9 @@ impl AsyncUdp {
         let work = async {
             while sent < refs.len() {
                 let end = (sent + 1024).min(refs.len());
-                let mut g = f
-                    .writable()
-                    .await
+                let mut g = self
+                    .or_closed(f.writable())
+                    .await?
                     .map_err(|e| Error::io(Phase::Send, None, e))?;
                 match g.try_io(|s| send_some(s.get_ref(), &refs[sent..end], &names[sent..end])) {
                     Ok(Ok(n)) => sent += n,
@@ -404,9 +428,9 @@ impl AsyncUdp {
         }
         let work = async {
             loop {
-                let mut g = f
-                    .readable()
-                    .await
+                let mut g = self
+                    .or_closed(f.readable())
+                    .await?
                     .map_err(|e| Error::io(Phase::Recv, None, e))?;
                 match g.try_io(|s| recv_some(s.get_ref(), max.min(1024), bufsize.min(MAX_DATAGRAM)))
                 {
