@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 
@@ -200,3 +201,24 @@ def test_close_wakes_a_pending_recv(loop, tcp_peer):
         assert c.closed
 
     runner(loop)(main())
+
+
+def test_a_forked_child_gets_its_own_runtime(loop, echo):
+    async def once() -> bytes:
+        c = await aio.AsyncTcpClient.connect(echo)
+        try:
+            return await c.request(b"ping\n")
+        finally:
+            c.close()
+
+    assert runner(loop)(once()) == b"ping\n"  # the parent's runtime exists
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its status
+        try:
+            ok = runner(loop)(asyncio.wait_for(once(), 5)) == b"ping\n"
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert runner(loop)(once()) == b"ping\n"

@@ -10,10 +10,11 @@
 //! The binding layer (`py/aio.rs`) hands each future's result to the Python
 //! event loop.
 //!
-//! Fork: the runtime's threads do not exist in a child process. [`handle`]
-//! notices a new pid and builds a fresh runtime there (the parent's is
-//! leaked in the child, never shut down: its threads are gone and waiting
-//! on them would hang), so a forked child can use `socketkit.aio` again;
+//! Fork: the runtime's threads do not exist in a child process. A
+//! `pthread_atfork` handler counts forks ([`forks`]); [`handle`] sees the
+//! count change and builds a fresh runtime in the child (the parent's is
+//! leaked there, never shut down: its threads are gone and waiting on
+//! them would hang), so a forked child can use `socketkit.aio` again;
 //! objects made before the fork belong to the parent.
 
 pub mod connect;
@@ -23,7 +24,8 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle, Runtime};
@@ -35,8 +37,26 @@ use crate::error::{Error, Phase, Result};
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 struct Rt {
-    pid: u32,
+    forks: usize,
     rt: &'static Runtime,
+}
+
+static FORKS: AtomicUsize = AtomicUsize::new(0);
+static WATCH: Once = Once::new();
+
+extern "C" fn in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many forks this process descends from (counted from the first aio
+/// use): what was built under another count belongs to an ancestor.
+pub fn forks() -> usize {
+    WATCH.call_once(|| {
+        // SAFETY: registers a plain function that only bumps an atomic,
+        // which is async-signal-safe as a child handler must be.
+        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+    });
+    FORKS.load(Ordering::Relaxed)
 }
 
 static RUNTIME: Mutex<Option<Rt>> = Mutex::new(None);
@@ -55,9 +75,9 @@ pub fn handle() -> Result<Handle> {
 /// The runtime itself (see [`handle`]).
 pub fn runtime() -> Result<&'static Runtime> {
     let mut g = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
-    let pid = std::process::id();
+    let forks = forks();
     if let Some(r) = g.as_ref() {
-        if r.pid == pid {
+        if r.forks == forks {
             return Ok(r.rt);
         }
     }
@@ -77,7 +97,7 @@ pub fn runtime() -> Result<&'static Runtime> {
     // Leaked on purpose: it lives for the process (and, after a fork, the
     // parent's copy must never be dropped in the child).
     let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *g = Some(Rt { pid, rt });
+    *g = Some(Rt { forks, rt });
     Ok(rt)
 }
 

@@ -65,6 +65,9 @@ struct Done {
 }
 
 pub struct Bridge {
+    /// `aio::forks()` when made: a forked child shares the parent's
+    /// eventfd, so it makes its own bridge instead.
+    forks: usize,
     efd: OwnedFd,
     queue: Mutex<Vec<Done>>,
     /// The loop the eventfd is registered with. A strong reference: the
@@ -89,6 +92,7 @@ impl Bridge {
             return Err(os_err(std::io::Error::last_os_error()));
         }
         Ok(Bridge {
+            forks: aio::forks(),
             // SAFETY: fd is a fresh descriptor we own.
             efd: unsafe { OwnedFd::from_raw_fd(fd) },
             queue: Mutex::new(Vec::new()),
@@ -248,7 +252,9 @@ pub fn ctx(py: Python<'_>) -> PyResult<Ctx<'_>> {
     let bridge = BRIDGE.with(|b| -> PyResult<Arc<Bridge>> {
         let mut b = b.borrow_mut();
         if let Some(br) = b.as_ref() {
-            return Ok(br.clone());
+            if br.forks == aio::forks() {
+                return Ok(br.clone());
+            }
         }
         let br = Arc::new(Bridge::new().map_err(|e| to_pyerr(py, e, None))?);
         *b = Some(br.clone());
