@@ -222,3 +222,21 @@ def test_a_forked_child_gets_its_own_runtime(loop, echo):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert runner(loop)(once()) == b"ping\n"
+
+
+def test_names_race_both_families_and_source_address(loop, echo):
+    port = echo[1]
+
+    async def main():
+        # "localhost" may resolve to ::1 first: the v4 listener still wins.
+        c = await aio.AsyncTcpClient.connect(f"localhost:{port}", timeout=5)
+        assert c.peer_address == ("127.0.0.1", port)
+        assert await c.request(b"n\n") == b"n\n"
+        c.close()
+        c = await aio.AsyncTcpClient.connect(echo, source_address=("127.0.0.1", 0))
+        assert c.local_address[0] == "127.0.0.1"
+        c.close()
+        with pytest.raises(ValueError, match="source_address"):
+            await aio.AsyncTcpClient.connect(echo, source_address=("::1", 0))
+
+    runner(loop)(main())

@@ -12,6 +12,7 @@ from socketkit.tls import TlsInfo
 
 __all__ = [
     "DEFAULTS",
+    "AioResults",
     "AsyncLineIterator",
     "AsyncTcpClient",
     "AsyncUdpSocket",
@@ -32,6 +33,9 @@ __all__ = [
     "_aio_bench_bridge",
     "_aio_bench_pyo3_async",
     "_aio_call",
+    "_aio_check",
+    "_aio_check_many",
+    "_aio_scan",
     "_aio_udp_probe",
     "_aio_wait_for",
     "_banner",
@@ -321,6 +325,34 @@ class AsyncUdpSocket:
 
 def _aio_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]: ...
 def _aio_bench_bridge(data: bytes) -> Awaitable[bytes]: ...
+
+@final
+class AioResults:
+    """The finished results of an awaited scan/check_many, taken in chunks."""
+
+    def take(self, n: int) -> list[_Result]: ...
+    def __len__(self) -> int: ...
+
+def _aio_scan(
+    hosts: str | Iterable[str],
+    ports: _Ports,
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    progress: _Progress = None,
+) -> Awaitable[AioResults]: ...
+def _aio_check(
+    target: _Target, port: int | None = None, *, timeout: float | None = None
+) -> Awaitable[AioResults]: ...
+def _aio_check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    progress: _Progress = None,
+) -> Awaitable[AioResults]: ...
 def _aio_wait_for(
     targets: _Target | Iterable[_Target],
     port: int | None,

@@ -5,35 +5,43 @@
 //! canceller, as on Ctrl-C) and the thread ends.
 //!
 //! Two shapes:
-//! - `wait_for`, `banner`, `udp_probe`: the arguments are read and the
-//!   result built on the loop's thread; the helper thread is pure Rust and
-//!   never takes the GIL. 100 concurrent `wait_for` through the shape
-//!   below (each thread taking the GIL to read its arguments) left the
-//!   loop without the GIL for 60-100 ms on a loaded 2-core machine.
-//! - `_aio_call`: any blocking Python function (`check`, `check_many`,
-//!   `scan`, `tcping`, the iterators), so the results are the blocking
-//!   ones by construction. The thread holds the GIL only to read the
-//!   arguments and build the results, in the interpreter's 5 ms turns (and
-//!   `py/probe.rs` yields the GIL while it builds a big scan's tuples).
+//! - `check`, `check_many`, `scan`, `wait_for`, `banner`, `udp_probe`: the
+//!   arguments are read and the results built on the loop's thread (a
+//!   scan's in chunks, [`AioResults`]); the helper thread is pure Rust and
+//!   never takes the GIL. Through the shape below (each thread taking the
+//!   GIL to read its arguments and build its results), 100 concurrent
+//!   `wait_for` or one full scan left the loop waiting for the GIL 60-100
+//!   ms on a loaded 2-core machine; this way the longest gap was ~20 ms.
+//! - `_aio_call`: any blocking Python function (`tcping`, the iterators),
+//!   so the results are the blocking ones by construction. The thread
+//!   holds the GIL only to read the arguments and build the results, in
+//!   the interpreter's 5 ms turns.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use crate::defaults;
 use crate::error::{Error, Phase, Result as CoreResult};
 use crate::probe::waitfor::{self, Readiness};
-use crate::probe::{banner as banner_core, udp, Outcome};
+use crate::probe::{
+    banner as banner_core, plan_scan, plan_targets, run_all, udp, Config, Outcome, Plan,
+    TargetResult,
+};
 use crate::py::aio::{ctx, Value};
 use crate::py::args;
 use crate::py::blocking::with_cancel;
 use crate::py::errors::to_pyerr;
-use crate::py::probe::outcome_tuple;
-use crate::py::probe_args::{bytes_arg, port_arg, target_arg, wait_targets_arg};
+use crate::py::probe::{outcome_tuple, Tuples};
+use crate::py::probe_args::{
+    bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg, targets_arg,
+    wait_targets_arg,
+};
 use crate::wait::Interrupt;
 
 struct SetOnDrop(Arc<AtomicBool>);
@@ -201,7 +209,151 @@ pub fn _aio_udp_probe<'py>(
     )
 }
 
+/// The finished results of an awaited `scan`/`check_many`, handed to
+/// Python in chunks (`take`) so that building 65,535 result objects never
+/// holds the loop for long: `aio.py` converts one chunk per loop turn.
+#[pyclass(module = "socketkit._core", frozen)]
+pub struct AioResults {
+    plan: Plan,
+    results: Vec<TargetResult>,
+    next: Mutex<usize>,
+}
+
+#[pymethods]
+impl AioResults {
+    /// The next `n` result tuples; an empty list at the end.
+    fn take<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let end = (*next + n).min(self.results.len());
+        let mut t = Tuples::new(py, &self.plan);
+        let items = self.results[*next..end]
+            .iter()
+            .map(|r| t.make(&self.plan, r, "tcp"))
+            .collect::<PyResult<Vec<_>>>()?;
+        *next = end;
+        PyList::new(py, items)
+    }
+
+    fn __len__(&self) -> usize {
+        self.results.len()
+    }
+}
+
+/// Run a plan on a pure-Rust helper thread; `progress(done, total)` is
+/// called there with the GIL, and what it raises ends the run.
+fn run_plan_async<'py, P>(
+    py: Python<'py>,
+    make_plan: P,
+    cfg: Config,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    P: FnOnce(&dyn Interrupt) -> CoreResult<Plan> + Send + 'static,
+{
+    let cb_err: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
+    let cb_err2 = cb_err.clone();
+    off_thread(
+        py,
+        move |intr| {
+            let plan = make_plan(intr)?;
+            run_all(plan, &cfg, intr, &mut |done, total| match &progress {
+                None => Ok(()),
+                Some(cb) => {
+                    Python::attach(|py| cb.call1(py, (done, total)).map(|_| ())).map_err(|e| {
+                        *cb_err2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        Error::Interrupted
+                    })
+                }
+            })
+            .map(|(plan, results)| AioResults {
+                plan,
+                results,
+                next: Mutex::new(0),
+            })
+        },
+        move |py, r| {
+            if let Some(e) = cb_err.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(e);
+            }
+            Ok(Bound::new(py, r)?.into_any())
+        },
+    )
+}
+
+/// `await _aio_scan(...)`: `_core._scan`'s run, results as [`AioResults`].
+#[pyfunction]
+#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, progress=None))]
+pub fn _aio_scan<'py>(
+    py: Python<'py>,
+    hosts: &Bound<'py, PyAny>,
+    ports: &Bound<'py, PyAny>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    concurrency: Option<&Bound<'py, PyAny>>,
+    rate: Option<&Bound<'py, PyAny>>,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    let hosts = hosts_arg(hosts)?;
+    let ports = ports_arg(ports)?;
+    let progress = progress_arg(progress)?;
+    let timeout = cfg.timeout;
+    run_plan_async(
+        py,
+        move |intr| plan_scan(&hosts, &ports, timeout, intr),
+        cfg,
+        progress,
+    )
+}
+
+/// `await _aio_check(...)`: `_core._check`'s run, as [`AioResults`].
+#[pyfunction]
+#[pyo3(signature = (target, port=None, *, timeout=None))]
+pub fn _aio_check<'py>(
+    py: Python<'py>,
+    target: &Bound<'py, PyAny>,
+    port: Option<&Bound<'py, PyAny>>,
+    timeout: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let port = port_arg(port)?;
+    let target = target_arg("target", target, port)?;
+    let cfg = config(timeout, None, 1, None)?;
+    let timeout = cfg.timeout;
+    run_plan_async(
+        py,
+        move |intr| plan_targets(std::slice::from_ref(&target), timeout, intr),
+        cfg,
+        None,
+    )
+}
+
+/// `await _aio_check_many(...)`: `_core._check_many`'s run, as [`AioResults`].
+#[pyfunction]
+#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None, progress=None))]
+pub fn _aio_check_many<'py>(
+    py: Python<'py>,
+    targets: &Bound<'py, PyAny>,
+    timeout: Option<&Bound<'py, PyAny>>,
+    concurrency: Option<&Bound<'py, PyAny>>,
+    rate: Option<&Bound<'py, PyAny>>,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    let targets = targets_arg(targets)?;
+    let progress = progress_arg(progress)?;
+    let timeout = cfg.timeout;
+    run_plan_async(
+        py,
+        move |intr| plan_targets(&targets, timeout, intr),
+        cfg,
+        progress,
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<AioResults>()?;
+    m.add_function(wrap_pyfunction!(_aio_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(_aio_check, m)?)?;
+    m.add_function(wrap_pyfunction!(_aio_check_many, m)?)?;
     m.add_function(wrap_pyfunction!(_aio_call, m)?)?;
     m.add_function(wrap_pyfunction!(_aio_wait_for, m)?)?;
     m.add_function(wrap_pyfunction!(_aio_banner, m)?)?;

@@ -27,14 +27,14 @@ use crate::py::probe_args::{
 };
 
 /// Builds result tuples, caching the host and address strings.
-struct Tuples<'py> {
+pub(crate) struct Tuples<'py> {
     py: Python<'py>,
     labels: Vec<Option<Bound<'py, PyString>>>,
     addrs: HashMap<IpAddr, Bound<'py, PyString>>,
 }
 
 impl<'py> Tuples<'py> {
-    fn new(py: Python<'py>, plan: &Plan) -> Self {
+    pub(crate) fn new(py: Python<'py>, plan: &Plan) -> Self {
         Tuples {
             py,
             labels: vec![None; plan.hosts.len()],
@@ -42,7 +42,7 @@ impl<'py> Tuples<'py> {
         }
     }
 
-    fn make(
+    pub(crate) fn make(
         &mut self,
         plan: &Plan,
         r: &TargetResult,
@@ -131,16 +131,7 @@ fn run_plan<'py>(
             .unwrap_or(e)
     })?;
     let mut t = Tuples::new(py, &plan);
-    let mut out = Vec::with_capacity(results.len());
-    for (i, r) in results.iter().enumerate() {
-        // A full scan is 65,535 tuples: let other threads (an asyncio loop
-        // awaiting this through socketkit.aio) take the GIL between chunks.
-        if i % 512 == 511 {
-            py.detach(|| ());
-        }
-        out.push(t.make(&plan, r, "tcp")?);
-    }
-    Ok(out)
+    results.iter().map(|r| t.make(&plan, r, "tcp")).collect()
 }
 
 /// `check_many` in the core: a list of result tuples, input order.
