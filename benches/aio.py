@@ -31,13 +31,13 @@ import uvloop
 from common import interleaved
 
 import socketkit
-from socketkit import _core, aio
+from socketkit import _aio_core, aio
 
 MSG = b"x" * 63 + b"\n"
 
 
 def bridge(kind: str, n: int, rounds: int) -> float:
-    fn = _core._aio_bench_bridge if kind == "socketkit" else _core._aio_bench_pyo3_async
+    fn = _aio_core._aio_bench_bridge if kind == "socketkit" else _aio_core._aio_bench_pyo3_async
 
     async def main() -> float:
         await fn(b"warm")

@@ -363,3 +363,84 @@ mod tests {
         assert_eq!(s, ["[::1]:1", "127.0.0.1:1", "10.0.0.1:1"]);
     }
 }
+
+/// Which address family a probe or client may use (`family=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    /// `"ipv4"` / `"ipv6"` (also `"4"`, `"6"`, `"inet"`, `"inet6"`).
+    pub fn parse(arg: &'static str, text: &str) -> Result<Family> {
+        match text.to_ascii_lowercase().as_str() {
+            "ipv4" | "4" | "inet" => Ok(Family::V4),
+            "ipv6" | "6" | "inet6" => Ok(Family::V6),
+            _ => Err(Error::invalid(
+                arg,
+                format!("must be None, 'ipv4' or 'ipv6', got {text:?}"),
+            )),
+        }
+    }
+
+    pub fn admits(self, ip: &IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Any => "IP",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The family both `self` and a source address allow: a source address
+    /// can only reach its own family. An error when they disagree.
+    pub fn with_source(self, source: Option<&SocketAddr>) -> Result<Family> {
+        let Some(src) = source else {
+            return Ok(self);
+        };
+        let own = if src.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        if self != Family::Any && self != own {
+            return Err(Error::invalid(
+                "source_address",
+                format!(
+                    "{src} is not an {} address (family={})",
+                    self.name(),
+                    self.name().to_ascii_lowercase()
+                ),
+            ));
+        }
+        Ok(own)
+    }
+
+    /// Keep the addresses of this family; the error says none was left.
+    pub fn filter<T: Copy>(
+        self,
+        host: &str,
+        addrs: &[T],
+        ip: impl Fn(&T) -> IpAddr,
+    ) -> std::result::Result<Vec<T>, String> {
+        let kept: Vec<T> = addrs
+            .iter()
+            .copied()
+            .filter(|a| self.admits(&ip(a)))
+            .collect();
+        if kept.is_empty() && !addrs.is_empty() {
+            return Err(format!("{host} has no {} address", self.name()));
+        }
+        Ok(kept)
+    }
+}

@@ -41,6 +41,10 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 pub const ECHO_MAX_MESSAGE: usize = 64 * 1024;
 /// Servers' `stop(timeout=)`: seconds handlers get to finish.
 pub const STOP_TIMEOUT: f64 = 5.0;
+/// TLS servers: seconds a client gets to finish its handshake when the
+/// server has no `idle_timeout` (nginx's `client_header_timeout` is 60 s,
+/// Go's usual `ReadHeaderTimeout` 10 s: a live client needs milliseconds).
+pub const TLS_HANDSHAKE_TIMEOUT: f64 = 10.0;
 
 /// Name and value of every default, for `_core.DEFAULTS`.
 pub enum Value {
@@ -72,4 +76,8 @@ pub const ALL: &[(&str, Value)] = &[
     ("max_message", Value::Int(MAX_MESSAGE)),
     ("echo_max_message", Value::Int(ECHO_MAX_MESSAGE)),
     ("stop_timeout", Value::Seconds(STOP_TIMEOUT)),
+    (
+        "tls_handshake_timeout",
+        Value::Seconds(TLS_HANDSHAKE_TIMEOUT),
+    ),
 ];

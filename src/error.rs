@@ -193,6 +193,15 @@ pub enum Error {
         failure: TlsFailure,
     },
 
+    /// A dialogue step (`run_steps`) did not pass: which step (0-based),
+    /// why, and what arrived during it.
+    #[error("step {step} failed: {reason}")]
+    Dialogue {
+        step: usize,
+        received: Vec<u8>,
+        reason: String,
+    },
+
     /// The allocator refused `bytes` bytes (a huge size from the caller met
     /// a peer that kept sending): MemoryError, as the stdlib raises.
     #[error("cannot allocate {bytes} bytes")]

@@ -12,6 +12,7 @@ pub mod options;
 pub mod probe;
 pub mod resolve;
 pub mod server;
+pub mod service;
 pub mod sock;
 pub mod tcp;
 pub mod tls;

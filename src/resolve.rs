@@ -47,6 +47,22 @@ pub fn resolve_all(
     deadline: Deadline,
     intr: &dyn Interrupt,
 ) -> Result<Vec<Result<Vec<SocketAddr>>>> {
+    Ok(resolve_all_timed(names, port, deadline, intr)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// [`resolve_all`], each answer with the time it took to arrive (zero for
+/// an IP literal): a probe's `resolve_ms`.
+pub fn resolve_all_timed(
+    names: &[String],
+    port: u16,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Vec<(Result<Vec<SocketAddr>>, std::time::Duration)>> {
+    let started = std::time::Instant::now();
+    let mut took = vec![std::time::Duration::ZERO; names.len()];
     let mut out: Vec<Option<Result<Vec<SocketAddr>>>> = names
         .iter()
         .map(|n| {
@@ -72,6 +88,7 @@ pub fn resolve_all(
             {
                 Ok((i, r)) => {
                     out[i] = Some(r);
+                    took[i] = started.elapsed();
                     left -= 1;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -88,14 +105,16 @@ pub fn resolve_all(
     Ok(out
         .into_iter()
         .zip(names)
-        .map(|(r, name)| {
-            r.unwrap_or_else(|| {
+        .zip(took)
+        .map(|((r, name), t)| {
+            let r = r.unwrap_or_else(|| {
                 Err(if expired {
                     Error::timeout(Phase::Resolve, Some(name.clone()))
                 } else {
                     thread_failed(name)
                 })
-            })
+            });
+            (r, t)
         })
         .collect())
 }

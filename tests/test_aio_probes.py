@@ -145,3 +145,28 @@ def test_asyncio_timeout_raises_timeout_error(loop):
         lst.close()
 
     runner(loop)(main())
+
+
+def test_every_argument_of_the_blocking_probe_works(loop):
+    """Arguments the GIL-free forms do not take (service checks, wait_for
+    states, TLS checks) run the blocking probe on the helper thread."""
+    closed = closed_tcp_port()
+
+    async def main():
+        with socketkit.TcpServer.echo() as srv:
+            target = f"127.0.0.1:{srv.address[1]}"
+            steps = [socketkit.Send(b"hi\n"), socketkit.Expect(b"hi")]
+            r = await aio.check(target, steps=steps, timeout=2)
+            assert r.state == "open" and r.ok
+            many = await aio.check_many([target], steps=steps, timeout=2)
+            assert [x.state for x in many] == ["open"]
+            assert await aio.wait_for(target, steps=steps, timeout=2) < 2
+            assert await aio.banner(target, send=b"yo", timeout=0.5) == b"yo"
+        assert await aio.wait_for(f"127.0.0.1:{closed}", state="closed", timeout=2) < 2
+        t = await aio.tls_check(f"127.0.0.1:{closed}", timeout=1)
+        assert isinstance(t, socketkit.TlsResult) and t.state == "closed"
+        assert (await aio.check(f"127.0.0.1:{closed}", family="ipv4")).state == "closed"
+        with pytest.raises(TypeError):
+            await aio.check(f"127.0.0.1:{closed}", no_such_argument=1)  # type: ignore[call-arg]
+
+    runner(loop)(main())

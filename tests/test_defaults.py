@@ -59,7 +59,6 @@ CLI_DEFAULTS = [
     (["scan", "h"], "ports", "scan_ports"),
     (["scan", "h"], "timeout", "scan_timeout"),
     (["scan", "h"], "concurrency", "scan_concurrency"),
-    (["ping", "h:1"], "count", "ping_count"),
     (["ping", "h:1"], "interval", "ping_interval"),
     (["ping", "h:1"], "timeout", "ping_timeout"),
     (["wait", "h:1"], "timeout", "wait_timeout"),
@@ -73,3 +72,9 @@ CLI_DEFAULTS = [
 def test_cli_defaults_come_from_the_core(argv, dest, key):
     args = cli.build_parser().parse_args(argv)
     assert getattr(args, dest) == D[key]
+
+
+def test_cli_ping_without_a_count_runs_until_interrupted():
+    # DESIGN.md section 11: `ping` without -c runs until Ctrl-C (tcping()
+    # keeps its count of ping_count).
+    assert cli.build_parser().parse_args(["ping", "h:1"]).count is None

@@ -106,10 +106,27 @@ def test_single_and_report_exports() -> None:
 
 def test_check_result_is_still_a_named_tuple() -> None:
     assert isinstance(V6_OPEN, tuple) and not hasattr(V6_OPEN, "__dict__")
-    assert CheckResult._fields == ("host", "address", "port", "proto", "state", "rtt_ms", "error")
+    # Issue 11 appended the service-check fields, with defaults: the first
+    # seven are where they were, and seven values still make a result.
+    assert CheckResult._fields == (
+        "host",
+        "address",
+        "port",
+        "proto",
+        "state",
+        "rtt_ms",
+        "error",
+        "timings",
+        "captures",
+        "failed_step",
+        "received",
+        "tls",
+    )
     host, address, port, *_ = V6_OPEN
     assert (host, address, port) == ("::1", "::1", 8080)
-    assert V6_OPEN == ("::1", "::1", 8080, "tcp", "open", 12.34567, None)
+    assert V6_OPEN[:7] == ("::1", "::1", 8080, "tcp", "open", 12.34567, None)
+    assert V6_OPEN == ("::1", "::1", 8080, "tcp", "open", 12.34567, None, None, None, None, None, None)
+    assert CheckResult._make(tuple(NAMED)[:7]) == NAMED
     assert type(V6_OPEN._replace(port=1)) is CheckResult
     assert CheckResult._make(tuple(NAMED)) == NAMED
     for proto in range(pickle.HIGHEST_PROTOCOL + 1):

@@ -65,6 +65,7 @@ from socketkit.exceptions import (
     ConnectionClosedError,
     ConnectionRefusedError,
     ConnectionResetError,
+    DialogueError,
     Error,
     LimitExceededError,
     ResolveError,
@@ -79,11 +80,15 @@ from socketkit.probes import (
     scan,
     scan_iter,
     tcping,
+    tcping_iter,
     udp_probe,
     wait_for,
 )
-from socketkit.results import CheckResult, PingStats, Results, ScanReport
+from socketkit.results import CheckResult, PingProbe, PingStats, Results, ScanReport
+from socketkit.service import SERVICES, Expect, Send, StartTls
 from socketkit.tls import CertInfo, TlsInfo
+from socketkit.tls_probes import tls_check, tls_check_iter, tls_check_many
+from socketkit.tls_results import TlsResult, TlsResults
 
 #: Reachable as socketkit.TimeoutError, ..., but not in __all__ (below).
 _LIKE_BUILTINS = (
@@ -100,25 +105,33 @@ _LIKE_BUILTINS = (
 # the builtins, after which `except TimeoutError:` would miss a stdlib
 # timeout. They are socketkit.TimeoutError, ... as before.
 __all__ = [
+    "SERVICES",
     "AddressInUseError",
     "CertInfo",
     "CertificateError",
     "CheckResult",
     "ConnectionClosedError",
+    "DialogueError",
     "Error",
+    "Expect",
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
+    "PingProbe",
     "PingStats",
     "ResolveError",
     "Results",
     "ScanReport",
+    "Send",
+    "StartTls",
     "TcpClient",
     "TcpOptions",
     "TcpServer",
     "TlsConfig",
     "TlsError",
     "TlsInfo",
+    "TlsResult",
+    "TlsResults",
     "UdpClient",
     "UdpOptions",
     "UdpServer",
@@ -131,6 +144,10 @@ __all__ = [
     "scan",
     "scan_iter",
     "tcping",
+    "tcping_iter",
+    "tls_check",
+    "tls_check_iter",
+    "tls_check_many",
     "udp_probe",
     "wait_for",
 ]

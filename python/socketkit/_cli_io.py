@@ -4,13 +4,14 @@ one-shot client and listener (parsing and dispatch are in ``cli``)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import time
 from typing import Any
 
 import socketkit
-from socketkit._cli_common import EXIT_INTERRUPTED, EXIT_OK, decode_data, emit
+from socketkit._cli_common import EXIT_DOWN, EXIT_INTERRUPTED, EXIT_OK, UsageError, decode_data, emit
 from socketkit._format import fmt_bytes, fmt_target
 
 # --- serve -----------------------------------------------------------------
@@ -73,6 +74,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.json:
         print("socketkit serve: stopped", file=sys.stderr)
     return status
+
+
+# --- exporter --------------------------------------------------------------
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    try:
+        from socketkit import exporter
+    except ImportError as e:
+        print(f"socketkit exporter: {e}", file=sys.stderr)
+        return EXIT_DOWN
+    if args.log_level:
+        logging.basicConfig(level=args.log_level.upper(), format="socketkit exporter: %(message)s")
+
+    def ready(exp: exporter.Exporter) -> None:
+        where = fmt_target(*exp.address)
+        modules = sorted(exp.config.modules)
+        if args.json:
+            emit({"listening": where, "config": exp.config.source, "modules": modules})
+        else:
+            print(f"socketkit exporter: listening on http://{where}/ ({len(modules)} modules)", flush=True)
+
+    try:
+        exporter.serve(args.config, args.listen, on_ready=ready)
+    except exporter.ConfigError as e:
+        raise UsageError(f"config: {e}") from None
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 # --- send ------------------------------------------------------------------

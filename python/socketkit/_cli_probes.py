@@ -12,17 +12,20 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import socketkit
+from socketkit import _cli_nagios as nagios
 from socketkit._cli_common import (
     EXIT_DOWN,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TIMEOUT,
+    UsageError,
     decode_data,
     emit,
     error_text,
     progress,
 )
-from socketkit._format import fmt_counts, plural, result_table, target_of
+from socketkit._format import fmt_counts, fmt_target, plural, result_table
+from socketkit.results import PingProbe
 
 #: The largest UDP job the CLI runs: every probe may wait out its timeout.
 MAX_UDP_PROBES = 65536
@@ -51,9 +54,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.udp:
         results = _udp_many(args.targets, args.timeout, args.concurrency)
     else:
+        bar = None if args.nagios else progress(args)
         results = socketkit.check_many(
-            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=progress(args)
+            args.targets, timeout=args.timeout, concurrency=args.concurrency, progress=bar
         )
+    if args.nagios:
+        return nagios.check_status(args, results)
     if args.json:
         emit(results.to_dicts())
     else:
@@ -133,48 +139,98 @@ def cmd_scan(args: argparse.Namespace) -> int:
 # --- ping ------------------------------------------------------------------
 
 
-def cmd_ping(args: argparse.Namespace) -> int:
-    rtts: list[float | None] = []
-    errors: list[str | None] = []
-    first = None
-    # One ping every interval, start to start, as tcping() does. Made before
-    # the header, so a bad target is a usage error with nothing printed.
-    pings = socketkit._core._tcping_iter(
-        args.target, count=args.count, interval=args.interval, timeout=args.timeout
-    )
-    if not args.json:
-        print(f"TCPING {args.target}: {args.count} probe(s), timeout {args.timeout} s", flush=True)
-    interrupted = False
-    try:
-        for seq, host, address, port, state, rtt_ms, error in pings:
-            r = socketkit.CheckResult._make((host, address, port, "tcp", state, rtt_ms, error))
-            first = first or r
-            rtts.append(r.rtt_ms if r.ok else None)
-            errors.append(None if r.ok else (r.error or r.state))
-            if args.json:
-                emit({"seq": seq, **r.to_dict()})
-            elif r.ok:
-                print(f"connected to {r.address}:{r.port}: seq={seq} time={r.rtt_ms:.3f} ms", flush=True)
-            else:
-                text = f"no connection to {target_of(r)}: seq={seq} {r.state} {r.error or ''}"
-                print(text.rstrip(), flush=True)
-    except KeyboardInterrupt:
-        # ping(8)'s way: the summary of what was sent, then the status of an interrupt.
-        if not rtts:
-            raise
-        interrupted = True
-    finally:
-        pings.close()
-    assert first is not None
-    stats = socketkit.PingStats(first.host, first.address or "", first.port, rtts, errors)
+def _stamp(args: argparse.Namespace, t: float) -> str:
+    """ping -D's prefix: the Unix time the probe started."""
+    return f"[{t:.6f}] " if args.timestamps else ""
+
+
+def _ping_line(args: argparse.Namespace, host: str, port: int, p: PingProbe) -> None:
+    if args.json:
+        r = socketkit.CheckResult(host, p.address, port, "tcp", p.state, p.rtt_ms, p.error)
+        emit({"seq": p.seq, "time": p.time, **r.to_dict()})
+    elif p.ok:
+        print(f"{_stamp(args, p.time)}connected to {p.address}:{port}: seq={p.seq} time={p.rtt_ms:.3f} ms")
+    else:
+        where = fmt_target(host, port)
+        print(
+            f"{_stamp(args, p.time)}no connection to {where}: seq={p.seq} {p.state} {p.error or ''}".rstrip()
+        )
+    sys.stdout.flush()
+
+
+def _fmt_streak(s: tuple[float, float, float] | None) -> str:
+    if s is None:
+        return "none"
+    start = time.strftime("%H:%M:%S", time.localtime(s[0]))
+    end = time.strftime("%H:%M:%S", time.localtime(s[1]))
+    return f"{s[2]:.1f} s ({start} to {end})"
+
+
+def ping_summary(args: argparse.Namespace, stats: socketkit.PingStats) -> None:
+    """ping(8)'s closing lines, statistics kept even at 100% loss."""
     if args.json:
         emit({"summary": stats.to_dict()})
-    else:
-        print(f"--- {args.target} tcping statistics ---")
-        print(f"{stats.sent} probes sent, {stats.received} successful, {stats.loss_percent:.1f}% loss")
-        if stats.received:
-            stdev = stats.stdev if stats.stdev is not None else 0.0
-            print(f"rtt min/avg/max/stdev = {stats.min:.3f}/{stats.avg:.3f}/{stats.max:.3f}/{stdev:.3f} ms")
+        return
+    print(f"--- {args.target} tcping statistics ---")
+    print(f"{stats.sent} probes sent, {stats.received} successful, {stats.loss_percent:.1f}% loss")
+    if stats.received:
+        stdev = stats.stdev if stats.stdev is not None else 0.0
+        print(f"rtt min/avg/max/stdev = {stats.min:.3f}/{stats.avg:.3f}/{stats.max:.3f}/{stdev:.3f} ms")
+    if stats.probes and (args.count is None or stats.received != stats.sent):
+        print(f"uptime {stats.uptime_s:.1f} s, downtime {stats.downtime_s:.1f} s")
+        print(f"longest up {_fmt_streak(stats.longest_up)}, longest down {_fmt_streak(stats.longest_down)}")
+    for t, old, new in stats.address_changes:
+        print(f"address changed {old} -> {new} at {time.strftime('%H:%M:%S', time.localtime(t))}")
+
+
+def run_pings(args: argparse.Namespace) -> tuple[socketkit.PingStats, bool]:
+    """Ping as the options say, printing each probe; the statistics, and
+    whether Ctrl-C ended a run that had a count (ping(8)'s exit 130)."""
+    # One ping every interval, start to start, as tcping() does. Made before
+    # the header, so a bad target is a usage error with nothing printed.
+    pings = socketkit._core._tcping_stream(
+        args.target,
+        count=args.count,
+        interval=args.interval,
+        timeout=args.timeout,
+        deadline=args.deadline,
+        resolve_every=args.resolve_every,
+        strict=False,
+    )
+    quiet = getattr(args, "nagios", False)
+    if not (quiet or args.json):
+        what = f"{args.count} probe(s)" if args.count else "until Ctrl-C"
+        if args.deadline is not None:
+            what += f" or {args.deadline:g} s"
+        print(f"TCPING {args.target}: {what}, timeout {args.timeout} s", flush=True)
+    probes: list[PingProbe] = []
+    host, port = args.target, 0
+    interrupted = False
+    try:
+        for seq, t, host, address, port, state, rtt_ms, error in pings:
+            p = PingProbe(seq, t, state, address, rtt_ms, error)  # type: ignore[arg-type]
+            probes.append(p)
+            if not quiet and not (args.failures_only and p.ok):
+                _ping_line(args, host, port, p)
+    except KeyboardInterrupt:
+        # ping(8)'s way: the summary of what was sent, then the status.
+        if not probes:
+            raise
+        interrupted = args.count is not None
+    finally:
+        pings.close()
+    return socketkit.ping_probes.ping_stats(host, port, probes, time.time()), interrupted
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    if args.nagios and args.count is None and args.deadline is None:
+        args.count = socketkit._core.DEFAULTS["ping_count"]  # a plugin run must end
+    stats, interrupted = run_pings(args)
+    if args.nagios:
+        if interrupted:
+            raise KeyboardInterrupt
+        return nagios.ping_status(args, stats)
+    ping_summary(args, stats)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if stats.received == stats.sent else EXIT_DOWN
@@ -192,16 +248,31 @@ def cmd_wait(args: argparse.Namespace) -> int:
             socketkit._core._parse_target(t)
         except ValueError as e:
             raise ValueError(f"targets[{i}]: {str(e).removeprefix('target: ')}") from None
+    state = args.state
+    if state != "open" and (send is not None or expect is not None):
+        raise UsageError("--send and --expect are for --state open only")
+    if args.connect_timeout == 0:
+        raise UsageError("--connect-timeout must be more than 0")
+    ignore = [s for s in args.drain_ignore.split(",") if s.strip()]
+    goal = {"open": "", "closed": " to close", "drained": " to drain"}[state]
     if say:
         # wait-for-it's way: say what is being waited for, and how long at most.
         print(
-            f"socketkit wait: waiting up to {args.timeout:g} s for {', '.join(args.targets)}",
+            f"socketkit wait: waiting up to {args.timeout:g} s for {', '.join(args.targets)}{goal}",
             file=sys.stderr,
             flush=True,
         )
     try:
         waited = socketkit.wait_for(
-            args.targets, timeout=args.timeout, interval=args.interval, send=send, expect=expect
+            args.targets,
+            timeout=args.timeout,
+            interval=args.interval,
+            send=send,
+            expect=expect,
+            state=state,
+            delay=args.delay,
+            connect_timeout=args.connect_timeout,
+            drain_ignore=ignore,
         )
     except socketkit.TimeoutError as e:
         if args.json:
@@ -212,7 +283,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
     if args.json:
         emit({"targets": args.targets, "waited_s": round(waited, 3), "ok": True})
     elif say:
-        print(f"socketkit wait: {', '.join(args.targets)} up after {waited:.2f} s", file=sys.stderr)
+        done = {"open": "up", "closed": "closed", "drained": "drained"}[state]
+        print(f"socketkit wait: {', '.join(args.targets)} {done} after {waited:.2f} s", file=sys.stderr)
     if args.command:
         sys.stdout.flush()
         try:

@@ -1,9 +1,8 @@
 """Type stubs for socketkit's compiled core (checked by mypy.stubtest)."""
 
-import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Literal, Self, TypedDict, final
 
 from typing_extensions import Buffer, Unpack, disjoint_base
@@ -12,14 +11,12 @@ from socketkit.tls import TlsInfo
 
 __all__ = [
     "DEFAULTS",
-    "AioResults",
-    "AsyncLineIterator",
-    "AsyncTcpClient",
-    "AsyncUdpSocket",
     "Keepalive",
     "LineIterator",
     "PingIter",
+    "PingStream",
     "ProbeIter",
+    "ServiceIter",
     "TcpClient",
     "TcpOptions",
     "TcpServer",
@@ -29,15 +26,6 @@ __all__ = [
     "UdpServer",
     "UdpSocket",
     "__version__",
-    "_aio_banner",
-    "_aio_bench_bridge",
-    "_aio_bench_pyo3_async",
-    "_aio_call",
-    "_aio_check",
-    "_aio_check_many",
-    "_aio_scan",
-    "_aio_udp_probe",
-    "_aio_wait_for",
     "_banner",
     "_check",
     "_check_iter",
@@ -47,10 +35,21 @@ __all__ = [
     "_parse_target",
     "_scan",
     "_scan_iter",
+    "_service_banner",
+    "_service_check",
+    "_service_check_iter",
+    "_service_check_many",
+    "_service_names",
+    "_service_steps",
     "_tcping",
     "_tcping_iter",
+    "_tcping_stream",
+    "_tls_check",
+    "_tls_check_iter",
+    "_tls_check_many",
     "_udp_probe",
     "_wait_for",
+    "_wait_until",
 ]
 
 __version__: Final[str]
@@ -123,55 +122,32 @@ class Keepalive:
 class TcpOptions(TypedDict, total=False):
     """Socket options of a TCP socket: the ``**options`` of TcpClient, TcpServer and TcpServer.echo."""
 
-    #: TCP_NODELAY: send small segments at once instead of holding them back to coalesce (Nagle's algorithm).
     nodelay: bool
-    #: SO_KEEPALIVE (with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): probe a connection that has been idle, and drop it when the peer stops answering.
     keepalive: bool | Keepalive
-    #: SO_LINGER: how long close() waits for unsent data to go out; 0 makes close() reset the connection, None turns lingering off.
     linger: float | None
-    #: TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the kernel drops the connection.
     user_timeout: float
-    #: SO_RCVBUF: the receive buffer size in bytes (Linux doubles the value for its bookkeeping, and reads back the doubled value).
     recv_buffer: int
-    #: SO_SNDBUF: the send buffer size in bytes (Linux doubles it, as SO_RCVBUF).
     send_buffer: int
-    #: SO_REUSEADDR: bind a local address that connections in TIME_WAIT still hold (servers default to True).
     reuse_address: bool
-    #: SO_REUSEPORT: let several sockets bind the same address and port; the kernel spreads connections or datagrams across them.
     reuse_port: bool
-    #: IP_TTL or IPV6_UNICAST_HOPS: how many hops an outgoing packet may travel.
     ttl: int
-    #: IP_TOS or IPV6_TCLASS: the type-of-service (traffic class) byte of outgoing packets, DSCP and ECN.
     tos: int
-    #: IPV6_V6ONLY: an IPv6 socket speaks IPv6 only, not IPv4 through IPv4-mapped addresses.
     only_v6: bool
-    #: SO_BINDTODEVICE: send and receive only through this network interface (needs CAP_NET_RAW).
     bind_device: str
 
 class UdpOptions(TypedDict, total=False):
     """Socket options of a UDP socket: the ``**options`` of UdpSocket, UdpClient, UdpServer and UdpServer.echo."""
 
-    #: SO_RCVBUF: the receive buffer size in bytes (Linux doubles the value for its bookkeeping, and reads back the doubled value).
     recv_buffer: int
-    #: SO_SNDBUF: the send buffer size in bytes (Linux doubles it, as SO_RCVBUF).
     send_buffer: int
-    #: SO_REUSEADDR: bind a local address that connections in TIME_WAIT still hold (servers default to True).
     reuse_address: bool
-    #: SO_REUSEPORT: let several sockets bind the same address and port; the kernel spreads connections or datagrams across them.
     reuse_port: bool
-    #: IP_TTL or IPV6_UNICAST_HOPS: how many hops an outgoing packet may travel.
     ttl: int
-    #: IP_TOS or IPV6_TCLASS: the type-of-service (traffic class) byte of outgoing packets, DSCP and ECN.
     tos: int
-    #: IPV6_V6ONLY: an IPv6 socket speaks IPv6 only, not IPv4 through IPv4-mapped addresses.
     only_v6: bool
-    #: SO_BINDTODEVICE: send and receive only through this network interface (needs CAP_NET_RAW).
     bind_device: str
-    #: SO_BROADCAST: allow sending to a broadcast address.
     broadcast: bool
-    #: IP_MULTICAST_TTL or IPV6_MULTICAST_HOPS: how many hops outgoing multicast may travel (1: this network only).
     multicast_ttl: int
-    #: IP_MULTICAST_LOOP or IPV6_MULTICAST_LOOP: deliver outgoing multicast to listeners on this host too.
     multicast_loop: bool
 
 # END generated: options
@@ -187,11 +163,15 @@ class TcpClient:
         timeout: float | None = None,
         source_address: _Address | None = None,
         tls: _Tls = None,
+        family: str | None = None,
         **options: Unpack[TcpOptions],
     ) -> TcpClient: ...
     @classmethod
     def from_socket(cls, sock: socket.socket) -> TcpClient: ...
-    def start_tls(self, tls: bool | TlsConfig | None = True) -> None: ...
+    def start_tls(self, tls: bool | TlsConfig | None = True, *, starttls: str | None = None) -> None: ...
+    def run_steps(
+        self, steps: Iterable[Any], *, tls: bool | TlsConfig | None = True
+    ) -> tuple[bytes | None, ...] | None: ...
     def tls_info(self) -> TlsInfo | None: ...
     def detach(self) -> socket.socket: ...
     def send(self, data: Buffer) -> int: ...
@@ -228,147 +208,6 @@ class LineIterator:
 
     def __iter__(self) -> Self: ...
     def __next__(self) -> bytes: ...
-
-@final
-class AsyncTcpClient:
-    """A connected TCP client for asyncio: TcpClient's methods as awaitables."""
-
-    @classmethod
-    def connect(
-        cls,
-        address: _Address,
-        *,
-        timeout: float | None = None,
-        source_address: _Address | None = None,
-        tls: _Tls = None,
-        **options: Unpack[TcpOptions],
-    ) -> Awaitable[AsyncTcpClient]: ...
-    def send(self, data: Buffer) -> Awaitable[int]: ...
-    def sendall(self, data: Buffer) -> Awaitable[None]: ...
-    def recv(self, bufsize: int = 65536) -> Awaitable[bytes]: ...
-    def recv_into(self, buffer: Buffer, nbytes: int = 0) -> Awaitable[int]: ...
-    def recv_exact(self, n: int) -> Awaitable[bytes]: ...
-    def recv_until(self, delimiter: bytes, max_size: int = 65536) -> Awaitable[bytes]: ...
-    def recv_line(self, max_size: int = 65536) -> Awaitable[bytes]: ...
-    def lines(self, max_size: int = 65536) -> AsyncLineIterator: ...
-    def request(
-        self, data: Buffer, *, until: bytes | None = None, exact: int | None = None, max_size: int = 65536
-    ) -> Awaitable[bytes]: ...
-    def shutdown(self, how: str | int) -> None: ...
-    def close(self) -> None: ...
-    def aclose(self) -> Awaitable[None]: ...
-    @property
-    def closed(self) -> bool: ...
-    def settimeout(self, value: float | None) -> None: ...
-    def gettimeout(self) -> float | None: ...
-    @property
-    def local_address(self) -> tuple[str, int]: ...
-    @property
-    def peer_address(self) -> tuple[str, int]: ...
-    def fileno(self) -> int: ...
-    def options(self) -> dict[str, Any]: ...
-    def __aenter__(self) -> Awaitable[Self]: ...
-    def __aexit__(self, *_exc: object) -> Awaitable[bool]: ...
-
-@final
-class AsyncLineIterator:
-    """Async iterator over the lines of an AsyncTcpClient."""
-
-    def __aiter__(self) -> Self: ...
-    def __anext__(self) -> Awaitable[bytes]: ...
-
-@final
-class AsyncUdpSocket:
-    """A UDP socket for asyncio: UdpSocket's calls as awaitables."""
-
-    @classmethod
-    def create(
-        cls,
-        bind: _Address | None = None,
-        *,
-        connect: _Address | None = None,
-        timeout: float | None = None,
-        **options: Unpack[UdpOptions],
-    ) -> Awaitable[AsyncUdpSocket]: ...
-    def sendto(self, data: Buffer, address: _Address) -> Awaitable[int]: ...
-    def recvfrom(self, bufsize: int = 65536) -> Awaitable[tuple[bytes, tuple[str, int]]]: ...
-    def send(self, data: Buffer) -> Awaitable[int]: ...
-    def recv(self, bufsize: int = 65536) -> Awaitable[bytes]: ...
-    def request(
-        self,
-        data: Buffer,
-        address: _Address | None = None,
-        *,
-        timeout: float = 1.0,
-        retries: int = 2,
-        bufsize: int = 65536,
-    ) -> Awaitable[bytes]: ...
-    def send_many(self, messages: Iterable[tuple[Buffer, _Address] | Buffer]) -> Awaitable[int]: ...
-    def recv_many(
-        self, max_messages: int = 64, bufsize: int = 65536
-    ) -> Awaitable[list[tuple[bytes, tuple[str, int]]]]: ...
-    def connect(self, address: _Address) -> Awaitable[None]: ...
-    def settimeout(self, value: float | None) -> None: ...
-    def gettimeout(self) -> float | None: ...
-    @property
-    def local_address(self) -> tuple[str, int] | None: ...
-    @property
-    def peer_address(self) -> tuple[str, int] | None: ...
-    def fileno(self) -> int: ...
-    def close(self) -> None: ...
-    def aclose(self) -> Awaitable[None]: ...
-    @property
-    def closed(self) -> bool: ...
-    def options(self) -> dict[str, Any]: ...
-    def __aenter__(self) -> Awaitable[Self]: ...
-    def __aexit__(self, *_exc: object) -> Awaitable[bool]: ...
-
-def _aio_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]: ...
-def _aio_bench_bridge(data: bytes) -> Awaitable[bytes]: ...
-
-@final
-class AioResults:
-    """The finished results of an awaited scan/check_many, taken in chunks."""
-
-    def take(self, n: int) -> list[_Result]: ...
-    def __len__(self) -> int: ...
-
-def _aio_scan(
-    hosts: str | Iterable[str],
-    ports: _Ports,
-    *,
-    timeout: float | None = None,
-    concurrency: int | None = None,
-    rate: float | None = None,
-    progress: _Progress = None,
-) -> Awaitable[AioResults]: ...
-def _aio_check(
-    target: _Target, port: int | None = None, *, timeout: float | None = None
-) -> Awaitable[AioResults]: ...
-def _aio_check_many(
-    targets: Iterable[_Target],
-    *,
-    timeout: float | None = None,
-    concurrency: int | None = None,
-    rate: float | None = None,
-    progress: _Progress = None,
-) -> Awaitable[AioResults]: ...
-def _aio_wait_for(
-    targets: _Target | Iterable[_Target],
-    port: int | None,
-    *,
-    timeout: float | None,
-    interval: float,
-    send: bytes | None,
-    expect: bytes | None,
-) -> Awaitable[float]: ...
-def _aio_banner(
-    target: _Target, port: int | None, *, send: bytes | None, timeout: float | None, max_bytes: int
-) -> Awaitable[bytes]: ...
-def _aio_udp_probe(
-    target: _Target, port: int | None, payload: bytes | None, *, timeout: float | None, retries: int
-) -> Awaitable[_Result]: ...
-def _aio_bench_pyo3_async(data: bytes) -> Awaitable[bytes]: ...
 
 @disjoint_base
 class UdpSocket:
@@ -446,6 +285,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     @classmethod
@@ -456,6 +296,7 @@ class TcpServer:
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,
+        tls: _Tls = None,
         **options: Unpack[TcpOptions],
     ) -> TcpServer: ...
     def start(self) -> None: ...
@@ -500,9 +341,16 @@ class UdpServer:
     def __exit__(self, *_exc: object) -> None: ...
 
 # Probes. The public functions are in socketkit.probes; these return plain
-# result tuples (host, address, port, proto, state, rtt_ms, error).
+# result tuples (host, address, port, proto, state, rtt_ms, error, timings,
+# captures, failed_step, received, tls): CheckResult's fields.
 
-_Result = tuple[str, str | None, int, str, str, float | None, str | None]
+_S = str | None
+_Captures = tuple[bytes | None, ...] | None
+_F = float | None
+_Timings = dict[str, float | None]
+_Result = tuple[str, _S, int, str, str, _F, _S, _Timings, _Captures, int | None, bytes | None, TlsInfo | None]
+_Family = str | None
+_Source = tuple[str, int] | str | None
 _Target = _Address
 _Ports = str | int | range | Iterable[int | str]
 _Progress = Callable[[int, int], Any] | None
@@ -517,7 +365,14 @@ class ProbeIter:
     def total(self) -> int: ...
     def close(self) -> None: ...
 
-def _check(target: _Target, port: int | None = None, *, timeout: float | None = None) -> _Result: ...
+def _check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> _Result: ...
 def _check_many(
     targets: Iterable[_Target],
     *,
@@ -525,6 +380,9 @@ def _check_many(
     concurrency: int | None = None,
     rate: float | None = None,
     progress: _Progress = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
 ) -> list[_Result]: ...
 def _check_iter(
     targets: Iterable[_Target],
@@ -532,6 +390,9 @@ def _check_iter(
     timeout: float | None = None,
     concurrency: int | None = None,
     rate: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
 ) -> ProbeIter: ...
 def _scan(
     hosts: str | Iterable[str],
@@ -541,6 +402,8 @@ def _scan(
     concurrency: int | None = None,
     rate: float | None = None,
     progress: _Progress = None,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> list[_Result]: ...
 def _scan_iter(
     hosts: str | Iterable[str],
@@ -549,9 +412,119 @@ def _scan_iter(
     timeout: float | None = None,
     concurrency: int | None = None,
     rate: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> ProbeIter: ...
+
+# Service checks (connect + TLS/STARTTLS + dialogue on a pool of threads).
+
+@final
+class ServiceIter:
+    """Results of a service-check check_iter as they finish."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Any: ...
+    @property
+    def total(self) -> int: ...
+    def close(self) -> None: ...
+
+def _service_check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    steps: Iterable[Any] | None = None,
+    service: str | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> _Result: ...
+def _service_banner(
+    target: _Target,
+    port: int | None = None,
+    *,
+    max_bytes: int,
+    timeout: float | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    steps: Iterable[Any] | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> tuple[_Result, bytes | None]: ...
+def _service_check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    progress: _Progress = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
+    steps: Iterable[Any] | None = None,
+    service: str | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> list[_Result]: ...
+def _service_check_iter(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+    each_address: bool = False,
+    steps: Iterable[Any] | None = None,
+    service: str | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+) -> ServiceIter: ...
+def _service_steps(name: str, host: str) -> list[tuple[Any, ...]]: ...
+
+# TLS checks: (host, address, port, state, tls_info, timings, error).
+_TlsCheck = tuple[str, str | None, int, str, TlsInfo | None, dict[str, float | None], str | None]
+
+def _tls_check(
+    target: _Target,
+    port: int | None = None,
+    *,
+    timeout: float | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> _TlsCheck: ...
+def _tls_check_many(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    progress: _Progress = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> list[_TlsCheck]: ...
+def _tls_check_iter(
+    targets: Iterable[_Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    tls: _Tls = None,
+    starttls: str | None = None,
+    family: _Family = None,
+    source_address: _Source = None,
+) -> ServiceIter: ...
+def _service_names() -> list[str]: ...
 def _tcping(
-    target: _Target, port: int | None, *, count: int, interval: float, timeout: float | None
+    target: _Target,
+    port: int | None,
+    *,
+    count: int,
+    interval: float,
+    timeout: float | None,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> tuple[str, str, int, list[float | None], list[str | None]]: ...
 
 # One ping: (seq, host, address, port, state, rtt_ms, error); address is
@@ -573,7 +546,27 @@ def _tcping_iter(
     count: int = 4,
     interval: float = 1.0,
     timeout: float | None = 1.0,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> PingIter: ...
+
+# A timed ping: (seq, time (Unix, at its start), host, address, port, state, rtt_ms, error).
+_TimedPing = tuple[int, float, str, str | None, int, str, float | None, str | None]
+
+@final
+class PingStream:
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _TimedPing: ...
+    def close(self) -> None: ...
+
+# fmt: off
+def _tcping_stream(target: _Target, port: int | None = None, *, count: int | None, interval: float,
+                   timeout: float | None, deadline: float | None = None, resolve_every: int | None = None,
+                   family: _Family = None, source_address: _Source = None, strict: bool = True) -> PingStream: ...
+def _wait_until(targets: _Target | Iterable[_Target], port: int | None, *, timeout: float | None,
+                interval: float, send: bytes | None, expect: bytes | None, state: str, delay: float,
+                connect_timeout: float | None, drain_ignore: Iterable[str]) -> float: ...
+# fmt: on
 def _wait_for(
     targets: _Target | Iterable[_Target],
     port: int | None,
@@ -584,10 +577,24 @@ def _wait_for(
     expect: Buffer | None,
 ) -> float: ...
 def _banner(
-    target: _Target, port: int | None, *, send: Buffer | None, timeout: float | None, max_bytes: int
+    target: _Target,
+    port: int | None,
+    *,
+    send: Buffer | None,
+    timeout: float | None,
+    max_bytes: int,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> bytes: ...
 def _udp_probe(
-    target: _Target, port: int | None, payload: Buffer | None, *, timeout: float | None, retries: int
+    target: _Target,
+    port: int | None,
+    payload: Buffer | None,
+    *,
+    timeout: float | None,
+    retries: int,
+    family: _Family = None,
+    source_address: _Source = None,
 ) -> _Result: ...
 def _parse_ports(ports: _Ports) -> list[int]: ...
 def _parse_target(target: _Target) -> tuple[str, int]: ...

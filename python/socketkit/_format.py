@@ -24,7 +24,9 @@ __all__ = [
     "DECIMALS",
     "MAX_ROWS",
     "PING_SUMMARY_FIELDS",
+    "TIMING_FIELDS",
     "Export",
+    "check_extra",
     "fmt_bytes",
     "fmt_counts",
     "fmt_ms",
@@ -61,6 +63,11 @@ PING_SUMMARY_FIELDS = (
     "p95",
     "jitter",
     "rtts",
+    "uptime_s",
+    "downtime_s",
+    "longest_up",
+    "longest_down",
+    "address_changes",
 )
 
 #: Decimals every exported float keeps: times are in milliseconds, so 6 is
@@ -143,6 +150,48 @@ def fmt_counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
 
 
+#: The phases of ``timings``, in order.
+TIMING_FIELDS = ("resolve_ms", "connect_ms", "tls_ms", "dialogue_ms", "total_ms")
+
+
+def check_extra(r: Any) -> dict[str, Any]:
+    """The export columns a service check adds to the eight of a port check:
+    its timings (flat, one column per phase), and its captures, failed step,
+    bytes received and TLS outcome. A plain port check (no TLS, no dialogue)
+    adds none, so the schema that pipelines already read stays as it was."""
+    t = r.timings
+    service = (
+        r.tls is not None
+        or r.failed_step is not None
+        or r.captures is not None
+        or (t is not None and (t.get("tls_ms") is not None or t.get("dialogue_ms") is not None))
+    )
+    if not service:
+        return {}
+    out: dict[str, Any] = {k: (t or {}).get(k) for k in TIMING_FIELDS}
+    out["captures"] = (
+        None if r.captures is None else [None if c is None else fmt_bytes(c) for c in r.captures]
+    )
+    out["failed_step"] = r.failed_step
+    out["received"] = None if r.received is None else fmt_bytes(r.received)
+    tls = r.tls
+    out["tls_version"] = None if tls is None else tls.version
+    out["tls_verified"] = None if tls is None else tls.verified
+    out["tls_verify_error"] = None if tls is None else tls.verify_error
+    return out
+
+
+def _union_keys(rows: Sequence[Mapping[str, Any]], default: Sequence[str]) -> list[str]:
+    """Every key of ``rows`` in order of first appearance (rows of one table
+    may differ: a service check adds columns a failed connect lacks)."""
+    if not rows:
+        return list(default)
+    seen: dict[str, None] = {}
+    for r in rows:
+        seen.update(dict.fromkeys(r))
+    return list(seen)
+
+
 # --- tables ------------------------------------------------------------------
 
 
@@ -202,16 +251,17 @@ def html_table(
     columns: Sequence[str] = CHECK_FIELDS,
 ) -> str:
     """An HTML table (``class="socketkit"``) of dict rows, everything escaped;
-    with no rows, the caption as a sentence (an empty table says less)."""
+    with no rows, the caption as a sentence (an empty table says less).
+    ``columns`` orders the header (rows may add columns of their own)."""
     if not rows:
         return f'<p class="socketkit">{html.escape(caption)}</p>'
-    cols = list(rows[0].keys())
+    cols = _union_keys(rows, columns)
     out = ['<table class="socketkit">', f"<caption>{html.escape(caption)}</caption>", "<thead><tr>"]
     out += [f"<th>{html.escape(c)}</th>" for c in cols]
     out.append("</tr></thead><tbody>")
     for r in rows:
         out.append("<tr>")
-        out += [f"<td>{html.escape(_html_cell(c, r[c]))}</td>" for c in cols]
+        out += [f"<td>{html.escape(_html_cell(c, r.get(c)))}</td>" for c in cols]
         out.append("</tr>")
     if more:
         out.append(f'<tr><td colspan="{len(cols)}">... {more} more</td></tr>')
@@ -257,8 +307,8 @@ class Export:
         name or a text file object) when given; always returns the text."""
         rows = self.to_dicts()
         buf = io.StringIO()
-        fields = list(rows[0].keys()) if rows else list(self._columns)
-        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        fields = _union_keys(rows, self._columns)
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
         w.writeheader()
         w.writerows(rows)
         text = buf.getvalue()

@@ -1,6 +1,20 @@
 """Progress reporting for long probes: ``progress=True`` draws a bar (tqdm
 when installed, a plain one on stderr otherwise); a callable receives
-``(done, total)`` and its last call has ``done == total``."""
+``(done, total)`` and its last call has ``done == total``.
+
+In a Jupyter kernel the bar is tqdm's widget (tqdm and ipywidgets
+installed) or an HTML output updated in place (see ``_notebook``), never
+``\r`` text. The async probes (``socketkit.aio``, issue 12) take the same
+``progress`` argument. Their hook is :func:`progress_for`::
+
+    with progress_for(progress, "scan") as callback:
+        raw = await _core._scan_async(..., progress=callback)
+
+which closes the bar however the awaitable ends (cancelled included). The
+notebook bars update through IPython's display ids and tqdm, so the callback
+may run on the event loop's thread or a core thread (tested from a worker
+thread in tests/test_notebook_kernel.py); the plain bar writes to stderr
+from whichever thread calls it."""
 
 from __future__ import annotations
 
@@ -8,10 +22,13 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Progress", "make_progress"]
+from socketkit._notebook import HtmlBar, in_notebook, widgets_available
+
+__all__ = ["Progress", "make_progress", "progress_for"]
 
 ProgressArg = bool | Callable[[int, int], Any] | None
 
@@ -71,19 +88,33 @@ class _PlainBar:
 
 
 class _TqdmBar:
+    """tqdm's bar (``tqdm.auto``: the widget in a notebook, text in a
+    terminal), made on the first call, when the total is known: a bar
+    started at ``total=0`` and resized later shows no percentage or ETA
+    until then, and the notebook widget keeps its first scale. Like the
+    plain bar, a job of one item draws nothing and a bar appears only after
+    ``_PlainBar.DELAY`` seconds (tqdm's own ``delay``): one setting for
+    both."""
+
     def __init__(self, desc: str) -> None:
-        tqdm = importlib.import_module("tqdm.auto").tqdm
-        self.bar = tqdm(total=0, desc=desc, unit="probe")
+        self.tqdm = importlib.import_module("tqdm.auto").tqdm
+        self.desc = desc
+        self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar.total != total:
+        if self.bar is None:
+            if total <= 1:
+                return
+            self.bar = self.tqdm(total=total, desc=self.desc, unit="probe", delay=_PlainBar.DELAY)
+        elif self.bar.total != total:
             self.bar.total = total
             self.bar.refresh()
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Progress:
@@ -99,19 +130,46 @@ class Progress:
             self._closer = None
 
 
+def _bar(desc: str) -> _PlainBar | _TqdmBar | HtmlBar:
+    """The bar ``progress=True`` draws. In a Jupyter kernel: tqdm's widget
+    when tqdm and ipywidgets are both installed, else an updating HTML
+    output (tqdm without ipywidgets warns "IProgress not found" and writes
+    ``\r`` fragments into the cell). Elsewhere: tqdm if installed, else the
+    plain bar on stderr."""
+    if in_notebook():
+        if widgets_available():
+            try:
+                return _TqdmBar(desc)
+            except ImportError:
+                pass
+        return HtmlBar(desc)
+    try:
+        return _TqdmBar(desc)
+    except ImportError:
+        return _PlainBar(desc)
+
+
 def make_progress(progress: ProgressArg, desc: str) -> Progress:
     """Turn the ``progress`` argument into a callback."""
     if progress is None or progress is False:
         return Progress(None, None)
     if progress is True:
-        bar: _PlainBar | _TqdmBar
-        try:
-            bar = _TqdmBar(desc)
-        except ImportError:
-            bar = _PlainBar(desc)
+        bar = _bar(desc)
         return Progress(bar, bar.close)
     if callable(progress):
         return Progress(progress, None)
     raise TypeError(
         f"progress must be None, a bool or a callable(done, total), got {type(progress).__name__}"
     )
+
+
+@contextmanager
+def progress_for(progress: ProgressArg, desc: str) -> Iterator[Callable[[int, int], Any] | None]:
+    """``make_progress`` as a ``with`` block: the callback to hand the core
+    (or None), and the bar closed on the way out, whether the work ended,
+    raised or (in ``socketkit.aio``) was cancelled."""
+    bar = make_progress(progress, desc)
+    try:
+        yield bar.callback
+    finally:
+        bar.close()

@@ -1,4 +1,4 @@
-"""The ``socketkit`` command line: check, scan, ping, wait, serve, send, listen.
+"""The ``socketkit`` command line: check, scan, ping, wait, serve, send, listen, exporter.
 
 Tables for people, ``--json`` for pipelines, exit status 0 only when
 everything asked for is up. Bad input is one line on stderr and exit 2;
@@ -14,6 +14,8 @@ and ``_cli_io`` (serve, send, listen); this module parses and dispatches.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import sys
@@ -21,8 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import socketkit
+from socketkit import _cli_nagios as nagios
 from socketkit._cli_common import EXIT_DOWN, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, error_text
-from socketkit._cli_io import cmd_listen, cmd_send, cmd_serve
+from socketkit._cli_io import cmd_exporter, cmd_listen, cmd_send, cmd_serve
 from socketkit._cli_probes import cmd_check, cmd_ping, cmd_scan, cmd_wait
 from socketkit._core import DEFAULTS as _D
 from socketkit._format import CHECK_FIELDS, PING_SUMMARY_FIELDS
@@ -83,7 +86,7 @@ def int_in(lo: int, hi: int) -> Callable[[str], int]:
 # --- what each subcommand prints with --json ----------------------------------------
 
 _CHECK = "{" + ", ".join(CHECK_FIELDS) + "}"
-_PING = "{" + ", ".join(("seq", *CHECK_FIELDS)) + "}"
+_PING = "{" + ", ".join(("seq", "time", *CHECK_FIELDS)) + "}"
 _SUMMARY = "{" + ", ".join(PING_SUMMARY_FIELDS) + "}"
 
 #: Per subcommand: its ``--json`` output, every object's keys in braces.
@@ -94,38 +97,50 @@ JSON_DOCS = {
     "hosts: the hosts scanned; ports: ports per host; elapsed: seconds;\n"
     "counts: state -> number; open: host -> open ports; results: every port\n"
     f"scanned (only the open ones with --open), each\n  {_CHECK}",
-    "ping": f"JSON lines, one per probe:\n  {_PING}\nthen one summary line {{summary}} holding\n  {_SUMMARY}",
+    "ping": f"JSON lines, one per probe:\n  {_PING}\nthen one summary line {{summary}} holding\n  {_SUMMARY}\n"
+    "time: Unix time the probe started; longest_up, longest_down: null or\n  {start, end, seconds}\n"
+    "address_changes: [time, old, new] per change of the address pinged",
     "wait": "one JSON object (before CMD runs):\n  {targets, waited_s, ok}\n"
     "and, when the wait timed out,\n  {targets, waited_s, ok, error}",
     "serve": "one JSON line once listening:\n  {listening, proto, mode}",
     "send": "one JSON object:\n  {target, proto, sent, reply, rtt_ms}\n"
     "sent: bytes sent; reply: the reply as UTF-8 with \\xNN escapes (null with --no-reply)",
     "listen": "JSON lines, one per chunk (TCP) or datagram (UDP):\n  {peer, data}",
+    "exporter": "one JSON line once listening:\n  {listening, config, modules}",
 }
 
 EXIT_DOCS = {
-    "check": "0 every target open, 1 any not open",
+    "check": "0 every target open, 1 any not open; with --nagios 0 OK, 1 WARNING (slower than -w),\n"
+    "2 CRITICAL (not open, or slower than -c), 3 UNKNOWN (bad arguments too)",
     "scan": "0 any port open, 1 none open",
-    "ping": "0 every probe connected, 1 any lost (the summary is printed after Ctrl-C too)",
+    "ping": "0 every probe connected, 1 any lost; without -c, Ctrl-C ends the run with the summary\n"
+    "and that status (with -c, Ctrl-C prints the summary and exits 130); with --nagios 0 OK,\n"
+    "1 WARNING (some lost, or avg over -w), 2 CRITICAL (all lost, or avg over --critical), 3 UNKNOWN",
     "wait": "CMD's own status, 0 without CMD; 124 timed out (as timeout(1)); 127 CMD not found",
     "serve": "0 stopped by SIGTERM",
     "send": "0 sent (and the reply read), 1 the network failed",
     "listen": "0 the connection ended",
+    "exporter": "0 stopped by SIGTERM (SIGHUP reloads the config, a broken one is ignored)",
 }
 
 EXAMPLES = {
     "check": "example: socketkit check 127.0.0.1:22 localhost:6379 --timeout 0.5\n"
+    "         socketkit check db:5432 --nagios -w 0.5 -c 1  (a Nagios/Icinga check_tcp)\n"
     "         socketkit check localhost:domain --udp",
     "scan": "examples: socketkit scan 127.0.0.1 -p 22,80,8000-8100 --open\n"
     "          socketkit scan 10.0.0.0/30 -p- --rate 500 --json\n"
     "          socketkit scan 127.0.0.1 -p domain,ntp --udp",
-    "ping": "example: socketkit ping localhost:6379 -c 5 -i 0.2",
-    "wait": "example: socketkit wait db:5432 cache:6379 --timeout 60 -- ./migrate.sh",
+    "ping": "examples: socketkit ping localhost:6379 -c 5 -i 0.2\n"
+    "          socketkit ping db:5432 -D --failures-only --resolve-every 3",
+    "wait": "examples: socketkit wait db:5432 cache:6379 --timeout 60 -- ./migrate.sh\n"
+    "          socketkit wait 0.0.0.0:8080 --state drained --timeout 300 -- systemctl stop app",
     "serve": "examples: socketkit serve echo 127.0.0.1:7000\n          socketkit serve discard --udp",
     "send": "examples: socketkit send localhost:6379 'PING\\r\\n' --until '\\r\\n'\n"
     "          echo hello | socketkit send 127.0.0.1:7000 --udp\n"
     "          socketkit send 127.0.0.1:8125 'hits:1|c' --udp --no-reply",
     "listen": "examples: socketkit listen 127.0.0.1:9000\n          socketkit listen 127.0.0.1:9000 --udp --json",
+    "exporter": "examples: socketkit exporter --config blackbox.yml\n"
+    "          curl '127.0.0.1:9115/probe?target=db:5432&module=tcp_connect'",
 }
 
 
@@ -151,6 +166,22 @@ def _timeout(sp: argparse.ArgumentParser, default: float, what: str) -> None:
 
 def _udp(sp: argparse.ArgumentParser, what: str) -> None:
     sp.add_argument("-u", "--udp", action="store_true", help=what)
+
+
+def _nagios(sp: argparse.ArgumentParser, short_critical: str | None = None) -> None:
+    sp.add_argument(
+        "--nagios",
+        action="store_true",
+        help="Nagios/Icinga plugin output: one status line with perfdata; exit 0 OK, 1 WARNING, "
+        "2 CRITICAL, 3 UNKNOWN",
+    )
+    sp.add_argument(
+        "-w", "--warning", type=seconds, default=None, metavar="S", help="--nagios: WARNING above S seconds"
+    )
+    flags = [short_critical, "--critical"] if short_critical else ["--critical"]
+    sp.add_argument(
+        *flags, type=seconds, default=None, metavar="S", help="--nagios: CRITICAL above S seconds"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="probes at once (default %(default)s)",
     )
     _udp(sp, "UDP probe: an empty datagram, open|filtered when nothing answers (nmap -sU)")
+    _nagios(sp, "-c")
     sp.set_defaults(func=cmd_check)
 
     sp = add("scan", "TCP connect scan of hosts (names, IPs, CIDR) and ports. Exit 0 if any port is open.")
@@ -221,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         "--count",
         type=int_in(1, 2**31 - 1),
-        default=_D["ping_count"],
-        help="probes to send (default %(default)s)",
+        default=None,
+        help="probes to send (default: until Ctrl-C, then the summary)",
     )
     sp.add_argument(
         "-i",
@@ -233,11 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between probes (default %(default)s)",
     )
     _timeout(sp, _D["ping_timeout"], "seconds per probe")
+    sp.add_argument(
+        "--deadline", type=seconds, default=None, metavar="S", help="stop after S seconds (ping -w)"
+    )
+    sp.add_argument("-D", dest="timestamps", action="store_true", help="start each line with its Unix time")
+    sp.add_argument("--failures-only", action="store_true", help="print only the probes that failed")
+    sp.add_argument(
+        "--resolve-every",
+        type=int_in(1, 2**31 - 1),
+        default=None,
+        metavar="N",
+        help="resolve the name again after N failures in a row (the summary lists address changes)",
+    )
+    _nagios(sp)
     sp.set_defaults(func=cmd_ping)
 
     sp = add("wait", "Wait until every HOST:PORT accepts connections, then run CMD (wait-for-it).")
     sp.add_argument("targets", nargs="+", metavar="HOST:PORT")
-    _timeout(sp, _D["wait_timeout"], "give up after this many seconds, exit 124")
+    _timeout(sp, _D["wait_timeout"], "give up after S seconds, exit 124")
     sp.add_argument(
         "--interval",
         type=seconds,
@@ -247,6 +292,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--send", default=None, help="bytes to send once connected (backslash escapes)")
     sp.add_argument("--expect", default=None, help="bytes the reply must contain to count as up")
+    sp.add_argument(
+        "--state",
+        choices=["open", "closed", "drained"],
+        default="open",
+        metavar="STATE",
+        help="open: accepting (default); closed: refusing or silent; "
+        "drained: no connection left on the port on this machine",
+    )
+    sp.add_argument(
+        "--delay",
+        type=seconds,
+        default=0.0,
+        metavar="S",
+        help="seconds before the first try (within --timeout)",
+    )
+    sp.add_argument(
+        "--connect-timeout", type=seconds, default=None, metavar="S", help="seconds per try (default 5)"
+    )
+    sp.add_argument(
+        "--drain-ignore",
+        default="TIME_WAIT",
+        metavar="STATES",
+        help="with --state drained: TCP states that do not count, comma-separated (default %(default)s)",
+    )
     sp.add_argument("-q", "--quiet", action="store_true", help="say nothing on stderr")
     sp.set_defaults(func=cmd_wait, command=[])
     sp.usage = sp.format_usage().removeprefix("usage: ").rstrip() + " [-- CMD [ARG ...]]"
@@ -290,6 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", "--keep", action="store_true", help="TCP: keep accepting after the first connection"
     )
     sp.set_defaults(func=cmd_listen)
+
+    sp = add(
+        "exporter",
+        "Prometheus exporter, blackbox_exporter-compatible: /probe?target=HOST:PORT&module=NAME and /metrics.",
+    )
+    sp.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="modules in blackbox_exporter's YAML layout (default: built-in tcp_connect, udp, tcping)",
+    )
+    sp.add_argument(
+        "--listen",
+        default="127.0.0.1:9115",
+        metavar="ADDR",
+        help="address to serve HTTP on (default %(default)s; 0.0.0.0:9115 for every interface)",
+    )
+    sp.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="log to stderr"
+    )
+    sp.set_defaults(func=cmd_exporter)
     return p
 
 
@@ -335,10 +425,37 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _parse_nagios(argv: list[str]) -> argparse.Namespace | int:
+    """parse(), with a usage error as the plugin guidelines want it: an
+    UNKNOWN status line on stdout and exit 3."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return parse(argv)
+    except SystemExit as e:
+        if e.code in (0, None):
+            raise
+        return nagios.unknown(err.getvalue().strip() or "bad arguments")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--nagios" in _split_command(argv)[0]:
+        parsed = _parse_nagios(argv)
+        if isinstance(parsed, int):
+            return parsed
+        args = parsed
+    else:
+        args = parse(argv)
     prog = f"socketkit {args.command_name}"
     func: Callable[[Any], int] = args.func
+    if getattr(args, "nagios", False):
+        try:
+            return int(func(args))
+        except (UsageError, ValueError, TypeError, OSError) as e:
+            return nagios.unknown(f"{prog}: {e}")
+        except KeyboardInterrupt:
+            return nagios.unknown(f"{prog}: interrupted")
     try:
         return int(func(args))
     except (UsageError, ValueError, TypeError) as e:

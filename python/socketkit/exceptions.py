@@ -48,6 +48,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionRefusedError",
     "ConnectionResetError",
+    "DialogueError",
     "Error",
     "LimitExceededError",
     "ResolveError",
@@ -91,6 +92,15 @@ class ConnectionClosedError(Error, builtins.ConnectionError):
     finished. ``partial`` holds the bytes that did arrive."""
 
     partial: bytes = b""
+
+
+class DialogueError(Error):
+    """A step of ``TcpClient.run_steps`` did not pass: ``failed_step`` is its
+    index (0-based) and ``received`` what arrived during it (the message
+    says why: no match before the timeout, the peer closed, ...)."""
+
+    failed_step: int | None = None
+    received: bytes = b""
 
 
 class AddressInUseError(Error):

@@ -15,11 +15,13 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
-from typing import Any, Literal, NamedTuple, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, SupportsIndex, overload
 
+from socketkit import _plot, _svg
 from socketkit._format import (
     MAX_ROWS,
     Export,
+    check_extra,
     fmt_counts,
     fmt_ms,
     fmt_ms_series,
@@ -28,8 +30,12 @@ from socketkit._format import (
     result_table,
     round_floats,
 )
+from socketkit._ping import PingProbe, Streak, address_changes, longest, periods, streak_dict
 
-__all__ = ["CheckResult", "PingStats", "Results", "ScanReport"]
+if TYPE_CHECKING:
+    from socketkit.tls import TlsInfo
+
+__all__ = ["CheckResult", "PingProbe", "PingStats", "Results", "ScanReport"]
 
 
 class _CheckFields(NamedTuple):
@@ -45,6 +51,13 @@ class _CheckFields(NamedTuple):
     state: Literal["open", "closed", "filtered", "error", "open|filtered"]
     rtt_ms: float | None
     error: str | None
+    # Appended with defaults so that positional construction, unpacking of
+    # the first seven and pickles of older versions keep working.
+    timings: dict[str, float | None] | None = None
+    captures: tuple[bytes | None, ...] | None = None
+    failed_step: int | None = None
+    received: bytes | None = None
+    tls: TlsInfo | None = None
 
 
 class CheckResult(_CheckFields, Export):
@@ -55,6 +68,15 @@ class CheckResult(_CheckFields, Export):
     ``"udp"``), ``state``, ``rtt_ms`` (handshake or reply time in
     milliseconds, ``None`` when nothing answered) and ``error`` (why, when
     there is something to say). ``ok`` is ``state == "open"``.
+
+    Then what a service check adds: ``timings`` (a dict of milliseconds:
+    ``resolve_ms``, ``connect_ms``, ``tls_ms``, ``dialogue_ms``,
+    ``total_ms``; ``None`` for a phase that did not run), ``captures`` (the
+    groups of the last regex ``Expect`` that matched), ``failed_step`` (the
+    0-based index of the step that failed) and ``received`` (the bytes that
+    arrived during it), and ``tls`` (:class:`socketkit.TlsInfo` when TLS
+    ran). The exports of a plain port check keep their eight columns; a
+    service check's rows add its timings and findings.
 
     States have nmap's meaning: ``"open"`` (the handshake completed / a UDP
     reply came back), ``"closed"`` (refused: RST or ICMP port unreachable;
@@ -67,6 +89,15 @@ class CheckResult(_CheckFields, Export):
     """
 
     __slots__ = ()
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]
+        """From a tuple of the twelve fields, or of the first seven (what
+        older code passes; the rest take their defaults)."""
+        t = tuple(iterable)
+        if len(t) == len(cls._fields):
+            return tuple.__new__(cls, t)
+        return cls(*t)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +117,10 @@ class CheckResult(_CheckFields, Export):
             parts.append(f"address={self.address}")
         if self.error:
             parts.append(f"error={self.error!r}")
+        if self.failed_step is not None:
+            parts.append(f"failed_step={self.failed_step}, received={self.received!r}")
+        if self.captures:
+            parts.append(f"captures={self.captures!r}")
         return f"CheckResult({', '.join(parts)})"
 
     __str__ = __repr__
@@ -102,6 +137,7 @@ class CheckResult(_CheckFields, Export):
             "ok": self.ok,
             "rtt_ms": round_floats(self.rtt_ms),
             "error": self.error,
+            **check_extra(self),
         }
 
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -283,6 +319,12 @@ class ScanReport(Export):
         caption = self._summary() + (f" {note}" if note else "")
         return [r.to_dict() for r in shown], caption, more
 
+    def plot(self, ax: Any = None, *, closed: bool = False) -> Any:
+        """Draw the ports found with matplotlib (x: port, y: host, coloured
+        by state; closed ones only with ``closed=True``) on ``ax`` or a new
+        figure; returns the Axes. Needs ``pip install 'socketkit[plot]'``."""
+        return _plot.plot_scan(self, ax, closed=closed)
+
 
 class PingStats(Export):
     """What ``tcping`` measured: one TCP handshake per "ping".
@@ -297,6 +339,14 @@ class PingStats(Export):
     reply). icmplib's names work too: ``address``, ``transmitted_packets``,
     ``received_packets``, ``packet_loss``, ``min_rtt``, ``avg_rtt``,
     ``max_rtt``, ``is_alive``.
+
+    Over time (from ``probes``, the :class:`PingProbe` list of a
+    ``tcping`` run; empty for stats made from rtts alone): ``uptime_s`` and
+    ``downtime_s`` (a ping stands for the time until the next one starts,
+    the last one until the run ended), ``longest_up`` and ``longest_down``
+    (``(start, end, seconds)`` in Unix time, or ``None``) and
+    ``address_changes`` (``(time, old, new)`` per change of the address
+    pinged, with ``resolve_every``). These are kept at 100% loss too.
     """
 
     _columns = ("host", "address", "port", "seq", "rtt_ms", "error")
@@ -308,7 +358,13 @@ class PingStats(Export):
         port: int,
         rtts: list[float | None],
         errors: list[str | None] | None = None,
+        *,
+        probes: list[PingProbe] | None = None,
+        end: float | None = None,
     ) -> None:
+        self.probes: list[PingProbe] = list(probes or [])
+        self.end = end
+        self._periods = periods(self.probes, end)
         self.host = host
         self.address = address
         self.port = port
@@ -387,6 +443,31 @@ class PingStats(Export):
             return None
         return statistics.fmean(abs(b - a) for a, b in pairwise(self.rtts))
 
+    @property
+    def uptime_s(self) -> float:
+        """Seconds the target was up (connecting), as the pings saw it."""
+        return sum((b - a for up, a, b in self._periods if up), 0.0)
+
+    @property
+    def downtime_s(self) -> float:
+        """Seconds the target was down (pings failing)."""
+        return sum((b - a for up, a, b in self._periods if not up), 0.0)
+
+    @property
+    def longest_up(self) -> Streak | None:
+        """The longest run of connecting pings: (start, end, seconds)."""
+        return longest(self._periods, True)
+
+    @property
+    def longest_down(self) -> Streak | None:
+        """The longest run of failing pings: (start, end, seconds)."""
+        return longest(self._periods, False)
+
+    @property
+    def address_changes(self) -> list[tuple[float, str, str]]:
+        """(time, old, new) each time the address pinged changed."""
+        return address_changes(self.probes)
+
     # icmplib's names
     @property
     def transmitted_packets(self) -> int:
@@ -442,6 +523,11 @@ class PingStats(Export):
                 "p95": self.p95,
                 "jitter": self.jitter,
                 "rtts": list(self.rtts),
+                "uptime_s": self.uptime_s,
+                "downtime_s": self.downtime_s,
+                "longest_up": streak_dict(self.longest_up),
+                "longest_down": streak_dict(self.longest_down),
+                "address_changes": [list(c) for c in self.address_changes],
             }
         )
 
@@ -482,3 +568,15 @@ class PingStats(Export):
     def _html(self) -> tuple[list[dict[str, Any]], str, int]:
         rows = [{"statistic": k, "value": v} for k, v in self.to_dict().items() if k != "rtts"]
         return rows, f"tcping {fmt_target(self.host, self.port)}", 0
+
+    def _repr_html_(self) -> str:
+        # The numbers and, beside them, the rtts over time (inline SVG).
+        series = [r["rtt_ms"] for r in self.to_dicts()]
+        chart = _svg.latency_svg(series, title=f"RTT per ping, {fmt_target(self.host, self.port)}")
+        return _svg.side_by_side(super()._repr_html_(), chart)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the rtts over time with matplotlib (lost pings as red
+        crosses, the mean dashed) on ``ax`` or a new figure; returns the
+        Axes. Needs ``pip install 'socketkit[plot]'``."""
+        return _plot.plot_ping(self, ax)

@@ -21,8 +21,9 @@ fn stub() -> String {
             "    \"\"\"Socket options of a {} socket: the ``**options`` of {takers}.\"\"\"\n\n",
             proto.name()
         );
+        // One line per option: what each does is in the class docstring at
+        // run time (`help(socketkit.TcpOptions)`) and in README's table.
         for spec in proto.options() {
-            out += &format!("    #: {}\n", spec.doc());
             out += &format!("    {}: {}\n", spec.name, spec.kind.python_type());
         }
         // A blank line after each class, as ruff format wants in a stub.

@@ -6,8 +6,10 @@ use std::time::Duration;
 use crate::addr::HostPort;
 use crate::error::{try_reserve, Error, Result};
 use crate::options::SocketOptions;
+use crate::probe::plan::{resolve_deadline, resolve_target};
+use crate::probe::types::AddrControl;
 use crate::sock::{read_some, write_all};
-use crate::tcp::connect;
+use crate::tcp::connect::connect_addrs;
 use crate::wait::{Deadline, Interrupt};
 
 /// After the first bytes, keep reading while more arrive within this pause
@@ -25,10 +27,13 @@ pub fn banner(
     send: Option<&[u8]>,
     timeout: Option<Duration>,
     max_bytes: usize,
+    ctl: &AddrControl,
     intr: &dyn Interrupt,
 ) -> Result<Vec<u8>> {
+    let addrs = resolve_target(target, ctl, resolve_deadline(timeout), intr)?;
     let deadline = Deadline::after(timeout);
-    let (sock, peer) = connect(target, &SocketOptions::default(), None, timeout, intr)?;
+    let opts = SocketOptions::default();
+    let (sock, peer) = connect_addrs(target, &addrs, &opts, ctl.source, deadline, intr)?;
     let peer = Some(peer);
     if let Some(data) = send {
         write_all(&sock, data, deadline, intr, peer.as_ref())?;
@@ -84,11 +89,19 @@ mod tests {
         };
         let t = Some(Duration::from_secs(2));
         assert_eq!(
-            banner(&hp, None, t, 1024, &NoInterrupt).unwrap(),
+            banner(&hp, None, t, 1024, &AddrControl::default(), &NoInterrupt).unwrap(),
             b"SSH-2.0-test\r\n"
         );
         assert_eq!(
-            banner(&hp, Some(b"ping\n"), t, 2, &NoInterrupt).unwrap(),
+            banner(
+                &hp,
+                Some(b"ping\n"),
+                t,
+                2,
+                &AddrControl::default(),
+                &NoInterrupt
+            )
+            .unwrap(),
             b"po"
         );
         server.join().unwrap();

@@ -120,6 +120,7 @@ mod tests {
                 },
             ],
             targets: vec![(0, 1), (0, 2), (1, 3)],
+            ..Plan::default()
         };
         let jobs = Arc::new(plan.jobs());
         assert_eq!(jobs.len(), 4);

@@ -11,11 +11,13 @@
 //!   `worker` (the connect state machine), `limits` (rate, descriptors),
 //!   `combiner` (per-address outcomes to per-target results) and `stream`
 //!   (the one result stream the blocking calls and iterators drive);
-//! - one file per single-target probe: `ping`, `waitfor`, `banner`, `udp`.
+//! - one file per single-target probe: `ping`, `waitfor`, `banner`, `udp`;
+//!   `drain` reads the kernel's TCP tables for `wait_for(state="drained")`.
 
 pub mod banner;
 pub mod classify;
 pub mod combiner;
+pub mod drain;
 pub mod limits;
 pub mod ping;
 pub mod plan;
@@ -35,7 +37,7 @@ use crate::wait::Interrupt;
 pub use plan::{plan_scan, plan_targets, resolve_deadline, MAX_SCAN_TARGETS, MIN_RESOLVE_TIME};
 pub use stream::{run_all, ResultStream};
 pub use target::HostSpec;
-pub use types::{Config, HostEntry, Outcome, Plan, State, TargetResult};
+pub use types::{AddrControl, Config, HostEntry, Outcome, Plan, State, TargetResult, Timings};
 
 /// An [`Interrupt`] that another thread trips: how the thread that talks
 /// to Python (and sees Ctrl-C) stops helper threads.

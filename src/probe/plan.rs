@@ -9,8 +9,9 @@ use std::time::Duration;
 use crate::addr::{happy_eyeballs_order, HostPort};
 use crate::error::{Error, Result};
 use crate::probe::target::HostSpec;
+use crate::probe::types::AddrControl;
 use crate::probe::types::{HostEntry, Plan};
-use crate::resolve::resolve_all;
+use crate::resolve::resolve_all_timed;
 use crate::wait::{Deadline, Interrupt};
 
 /// Names are resolved within the probe timeout, but never less than this:
@@ -25,24 +26,45 @@ pub fn resolve_deadline(timeout: Option<Duration>) -> Deadline {
     Deadline::after(timeout.map(|t| t.max(MIN_RESOLVE_TIME)))
 }
 
-/// Resolve `names`, each to its addresses in Happy Eyeballs order.
+/// Resolve `names`, each to its addresses in Happy Eyeballs order, with
+/// the time each answer took.
 fn resolve_names(
     names: &[String],
     timeout: Option<Duration>,
     intr: &dyn Interrupt,
-) -> Result<Vec<Result<Vec<IpAddr>>>> {
-    let answers = resolve_all(names, 0, resolve_deadline(timeout), intr)?;
+) -> Result<Vec<(Result<Vec<IpAddr>>, Duration)>> {
+    let answers = resolve_all_timed(names, 0, resolve_deadline(timeout), intr)?;
     Ok(answers
         .into_iter()
-        .map(|r| {
-            r.map(|addrs| {
+        .map(|(r, t)| {
+            let r = r.map(|addrs| {
                 happy_eyeballs_order(&addrs)
                     .iter()
                     .map(|a| a.ip())
                     .collect()
-            })
+            });
+            (r, t)
         })
         .collect())
+}
+
+/// The addresses of `target` that `ctl` allows (its family, and the family
+/// of its source address), in Happy Eyeballs order. A name without such an
+/// address fails as a lookup does (ResolveError).
+pub fn resolve_target(
+    target: &HostPort,
+    ctl: &AddrControl,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Vec<std::net::SocketAddr>> {
+    let kept = crate::tcp::connect::resolve_family(
+        target,
+        ctl.family,
+        ctl.source.as_ref(),
+        deadline,
+        intr,
+    )?;
+    Ok(happy_eyeballs_order(&kept))
 }
 
 /// The text a failed lookup leaves in a result's `error`.
@@ -55,13 +77,17 @@ pub fn resolve_message(e: &Error) -> String {
 }
 
 /// A plan for `check`/`check_many`: one target per (host, port), names
-/// resolved once each; a name that does not resolve makes its targets
-/// results with state "error" instead of failing the call.
+/// resolved once each; a name that does not resolve (or has no address of
+/// the family `ctl` allows) makes its targets results with state "error"
+/// instead of failing the call. With `ctl.each_address`, one target per
+/// address.
 pub fn plan_targets(
     targets: &[HostPort],
     timeout: Option<Duration>,
+    ctl: &AddrControl,
     intr: &dyn Interrupt,
 ) -> Result<Plan> {
+    let family = ctl.family.with_source(ctl.source.as_ref())?;
     let mut index: HashMap<&str, u32> = HashMap::new();
     let mut plan = Plan::default();
     let mut names: Vec<String> = Vec::new();
@@ -72,17 +98,18 @@ pub fn plan_targets(
             None => {
                 let h = plan.hosts.len() as u32;
                 let addrs = match t.host.parse::<IpAddr>() {
-                    Ok(ip) => vec![ip],
+                    Ok(ip) => family.filter(&t.host, &[ip], |a| *a),
                     Err(_) => {
                         names.push(t.host.clone());
                         name_hosts.push(h);
-                        Vec::new()
+                        Ok(Vec::new())
                     }
                 };
                 plan.hosts.push(HostEntry {
                     label: t.host.clone(),
-                    addrs: Ok(addrs),
+                    addrs,
                 });
+                plan.resolve_times.push(None);
                 index.insert(t.host.as_str(), h);
                 h
             }
@@ -90,10 +117,19 @@ pub fn plan_targets(
         plan.targets.push((h, t.port));
     }
     let resolved = resolve_names(&names, timeout, intr)?;
-    for (h, r) in name_hosts.into_iter().zip(resolved) {
-        plan.hosts[h as usize].addrs = r.map_err(|e| resolve_message(&e));
+    for (h, (r, took)) in name_hosts.into_iter().zip(resolved) {
+        let label = &plan.hosts[h as usize].label;
+        plan.hosts[h as usize].addrs = match r {
+            Ok(addrs) => family.filter(label, &addrs, |a| *a),
+            Err(e) => Err(resolve_message(&e)),
+        };
+        plan.resolve_times[h as usize] = Some(took);
     }
-    Ok(plan)
+    Ok(if ctl.each_address {
+        plan.each_address()
+    } else {
+        plan
+    })
 }
 
 /// A plan for `scan`: every host (names resolved first; a name that does
@@ -105,8 +141,10 @@ pub fn plan_scan(
     hosts: &[HostSpec],
     ports: &[u16],
     timeout: Option<Duration>,
+    ctl: &AddrControl,
     intr: &dyn Interrupt,
 ) -> Result<Plan> {
+    let family = ctl.family.with_source(ctl.source.as_ref())?;
     let mut plan = Plan::default();
     let mut seen: HashMap<String, ()> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
@@ -124,7 +162,7 @@ pub fn plan_scan(
                 }
             }
             HostSpec::Addrs(ips) => {
-                for ip in ips {
+                for ip in ips.iter().filter(|ip| family.admits(ip)) {
                     let label = ip.to_string();
                     if seen.insert(label.clone(), ()).is_none() {
                         plan.hosts.push(HostEntry {
@@ -147,8 +185,14 @@ pub fn plan_scan(
         ));
     }
     let resolved = resolve_names(&names, timeout, intr)?;
-    for (h, r) in name_hosts.into_iter().zip(resolved) {
-        plan.hosts[h as usize].addrs = Ok(r?);
+    plan.resolve_times = vec![None; plan.hosts.len()];
+    for (h, (r, took)) in name_hosts.into_iter().zip(resolved) {
+        let label = plan.hosts[h as usize].label.clone();
+        let addrs = family
+            .filter(&label, &r?, |a| *a)
+            .map_err(|m| Error::invalid("hosts", m))?;
+        plan.hosts[h as usize].addrs = Ok(addrs);
+        plan.resolve_times[h as usize] = Some(took);
     }
     plan.targets.reserve(probes);
     for h in 0..plan.hosts.len() as u32 {
@@ -178,6 +222,7 @@ mod tests {
                 t("127.0.0.1", 3),
             ],
             Some(Duration::from_secs(1)),
+            &AddrControl::default(),
             &NoInterrupt,
         )
         .unwrap();
@@ -194,7 +239,7 @@ mod tests {
             target::parse_host_spec("hosts", "127.0.0.1").unwrap(),
         ];
         let t = Some(Duration::from_secs(1));
-        let plan = plan_scan(&hosts, &[22, 80], t, &NoInterrupt).unwrap();
+        let plan = plan_scan(&hosts, &[22, 80], t, &AddrControl::default(), &NoInterrupt).unwrap();
         assert_eq!(plan.hosts.len(), 5);
         assert_eq!(plan.targets.len(), 10);
         assert_eq!(plan.hosts[4].label, "localhost");
@@ -205,7 +250,7 @@ mod tests {
             .iter()
             .all(|a| a.is_loopback()));
         let bad = vec![target::parse_host_spec("hosts", "no-such-host.invalid").unwrap()];
-        assert!(plan_scan(&bad, &[1], t, &NoInterrupt).is_err());
+        assert!(plan_scan(&bad, &[1], t, &AddrControl::default(), &NoInterrupt).is_err());
     }
 
     #[test]
@@ -217,7 +262,7 @@ mod tests {
             target::parse_host_spec("hosts", "no-such-host.invalid").unwrap(),
         ];
         let ports: Vec<u16> = (1..=65535).collect();
-        let e = plan_scan(&hosts, &ports, None, &NoInterrupt).unwrap_err();
+        let e = plan_scan(&hosts, &ports, None, &AddrControl::default(), &NoInterrupt).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
         let probes = 65537u64 * 65535;
         assert_eq!(
@@ -227,7 +272,7 @@ mod tests {
             )
         );
         let small = vec![target::parse_host_spec("hosts", "127.0.0.1").unwrap()];
-        let plan = plan_scan(&small, &[1, 2], None, &NoInterrupt).unwrap();
+        let plan = plan_scan(&small, &[1, 2], None, &AddrControl::default(), &NoInterrupt).unwrap();
         assert_eq!(plan.targets.len(), 2);
     }
 }

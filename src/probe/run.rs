@@ -37,6 +37,7 @@ pub(super) struct Shared {
     ready: Condvar,
     pub(super) timeout: Option<Duration>,
     pub(super) rate: Option<RateLimit>,
+    pub(super) source: Option<SocketAddr>,
 }
 
 impl Shared {
@@ -92,6 +93,7 @@ impl Run {
             ready: Condvar::new(),
             timeout: cfg.timeout,
             rate: cfg.rate.map(RateLimit::new),
+            source: cfg.source,
         });
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {

@@ -204,6 +204,7 @@ mod tests {
                 addrs: Ok(vec![ip.parse().unwrap()]),
             }],
             targets: ports.iter().map(|&p| (0, p)).collect(),
+            ..Plan::default()
         }
     }
 
@@ -247,6 +248,30 @@ mod tests {
             .collect();
         let lo = *open.iter().min().unwrap();
         let ports: Vec<u16> = (lo.saturating_sub(300).max(1)..=lo.saturating_add(300)).collect();
+        // Other tests run in parallel and listen on ports near ours: hold
+        // every other port of the range we can bind (bound, not listening:
+        // it refuses, and nobody else can listen there meanwhile) and
+        // judge only the ports this test controls.
+        let held: Vec<socket2::Socket> = ports
+            .iter()
+            .filter(|p| !open.contains(p))
+            .filter_map(|&p| {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .ok()?;
+                let a: SocketAddr = ([127, 0, 0, 1], p).into();
+                s.bind(&a.into()).ok()?;
+                Some(s)
+            })
+            .collect();
+        let closed: Vec<u16> = held
+            .iter()
+            .filter_map(|s| s.local_addr().ok()?.as_socket().map(|a| a.port()))
+            .collect();
+        assert!(
+            closed.len() > 100,
+            "only {} ports could be held",
+            closed.len()
+        );
         for conc in [1, 3, 1024] {
             let cfg = Config {
                 concurrency: conc,
@@ -266,8 +291,11 @@ mod tests {
             .unwrap();
             assert!(calls >= 2);
             for (i, x) in r.iter().enumerate() {
-                let want = open.contains(&ports[i]);
-                assert_eq!(x.outcome.state == State::Open, want, "port {}", ports[i]);
+                if open.contains(&ports[i]) {
+                    assert_eq!(x.outcome.state, State::Open, "port {}", ports[i]);
+                } else if closed.contains(&ports[i]) {
+                    assert_eq!(x.outcome.state, State::Closed, "port {}", ports[i]);
+                }
             }
         }
     }
@@ -284,6 +312,7 @@ mod tests {
                 addrs: Ok(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]),
             }],
             targets: vec![(0, port)],
+            ..Plan::default()
         };
         let r = run(plan, &Config::default());
         assert_eq!(r[0].outcome.state, State::Open);
@@ -304,6 +333,7 @@ mod tests {
                 },
             ],
             targets: vec![(0, 80), (1, closed_port())],
+            ..Plan::default()
         };
         let r = run(plan, &Config::default());
         assert_eq!(r[0].outcome.state, State::Error);

@@ -76,9 +76,53 @@ pub struct HostEntry {
 pub struct Plan {
     pub hosts: Vec<HostEntry>,
     pub targets: Vec<(u32, u16)>,
+    /// Per host, how long its name took to resolve (`None` for an IP
+    /// literal); empty when not measured.
+    pub resolve_times: Vec<Option<Duration>>,
 }
 
 impl Plan {
+    /// How long the host of target `t` took to resolve.
+    pub fn resolve_time(&self, t: usize) -> Option<Duration> {
+        let h = self.targets.get(t)?.0 as usize;
+        self.resolve_times.get(h).copied().flatten()
+    }
+
+    /// One target per address: a target whose host has several addresses
+    /// becomes one target each (same label), in order (`each_address=True`).
+    pub fn each_address(self) -> Plan {
+        let mut out = Plan::default();
+        let mut split: Vec<Vec<u32>> = Vec::with_capacity(self.hosts.len());
+        for (h, host) in self.hosts.iter().enumerate() {
+            let rt = self.resolve_times.get(h).copied().flatten();
+            let mut ids = Vec::new();
+            match &host.addrs {
+                Ok(addrs) if addrs.len() > 1 => {
+                    for ip in addrs {
+                        ids.push(out.hosts.len() as u32);
+                        out.hosts.push(HostEntry {
+                            label: host.label.clone(),
+                            addrs: Ok(vec![*ip]),
+                        });
+                        out.resolve_times.push(rt);
+                    }
+                }
+                _ => {
+                    ids.push(out.hosts.len() as u32);
+                    out.hosts.push(host.clone());
+                    out.resolve_times.push(rt);
+                }
+            }
+            split.push(ids);
+        }
+        for &(h, port) in &self.targets {
+            for &nh in &split[h as usize] {
+                out.targets.push((nh, port));
+            }
+        }
+        out
+    }
+
     /// The per-address jobs: (target index, address).
     pub fn jobs(&self) -> Vec<(u32, SocketAddr)> {
         let mut jobs = Vec::with_capacity(self.targets.len());
@@ -93,6 +137,15 @@ impl Plan {
     }
 }
 
+/// Which addresses a probe may use: `family=`, `source_address=`, and
+/// `each_address=` (one result per address instead of per target).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AddrControl {
+    pub family: crate::addr::Family,
+    pub source: Option<SocketAddr>,
+    pub each_address: bool,
+}
+
 /// Knobs of one run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -104,6 +157,8 @@ pub struct Config {
     pub rate: Option<f64>,
     /// Worker threads; `None` = one per CPU.
     pub workers: Option<usize>,
+    /// The local address every connect is bound to (`source_address=`).
+    pub source: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -113,6 +168,31 @@ impl Default for Config {
             concurrency: crate::defaults::CHECK_CONCURRENCY,
             rate: None,
             workers: None,
+            source: None,
+        }
+    }
+}
+
+/// How long each phase of one check took (`None`: the phase did not run,
+/// or its time is not known).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub resolve: Option<Duration>,
+    pub connect: Option<Duration>,
+    pub tls: Option<Duration>,
+    pub dialogue: Option<Duration>,
+    pub total: Option<Duration>,
+}
+
+impl Timings {
+    /// A connect-only probe: resolution and the handshake; the total is
+    /// their sum when the connect got an answer.
+    pub fn connect_only(resolve: Option<Duration>, rtt: Option<Duration>) -> Timings {
+        Timings {
+            resolve,
+            connect: rtt,
+            total: rtt.map(|r| r + resolve.unwrap_or_default()),
+            ..Timings::default()
         }
     }
 }

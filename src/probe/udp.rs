@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::addr::HostPort;
 use crate::error::{Error, Phase, Result};
 use crate::probe::classify::{classify, failed, is_self_connection, SELF_CONNECTION};
-use crate::probe::plan::resolve_deadline;
-use crate::probe::types::{Outcome, State};
-use crate::resolve::resolve;
+use crate::probe::plan::{resolve_deadline, resolve_target};
+use crate::probe::types::{AddrControl, Outcome, State};
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
 /// An error the connected socket reported, `rtt` after the send: an ICMP
@@ -30,6 +29,7 @@ fn icmp_outcome(e: &io::Error, rtt: Duration) -> Outcome {
 
 fn probe_addr(
     addr: &SocketAddr,
+    source: Option<&SocketAddr>,
     payload: &[u8],
     timeout: Option<Duration>,
     retries: usize,
@@ -38,6 +38,10 @@ fn probe_addr(
     let io = |e| Error::io(Phase::Connect, Some(addr), e);
     let sock = Socket::new(Domain::for_address(*addr), Type::DGRAM.cloexec(), None).map_err(io)?;
     sock.set_nonblocking(true).map_err(io)?;
+    if let Some(src) = source {
+        sock.bind(&SockAddr::from(*src))
+            .map_err(|e| Error::io(Phase::Bind, Some(src), e))?;
+    }
     sock.connect(&SockAddr::from(*addr)).map_err(io)?;
     if is_self_connection(&sock, addr) {
         // Our own datagram would come back as the "reply".
@@ -86,12 +90,13 @@ pub fn udp_probe(
     payload: &[u8],
     timeout: Option<Duration>,
     retries: usize,
+    ctl: &AddrControl,
     intr: &dyn Interrupt,
 ) -> Result<(SocketAddr, Outcome)> {
-    let addrs = resolve(&target.host, target.port, resolve_deadline(timeout), intr)?;
+    let addrs = resolve_target(target, ctl, resolve_deadline(timeout), intr)?;
     let mut best: Option<(SocketAddr, Outcome)> = None;
-    for a in happy_eyeballs_order(&addrs) {
-        let o = probe_addr(&a, payload, timeout, retries, intr)?;
+    for a in addrs {
+        let o = probe_addr(&a, ctl.source.as_ref(), payload, timeout, retries, intr)?;
         if o.state == State::Open {
             return Ok((a, o));
         }
@@ -127,14 +132,30 @@ mod tests {
             port: p,
         };
         let t = Some(Duration::from_secs(1));
-        let (_, o) = udp_probe(&hp(port), b"hi", t, 1, &NoInterrupt).unwrap();
+        let (_, o) = udp_probe(
+            &hp(port),
+            b"hi",
+            t,
+            1,
+            &AddrControl::default(),
+            &NoInterrupt,
+        )
+        .unwrap();
         assert_eq!(o.state, State::Open);
         echo.join().unwrap();
         let closed = {
             let s = UdpSocket::bind("127.0.0.1:0").unwrap();
             s.local_addr().unwrap().port()
         };
-        let (_, o) = udp_probe(&hp(closed), b"", t, 1, &NoInterrupt).unwrap();
+        let (_, o) = udp_probe(
+            &hp(closed),
+            b"",
+            t,
+            1,
+            &AddrControl::default(),
+            &NoInterrupt,
+        )
+        .unwrap();
         assert_eq!(o.state, State::Closed);
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         let sp = silent.local_addr().unwrap().port();
@@ -143,6 +164,7 @@ mod tests {
             b"x",
             Some(Duration::from_millis(50)),
             1,
+            &AddrControl::default(),
             &NoInterrupt,
         )
         .unwrap();

@@ -1,7 +1,10 @@
 //! `wait_for`: wait until every target accepts a connection (and, with
 //! `expect`, answers `send` with matching bytes), retrying each with
-//! backoff, all targets at once, under one overall deadline.
+//! backoff, all targets at once, under one overall deadline; or until
+//! every target stops accepting (`Closed`), or no connection remains on a
+//! local port (`Drained`, from the kernel's tables in `drain`).
 
+use std::net::IpAddr;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -10,6 +13,7 @@ use crate::addr::HostPort;
 use crate::error::{Error, Result};
 use crate::options::SocketOptions;
 use crate::probe::classify::{failed, opened, silent};
+use crate::probe::drain;
 use crate::probe::types::{Outcome, State};
 use crate::probe::Cancel;
 use crate::sock::{read_some, write_all};
@@ -22,6 +26,30 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_ATTEMPT: Duration = Duration::from_secs(5);
 /// How much of a reply `expect` looks at.
 pub const MAX_REPLY: usize = 65_536;
+
+/// What the wait waits for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WaitState {
+    /// Accepting (and answering, with `Readiness`).
+    #[default]
+    Open,
+    /// Refusing or not answering.
+    Closed,
+    /// No connection on the local port in a state not in the list
+    /// (names from `drain::TCP_STATES`; LISTEN never counts).
+    Drained(Vec<&'static str>),
+}
+
+/// How to wait, beyond the targets and the overall deadline.
+#[derive(Debug, Clone, Default)]
+pub struct WaitSpec {
+    pub state: WaitState,
+    pub ready: Readiness,
+    /// Before the first attempt (inside the overall deadline, as ansible).
+    pub delay: Duration,
+    /// The longest one attempt may take (`MAX_ATTEMPT` when `None`).
+    pub connect_timeout: Option<Duration>,
+}
 
 /// What counts as "up" beyond an accepted connection.
 #[derive(Debug, Clone, Default)]
@@ -95,6 +123,12 @@ fn attempt(
 /// (the same classification as check, scan and tcping) and words.
 fn failure(e: &Error) -> Outcome {
     match e {
+        // The connect's deadline passed with the handshake in flight.
+        Error::Connect { attempts, .. }
+            if !attempts.is_empty() && attempts[0].error.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            silent()
+        }
         Error::Connect { attempts, .. } if !attempts.is_empty() => {
             failed(&attempts[0].error, Duration::ZERO)
         }
@@ -108,20 +142,21 @@ fn failure(e: &Error) -> Outcome {
 /// trips. Returns the last failure when it never came up.
 fn wait_one(
     target: &HostPort,
-    ready: &Readiness,
+    spec: &WaitSpec,
     deadline: Deadline,
     interval: Duration,
     cancel: &Cancel,
 ) -> std::result::Result<(), String> {
     let mut pause = interval;
     let mut last = "not tried".to_string();
+    let per_attempt = spec.connect_timeout.unwrap_or(MAX_ATTEMPT);
     loop {
-        let per = deadline.min(Deadline::after(Some(MAX_ATTEMPT)));
-        match attempt(target, ready, per, cancel) {
-            Ok(o) if o.state == State::Open => return Ok(()),
-            Ok(o) => last = o.reason(),
+        let per = deadline.min(Deadline::after(Some(per_attempt)));
+        match check_once(target, spec, per, cancel) {
+            Ok(None) => return Ok(()),
+            Ok(Some(why)) => last = why,
             Err(Error::Interrupted) => return Err(last),
-            Err(e) => last = failure(&e).reason(),
+            Err(e) => last = e.to_string(),
         }
         if deadline.expired() {
             return Err(last);
@@ -141,6 +176,48 @@ fn wait_one(
     }
 }
 
+/// One look at `target`: `None` when it is as `spec` wants it, else why not.
+fn check_once(
+    target: &HostPort,
+    spec: &WaitSpec,
+    per: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Option<String>> {
+    let outcome = || match attempt(target, &spec.ready, per, intr) {
+        Err(Error::Interrupted) => Err(Error::Interrupted),
+        Ok(o) => Ok(o),
+        Err(e) => Ok(failure(&e)),
+    };
+    Ok(match &spec.state {
+        WaitState::Open => {
+            let o = outcome()?;
+            (o.state != State::Open).then(|| o.reason())
+        }
+        // A name that does not resolve is not a closed port: keep waiting.
+        WaitState::Closed => match outcome()? {
+            o if o.state == State::Open => Some("still accepting connections".into()),
+            o if o.state == State::Error => Some(o.reason()),
+            _ => None,
+        },
+        WaitState::Drained(ignore) => {
+            let ip = target
+                .host
+                .parse::<IpAddr>()
+                .ok()
+                .filter(|ip| !ip.is_unspecified());
+            let held = drain::holding(&drain::tcp_entries()?, ip, target.port, ignore);
+            (!held.is_empty()).then(|| {
+                format!(
+                    "{} connection(s) still open on port {}: {}",
+                    held.len(),
+                    target.port,
+                    drain::describe(&held)
+                )
+            })
+        }
+    })
+}
+
 /// Wait until every target is up; returns the time that took. On timeout
 /// the error names every target still down and why.
 ///
@@ -154,10 +231,31 @@ pub fn wait_for(
     interval: Duration,
     intr: &dyn Interrupt,
 ) -> Result<Duration> {
+    let spec = WaitSpec {
+        ready: ready.clone(),
+        ..WaitSpec::default()
+    };
+    wait_until(targets, &spec, timeout, interval, intr)
+}
+
+/// [`wait_for`] for any [`WaitState`], after `spec.delay`; the timeout
+/// covers the delay and bounds every attempt (ansible #74237).
+pub fn wait_until(
+    targets: &[HostPort],
+    spec: &WaitSpec,
+    timeout: Option<Duration>,
+    interval: Duration,
+    intr: &dyn Interrupt,
+) -> Result<Duration> {
     let start = Instant::now();
     let deadline = Deadline::after(timeout);
+    let delay = deadline.min(Deadline::after(Some(spec.delay)));
+    while !delay.expired() {
+        thread::sleep(delay.slice());
+        intr.check()?;
+    }
     let cancel = Arc::new(Cancel::new());
-    let ready = Arc::new(ready.clone());
+    let ready = Arc::new(spec.clone());
     let (tx, rx) = mpsc::channel::<(usize, std::result::Result<(), String>)>();
     for (i, t) in targets.iter().enumerate() {
         let (tx, stop, ready, t) = (tx.clone(), cancel.clone(), ready.clone(), t.clone());
@@ -211,7 +309,7 @@ mod tests {
     use super::*;
     use crate::wait::NoInterrupt;
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{SocketAddr, TcpListener};
 
     fn hp(port: u16) -> HostPort {
         HostPort {
@@ -314,5 +412,100 @@ mod tests {
         )
         .unwrap();
         srv.join().unwrap();
+    }
+
+    fn spec(state: WaitState) -> WaitSpec {
+        WaitSpec {
+            state,
+            ..WaitSpec::default()
+        }
+    }
+
+    #[test]
+    fn closed_waits_for_a_listener_to_go_away() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            drop(l);
+        });
+        let ms50 = Duration::from_millis(50);
+        let waited = wait_until(
+            &[hp(port)],
+            &spec(WaitState::Closed),
+            Some(Duration::from_secs(5)),
+            ms50,
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        t.join().unwrap();
+    }
+
+    /// A listener without SO_REUSEADDR (std sets it): bind() then picks no
+    /// port where an earlier server's connections linger.
+    fn fresh_listener() -> TcpListener {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        s.listen(16).unwrap();
+        s.into()
+    }
+
+    #[test]
+    fn drained_ignores_time_wait_unless_told_not_to() {
+        let l = fresh_listener();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let short = Some(Duration::from_millis(200));
+        let ms20 = Duration::from_millis(20);
+        let ignore_tw = spec(WaitState::Drained(vec!["TIME_WAIT"]));
+        let e = wait_until(&[hp(port)], &ignore_tw, short, ms20, &NoInterrupt).unwrap_err();
+        assert!(e.to_string().contains("still open"), "{e}");
+        // The server closes first: its side of the connection, on the
+        // listening port, sits in TIME_WAIT.
+        drop(s);
+        let mut c = c;
+        let _ = c.read(&mut [0u8; 1]);
+        drop(c);
+        wait_until(
+            &[hp(port)],
+            &ignore_tw,
+            Some(Duration::from_secs(3)),
+            ms20,
+            &NoInterrupt,
+        )
+        .unwrap();
+        let strict = spec(WaitState::Drained(vec![]));
+        assert!(wait_until(&[hp(port)], &strict, short, ms20, &NoInterrupt).is_err());
+    }
+
+    #[test]
+    fn the_delay_is_inside_the_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut s = spec(WaitState::Open);
+        s.delay = Duration::from_millis(150);
+        let waited = wait_until(
+            &[hp(port)],
+            &s,
+            None,
+            Duration::from_millis(10),
+            &NoInterrupt,
+        )
+        .unwrap();
+        assert!(waited >= Duration::from_millis(150), "{waited:?}");
+        s.delay = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let r = wait_until(
+            &[hp(port)],
+            &s,
+            Some(Duration::from_millis(100)),
+            Duration::from_millis(10),
+            &NoInterrupt,
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        drop(r);
     }
 }

@@ -196,9 +196,13 @@ impl<'a> Worker<'a> {
         self.sh.push(&mut self.out);
     }
 
-    fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    fn new_socket(addr: &SocketAddr, source: Option<&SocketAddr>) -> io::Result<Socket> {
         let s = Socket::new(Domain::for_address(*addr), Type::STREAM.cloexec(), None)?;
         s.set_nonblocking(true)?;
+        if let Some(src) = source {
+            // A refused socket keeps its binding when it is reused.
+            s.bind(&SockAddr::from(*src))?;
+        }
         Ok(s)
     }
 
@@ -226,7 +230,7 @@ impl<'a> Worker<'a> {
         let was_reused = reused.is_some();
         let sock = match reused {
             Some(s) => s,
-            None => match Self::new_socket(&addr) {
+            None => match Self::new_socket(&addr, self.sh.source.as_ref()) {
                 Ok(s) => s,
                 Err(e) if retry_later(&e) => return Started::RetryLater(e),
                 Err(e) => return Started::Done(failed(&e, Duration::ZERO)),

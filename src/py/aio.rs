@@ -166,7 +166,7 @@ impl Bridge {
     }
 }
 
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._aio_core", frozen)]
 struct Drainer {
     bridge: Arc<Bridge>,
 }
@@ -179,7 +179,7 @@ impl Drainer {
 }
 
 /// Aborts the task behind a future that was cancelled.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._aio_core", frozen)]
 struct CancelOnDone {
     /// Set right after the spawn, before the loop can run any callback.
     abort: OnceLock<AbortHandle>,
@@ -332,4 +332,21 @@ impl Owner {
         }
         Ok(c)
     }
+}
+
+/// `socketkit._aio_core`: the aio classes and functions, in a module of
+/// their own (with its own stub, `_aio_core.pyi`, so `_core.pyi` stays
+/// readable) that `_core` puts in `sys.modules` when it loads.
+pub fn register(core: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = core.py();
+    let m = PyModule::new(py, "socketkit._aio_core")?;
+    m.add_class::<crate::py::aio_tcp::AsyncTcpClient>()?;
+    m.add_class::<crate::py::aio_tcp::AsyncLineIterator>()?;
+    m.add_class::<crate::py::aio_udp::AsyncUdpSocket>()?;
+    crate::py::aio_probe::register(&m)?;
+    crate::py::aio_bench::register(&m)?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("socketkit._aio_core", &m)?;
+    Ok(())
 }

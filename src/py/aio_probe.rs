@@ -31,7 +31,7 @@ use crate::error::{Error, Phase, Result as CoreResult};
 use crate::probe::waitfor::{self, Readiness};
 use crate::probe::{
     banner as banner_core, plan_scan, plan_targets, run_all, udp, Config, Outcome, Plan,
-    TargetResult,
+    TargetResult, Timings,
 };
 use crate::py::aio::{ctx, Value};
 use crate::py::args;
@@ -39,8 +39,8 @@ use crate::py::blocking::with_cancel;
 use crate::py::errors::to_pyerr;
 use crate::py::probe::{outcome_tuple, Tuples};
 use crate::py::probe_args::{
-    bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg, targets_arg,
-    wait_targets_arg,
+    addr_control, bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg,
+    targets_arg, wait_targets_arg,
 };
 use crate::wait::Interrupt;
 
@@ -157,7 +157,8 @@ pub fn _aio_wait_for<'py>(
 
 /// `await _aio_banner(...)`: `_core._banner` as an awaitable.
 #[pyfunction]
-#[pyo3(signature = (target, port, *, send, timeout, max_bytes))]
+#[pyo3(signature = (target, port, *, send, timeout, max_bytes, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn _aio_banner<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
@@ -165,7 +166,10 @@ pub fn _aio_banner<'py>(
     send: Option<&Bound<'py, PyAny>>,
     timeout: Option<&Bound<'py, PyAny>>,
     max_bytes: &Bound<'py, PyAny>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let send = bytes_arg("send", send)?;
@@ -176,14 +180,15 @@ pub fn _aio_banner<'py>(
     }
     off_thread(
         py,
-        move |intr| banner_core::banner(&target, send.as_deref(), timeout, max_bytes, intr),
+        move |intr| banner_core::banner(&target, send.as_deref(), timeout, max_bytes, &ctl, intr),
         |py, data| Ok(PyBytes::new(py, &data).into_any()),
     )
 }
 
 /// `await _aio_udp_probe(...)`: `_core._udp_probe` as an awaitable.
 #[pyfunction]
-#[pyo3(signature = (target, port, payload, *, timeout, retries))]
+#[pyo3(signature = (target, port, payload, *, timeout, retries, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn _aio_udp_probe<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
@@ -191,7 +196,10 @@ pub fn _aio_udp_probe<'py>(
     payload: Option<&Bound<'py, PyAny>>,
     timeout: Option<&Bound<'py, PyAny>>,
     retries: &Bound<'py, PyAny>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let payload = bytes_arg("payload", payload)?.unwrap_or_default();
@@ -200,11 +208,18 @@ pub fn _aio_udp_probe<'py>(
     let host = target.host.clone();
     off_thread(
         py,
-        move |intr| udp::udp_probe(&target, &payload, timeout, retries, intr),
+        move |intr| udp::udp_probe(&target, &payload, timeout, retries, &ctl, intr),
         move |py, (addr, o): (SocketAddr, Outcome)| {
             let host = PyString::new(py, &host);
             let address = PyString::new(py, &addr.ip().to_string());
-            Ok(outcome_tuple(py, host, Some(address), addr.port(), "udp", &o)?.into_any())
+            let timings = Timings {
+                total: o.rtt,
+                ..Timings::default()
+            };
+            Ok(
+                outcome_tuple(py, host, Some(address), addr.port(), "udp", &o, &timings)?
+                    .into_any(),
+            )
         },
     )
 }
@@ -212,7 +227,7 @@ pub fn _aio_udp_probe<'py>(
 /// The finished results of an awaited `scan`/`check_many`, handed to
 /// Python in chunks (`take`) so that building 65,535 result objects never
 /// holds the loop for long: `aio.py` converts one chunk per loop turn.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._aio_core", frozen)]
 pub struct AioResults {
     plan: Plan,
     results: Vec<TargetResult>,
@@ -282,7 +297,8 @@ where
 
 /// `await _aio_scan(...)`: `_core._scan`'s run, results as [`AioResults`].
 #[pyfunction]
-#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, progress=None))]
+#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, progress=None, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn _aio_scan<'py>(
     py: Python<'py>,
     hosts: &Bound<'py, PyAny>,
@@ -291,15 +307,19 @@ pub fn _aio_scan<'py>(
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    let ctl = addr_control(family, source_address, false)?;
+    let mut cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    cfg.source = ctl.source;
     let hosts = hosts_arg(hosts)?;
     let ports = ports_arg(ports)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
     run_plan_async(
         py,
-        move |intr| plan_scan(&hosts, &ports, timeout, intr),
+        move |intr| plan_scan(&hosts, &ports, timeout, &ctl, intr),
         cfg,
         progress,
     )
@@ -307,20 +327,24 @@ pub fn _aio_scan<'py>(
 
 /// `await _aio_check(...)`: `_core._check`'s run, as [`AioResults`].
 #[pyfunction]
-#[pyo3(signature = (target, port=None, *, timeout=None))]
+#[pyo3(signature = (target, port=None, *, timeout=None, family=None, source_address=None))]
 pub fn _aio_check<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
     port: Option<&Bound<'py, PyAny>>,
     timeout: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
-    let cfg = config(timeout, None, 1, None)?;
+    let ctl = addr_control(family, source_address, false)?;
+    let mut cfg = config(timeout, None, 1, None)?;
+    cfg.source = ctl.source;
     let timeout = cfg.timeout;
     run_plan_async(
         py,
-        move |intr| plan_targets(std::slice::from_ref(&target), timeout, intr),
+        move |intr| plan_targets(std::slice::from_ref(&target), timeout, &ctl, intr),
         cfg,
         None,
     )
@@ -328,7 +352,8 @@ pub fn _aio_check<'py>(
 
 /// `await _aio_check_many(...)`: `_core._check_many`'s run, as [`AioResults`].
 #[pyfunction]
-#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None, progress=None))]
+#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None, progress=None, family=None, source_address=None, each_address=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn _aio_check_many<'py>(
     py: Python<'py>,
     targets: &Bound<'py, PyAny>,
@@ -336,14 +361,19 @@ pub fn _aio_check_many<'py>(
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
+    each_address: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    let ctl = addr_control(family, source_address, each_address)?;
+    let mut cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    cfg.source = ctl.source;
     let targets = targets_arg(targets)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
     run_plan_async(
         py,
-        move |intr| plan_targets(&targets, timeout, intr),
+        move |intr| plan_targets(&targets, timeout, &ctl, intr),
         cfg,
         progress,
     )

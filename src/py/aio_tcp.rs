@@ -37,7 +37,7 @@ const WHAT: &str = "AsyncTcpClient";
 ///
 /// The client belongs to the event loop it was connected in; using it from
 /// another loop raises RuntimeError.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._aio_core", frozen)]
 pub struct AsyncTcpClient {
     conn: Arc<AsyncConn>,
     owner: Owner,
@@ -467,7 +467,7 @@ impl AsyncTcpClient {
 
 /// ``AsyncTcpClient.lines()``: an async iterator of lines (with ``\n``),
 /// the unterminated rest last; stops at EOF.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._aio_core", frozen)]
 pub struct AsyncLineIterator {
     client: Py<AsyncTcpClient>,
     max_size: usize,

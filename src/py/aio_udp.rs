@@ -24,7 +24,7 @@ const WHAT: &str = "AsyncUdpSocket";
 /// ``UdpSocket`` (with neither ``bind`` nor ``connect`` the socket is made
 /// by the first ``sendto``). A cancelled call leaves the socket usable.
 /// The socket belongs to the loop it was created in.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._aio_core", frozen)]
 pub struct AsyncUdpSocket {
     sock: Arc<AsyncUdp>,
     owner: Owner,

@@ -61,6 +61,7 @@ socketkit_exceptions!(
     LimitExceededError,
     TlsError,
     CertificateError,
+    DialogueError,
 );
 
 /// The errno of a TLS failure: `ssl.SSL_ERROR_SSL`, what the stdlib's
@@ -126,6 +127,7 @@ pub fn classify(err: &Error) -> (Class, Option<i32>) {
         } => (Class::CertificateError, Some(SSL_ERROR_SSL)),
         Error::Tls { .. } => (Class::TlsError, Some(SSL_ERROR_SSL)),
         Error::NoMemory { .. } => (Class::MemoryError, None),
+        Error::Dialogue { .. } => (Class::DialogueError, None),
     }
 }
 
@@ -190,6 +192,10 @@ fn build(py: Python<'_>, err: Error, pending: Option<PyErr>) -> PyResult<PyErr> 
             exc.setattr("partial", pyo3::types::PyBytes::new(py, partial))?
         }
         Error::SendAll { bytes_sent, .. } => exc.setattr("bytes_sent", *bytes_sent)?,
+        Error::Dialogue { step, received, .. } => {
+            exc.setattr("failed_step", *step)?;
+            exc.setattr("received", pyo3::types::PyBytes::new(py, received))?
+        }
         Error::Resolve { host, .. } => exc.setattr("host", host)?,
         Error::Unsupported { option, .. } => exc.setattr("option", *option)?,
         Error::NotReady { down, .. } => {

@@ -337,6 +337,27 @@ fn built_exceptions_have_class_builtin_errno_phase_address() {
 }
 
 #[test]
+fn a_failed_dialogue_step_is_a_dialogue_error() {
+    with_exceptions(|py| {
+        let e = raised(
+            py,
+            Error::Dialogue {
+                step: 2,
+                received: b"-ERR".to_vec(),
+                reason: "expected b\"+PONG\", the peer closed".into(),
+            },
+        );
+        assert!(e
+            .is_instance(&Class::DialogueError.type_object(py))
+            .unwrap());
+        assert!(e.is_instance(&Class::Error.type_object(py)).unwrap());
+        assert_eq!(attr::<usize>(&e, "failed_step"), 2);
+        assert_eq!(attr::<Vec<u8>>(&e, "received"), b"-ERR");
+        assert!(e.str().unwrap().to_string().contains("step 2 failed"));
+    });
+}
+
+#[test]
 fn extra_attributes_are_set() {
     with_exceptions(|py| {
         let e = raised(

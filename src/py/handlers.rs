@@ -40,6 +40,17 @@ fn log_exception(py: Python<'_>, level: &str, msg: String, err: &PyErr) {
     }
 }
 
+/// A message at DEBUG level on the `socketkit` logger, from a server
+/// thread (`ThreadHooks::debug`): what a client did wrong, such as a
+/// failed TLS handshake, which is no error of the server's.
+pub fn log_debug(msg: &str) {
+    let _ = Python::try_attach(|py| {
+        if let Err(e) = logger(py).and_then(|l| l.call_method1("debug", (msg,))) {
+            e.write_unraisable(py, None);
+        }
+    });
+}
+
 fn peer_text(peer: &SocketAddr) -> String {
     peer.to_string()
 }

@@ -14,10 +14,13 @@ pub mod ping;
 pub mod probe;
 pub mod probe_args;
 pub mod server;
+pub mod service;
 pub mod tcp;
 pub mod threads;
 pub mod tls;
+pub mod tls_check;
 pub mod udp;
+pub mod waitfor;
 
 use pyo3::prelude::*;
 
@@ -32,11 +35,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.py().detach(|| Python::try_attach(|_| ()));
     m.add_class::<tcp::TcpClient>()?;
     m.add_class::<tcp::LineIterator>()?;
-    m.add_class::<aio_tcp::AsyncTcpClient>()?;
-    m.add_class::<aio_tcp::AsyncLineIterator>()?;
-    aio_bench::register(m)?;
-    aio_probe::register(m)?;
-    m.add_class::<aio_udp::AsyncUdpSocket>()?;
+    aio::register(m)?;
     tls::register(m)?;
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;
@@ -45,6 +44,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::UdpServer>()?;
     probe::register(m)?;
     ping::register(m)?;
+    waitfor::register(m)?;
+    service::register(m)?;
+    tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -11,12 +11,13 @@ use pyo3::types::{PyString, PyTuple};
 use crate::addr::HostPort;
 use crate::defaults;
 use crate::error::Result;
-use crate::probe::ping::{self, Pinger};
+use crate::probe::ping::{self, PingProbe, Pinger};
+use crate::probe::types::State;
 use crate::probe::Cancel;
 use crate::py::args::{self, Int};
-use crate::py::blocking::blocking;
+use crate::py::blocking::{blocking, core};
 use crate::py::probe::{rtt_ms, state_name};
-use crate::py::probe_args::{port_arg, saturated, target_arg};
+use crate::py::probe_args::{addr_control, port_arg, saturated, target_arg};
 use crate::wait::Interrupt;
 
 fn count_arg(count: Int) -> PyResult<usize> {
@@ -32,8 +33,8 @@ fn count_arg(count: Int) -> PyResult<usize> {
 /// `tcping` in the core: (host, address, port, rtts_ms_or_None, errors).
 #[pyfunction]
 #[pyo3(name = "_tcping")]
-#[pyo3(signature = (target, port, *, count, interval, timeout))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (target, port, *, count, interval, timeout, family=None, source_address=None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn tcping(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
@@ -41,14 +42,17 @@ pub fn tcping(
     count: &Bound<'_, PyAny>,
     interval: &Bound<'_, PyAny>,
     timeout: Option<&Bound<'_, PyAny>>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(String, String, u16, Vec<Option<f64>>, Vec<Option<String>>)> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let count = count_arg(args::int("count", count)?)?;
     let interval = args::seconds("interval", interval)?;
     let timeout = args::timeout("timeout", timeout)?;
     let run = blocking(py, |intr| {
-        ping::tcping(&target, count, interval, timeout, intr)
+        ping::tcping(&target, count, interval, timeout, &ctl, intr)
     })?;
     let rtts = run
         .replies
@@ -75,26 +79,29 @@ impl Interrupt for Either<'_> {
     }
 }
 
-/// tcping one ping at a time: ``(seq, host, address, port, state,
-/// rtt_ms, error)`` per ping, each started ``interval`` seconds after the
-/// one before it started. ``close()`` (from any thread) ends it.
-#[pyclass(module = "socketkit._core", frozen)]
-pub struct PingIter {
+/// The state both ping iterators share: a `Pinger` behind a lock, and a
+/// cancel flag outside it, so `close()` reaches a `__next__` that waits.
+struct Pings {
     /// `None` once the pings are done, closed, or failed.
     pinger: Mutex<Option<Pinger>>,
-    /// Outside the lock, so `close()` reaches a `__next__` that waits.
     closed: Cancel,
     host: Py<PyString>,
     port: u16,
 }
 
-#[pymethods]
-impl PingIter {
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
+impl Pings {
+    fn new(py: Python<'_>, target: &HostPort, pinger: Pinger) -> Self {
+        Pings {
+            host: PyString::new(py, &target.host).unbind(),
+            port: target.port,
+            pinger: Mutex::new(Some(pinger)),
+            closed: Cancel::new(),
+        }
     }
 
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    /// The next ping; `None` once done or closed. `strict`: a first ping
+    /// whose name does not resolve raises (tcping()'s way).
+    fn next(&self, py: Python<'_>, strict: bool) -> PyResult<Option<PingProbe>> {
         let mut guard = match self.pinger.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -109,29 +116,61 @@ impl PingIter {
             return Ok(None);
         };
         let closed = &self.closed;
-        let r = blocking(py, |intr| pinger.next(&Either(closed, intr)));
-        let probe = match r {
-            Ok(Some(p)) => p,
+        match blocking(py, |intr| pinger.next(&Either(closed, intr))) {
+            Ok(Some(p)) => match p.unresolved {
+                Some(e) if strict && p.seq == 1 => {
+                    *guard = None;
+                    core(py, Err(e))
+                }
+                _ => Ok(Some(p)),
+            },
             Ok(None) => {
                 *guard = None;
-                return Ok(None);
+                Ok(None)
             }
             Err(_) if closed.is_set() => {
                 *guard = None;
-                return Ok(None);
+                Ok(None)
             }
             Err(e) => {
                 *guard = None;
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    /// Stop: a ping under way ends within a wait slice, then the iterator ends.
+    fn close(&self) {
+        self.closed.set();
+        if let Ok(mut g) = self.pinger.try_lock() {
+            *g = None;
+        }
+    }
+}
+
+/// tcping one ping at a time: ``(seq, host, address, port, state,
+/// rtt_ms, error)`` per ping, each started ``interval`` seconds after the
+/// one before it started. ``close()`` (from any thread) ends it.
+#[pyclass(module = "socketkit._core", frozen)]
+pub struct PingIter(Pings);
+
+#[pymethods]
+impl PingIter {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let Some(probe) = self.0.next(py, false)? else {
+            return Ok(None);
         };
         let address = probe.address.map(|a| a.ip().to_string());
         let o = &probe.outcome;
         let t = (
             probe.seq,
-            self.host.bind(py),
+            self.0.host.bind(py),
             address,
-            self.port,
+            self.0.port,
             state_name(py, o.state),
             rtt_ms(o),
             o.error.as_deref(),
@@ -141,10 +180,50 @@ impl PingIter {
 
     /// Stop: a ping under way ends within a wait slice, then the iterator ends.
     fn close(&self) {
-        self.closed.set();
-        if let Ok(mut g) = self.pinger.try_lock() {
-            *g = None;
-        }
+        self.0.close();
+    }
+}
+
+/// tcping's stream with timestamps: ``(seq, time, host, address, port,
+/// state, rtt_ms, error)`` per ping, ``time`` the Unix time it started,
+/// ``error`` why it failed. ``close()`` (from any thread) ends it.
+#[pyclass(module = "socketkit._core", frozen)]
+pub struct PingStream {
+    pings: Pings,
+    strict: bool,
+}
+
+#[pymethods]
+impl PingStream {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let Some(probe) = self.pings.next(py, self.strict)? else {
+            return Ok(None);
+        };
+        let o = &probe.outcome;
+        let time = probe
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let t = (
+            probe.seq,
+            time,
+            self.pings.host.bind(py),
+            probe.address.map(|a| a.ip().to_string()),
+            self.pings.port,
+            state_name(py, o.state),
+            rtt_ms(o),
+            (o.state != State::Open).then(|| o.reason()),
+        );
+        t.into_pyobject(py).map(Some)
+    }
+
+    /// Stop: a ping under way ends within a wait slice, then the iterator ends.
+    fn close(&self) {
+        self.pings.close();
     }
 }
 
@@ -160,10 +239,13 @@ impl PingIter {
         *,
         count=Int::from(defaults::PING_COUNT),
         interval=defaults::PING_INTERVAL,
-        timeout=Some(defaults::PING_TIMEOUT)
+        timeout=Some(defaults::PING_TIMEOUT),
+        family=None,
+        source_address=None
     ),
-    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0)"
+    text_signature = "(target, port=None, *, count=4, interval=1.0, timeout=1.0, family=None, source_address=None)"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn tcping_iter(
     py: Python<'_>,
     target: &Bound<'_, PyAny>,
@@ -171,23 +253,75 @@ pub fn tcping_iter(
     count: Int,
     interval: f64,
     timeout: Option<f64>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PingIter> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target: HostPort = target_arg("target", target, port)?;
     let count = count_arg(count)?;
     let interval = args::secs_f64("interval", interval)?;
     let timeout = timeout.map(|t| args::secs_f64("timeout", t)).transpose()?;
-    Ok(PingIter {
-        host: PyString::new(py, &target.host).unbind(),
-        port: target.port,
-        pinger: Mutex::new(Some(Pinger::new(target, Some(count), interval, timeout))),
-        closed: Cancel::new(),
+    let pinger = Pinger::new(target.clone(), Some(count), interval, timeout).with_addr_control(ctl);
+    Ok(PingIter(Pings::new(py, &target, pinger)))
+}
+
+/// tcping's stream for ``tcping()``, ``tcping_iter()`` and the CLI:
+/// ``(seq, time, host, address, port, state, rtt_ms, error)`` per ping,
+/// ``time`` the Unix time it started, ``error`` why a ping failed.
+/// ``count=None`` pings until closed (or ``deadline`` seconds pass); with
+/// ``strict``, a name that does not resolve at the first ping raises.
+#[pyfunction]
+#[pyo3(name = "_tcping_stream")]
+#[pyo3(signature = (target, port=None, *, count, interval, timeout, deadline=None, resolve_every=None, family=None, source_address=None, strict=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn tcping_stream(
+    py: Python<'_>,
+    target: &Bound<'_, PyAny>,
+    port: Option<&Bound<'_, PyAny>>,
+    count: Option<Int>,
+    interval: f64,
+    timeout: Option<f64>,
+    deadline: Option<f64>,
+    resolve_every: Option<Int>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
+    strict: bool,
+) -> PyResult<PingStream> {
+    let ctl = addr_control(family, source_address, false)?;
+    let port = port_arg(port)?;
+    let target: HostPort = target_arg("target", target, port)?;
+    let count = count.map(count_arg).transpose()?;
+    let interval = args::secs_f64("interval", interval)?;
+    let timeout = timeout.map(|t| args::secs_f64("timeout", t)).transpose()?;
+    let deadline = deadline
+        .map(|t| args::secs_f64("deadline", t))
+        .transpose()?;
+    let resolve_every = match resolve_every {
+        Some(n) if n.0 < 1 => {
+            return Err(PyValueError::new_err(format!(
+                "resolve_every must be at least 1, got {}",
+                saturated(n)
+            )))
+        }
+        Some(n) => Some(n.size("resolve_every")?),
+        None => None,
+    };
+    let pinger = Pinger::new(target.clone(), count, interval, timeout)
+        .with_deadline(deadline)
+        .with_resolve_every(resolve_every)
+        .with_addr_control(ctl);
+    Ok(PingStream {
+        pings: Pings::new(py, &target, pinger),
+        strict,
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PingIter>()?;
+    m.add_class::<PingStream>()?;
     m.add_function(wrap_pyfunction!(tcping, m)?)?;
     m.add_function(wrap_pyfunction!(tcping_iter, m)?)?;
+    m.add_function(wrap_pyfunction!(tcping_stream, m)?)?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Bindings of the probes: convert targets, hosts and ports, call the core
 //! without the GIL, and hand back plain tuples that the pure-Python result
 //! classes (`socketkit/results.py`) wrap. Result tuples are
-//! `(host, address, port, proto, state, rtt_ms, error)`.
+//! `(host, address, port, proto, state, rtt_ms, error, timings, captures,
+//! failed_step, received, tls)`: `CheckResult`'s fields in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -10,20 +11,20 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::defaults;
 use crate::probe::run::Canceller;
 use crate::probe::waitfor::Readiness;
 use crate::probe::{
     banner as banner_core, plan_scan, plan_targets, run_all, udp, waitfor, Config, Outcome, Plan,
-    ResultStream, State, TargetResult,
+    ResultStream, State, TargetResult, Timings,
 };
 use crate::py::args;
 use crate::py::blocking::blocking;
 use crate::py::probe_args::{
-    bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg, targets_arg,
-    wait_targets_arg,
+    addr_control, bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg,
+    targets_arg, wait_targets_arg,
 };
 
 /// Builds result tuples, caching the host and address strings.
@@ -59,8 +60,22 @@ impl<'py> Tuples<'py> {
                 .or_insert_with(|| PyString::new(py, &a.ip().to_string()))
                 .clone()
         });
-        outcome_tuple(py, label, address, port, proto, &r.outcome)
+        let timings = Timings::connect_only(plan.resolve_time(r.target), r.outcome.rtt);
+        outcome_tuple(py, label, address, port, proto, &r.outcome, &timings)
     }
+}
+
+/// `timings` as Python sees it: a dict of milliseconds, `None` for a phase
+/// that did not run.
+pub(crate) fn timings_dict<'py>(py: Python<'py>, t: &Timings) -> PyResult<Bound<'py, PyDict>> {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let d = PyDict::new(py);
+    d.set_item(pyo3::intern!(py, "resolve_ms"), ms(t.resolve))?;
+    d.set_item(pyo3::intern!(py, "connect_ms"), ms(t.connect))?;
+    d.set_item(pyo3::intern!(py, "tls_ms"), ms(t.tls))?;
+    d.set_item(pyo3::intern!(py, "dialogue_ms"), ms(t.dialogue))?;
+    d.set_item(pyo3::intern!(py, "total_ms"), ms(t.total))?;
+    Ok(d)
 }
 
 pub(crate) fn outcome_tuple<'py>(
@@ -70,6 +85,7 @@ pub(crate) fn outcome_tuple<'py>(
     port: u16,
     proto: &str,
     o: &Outcome,
+    timings: &Timings,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let proto = if proto == "udp" {
         pyo3::intern!(py, "udp")
@@ -77,6 +93,7 @@ pub(crate) fn outcome_tuple<'py>(
         pyo3::intern!(py, "tcp")
     };
     let state = state_name(py, o.state);
+    let none = py.None();
     (
         host,
         address,
@@ -85,6 +102,11 @@ pub(crate) fn outcome_tuple<'py>(
         state,
         rtt_ms(o),
         o.error.as_deref(),
+        timings_dict(py, timings)?,
+        none.clone_ref(py),
+        none.clone_ref(py),
+        none.clone_ref(py),
+        none,
     )
         .into_pyobject(py)
 }
@@ -137,7 +159,8 @@ fn run_plan<'py>(
 /// `check_many` in the core: a list of result tuples, input order.
 #[pyfunction]
 #[pyo3(name = "_check_many")]
-#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None, progress=None))]
+#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None, progress=None, family=None, source_address=None, each_address=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn check_many<'py>(
     py: Python<'py>,
     targets: &Bound<'py, PyAny>,
@@ -145,14 +168,19 @@ pub fn check_many<'py>(
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
+    each_address: bool,
 ) -> PyResult<Bound<'py, PyList>> {
-    let cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    let ctl = addr_control(family, source_address, each_address)?;
+    let mut cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    cfg.source = ctl.source;
     let targets = targets_arg(targets)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
     let items = run_plan(
         py,
-        move |intr| plan_targets(&targets, timeout, intr),
+        move |intr| plan_targets(&targets, timeout, &ctl, intr),
         &cfg,
         progress,
     )?;
@@ -162,20 +190,24 @@ pub fn check_many<'py>(
 /// `check` of one TCP target in the core: one result tuple.
 #[pyfunction]
 #[pyo3(name = "_check")]
-#[pyo3(signature = (target, port=None, *, timeout=None))]
+#[pyo3(signature = (target, port=None, *, timeout=None, family=None, source_address=None))]
 pub fn check<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
     port: Option<&Bound<'py, PyAny>>,
     timeout: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
-    let cfg = config(timeout, None, 1, None)?;
+    let ctl = addr_control(family, source_address, false)?;
+    let mut cfg = config(timeout, None, 1, None)?;
+    cfg.source = ctl.source;
     let timeout = cfg.timeout;
     let items = run_plan(
         py,
-        move |intr| plan_targets(std::slice::from_ref(&target), timeout, intr),
+        move |intr| plan_targets(std::slice::from_ref(&target), timeout, &ctl, intr),
         &cfg,
         None,
     )?;
@@ -188,7 +220,8 @@ pub fn check<'py>(
 /// `scan` in the core: the result tuples, host by host.
 #[pyfunction]
 #[pyo3(name = "_scan")]
-#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, progress=None))]
+#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, progress=None, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn scan<'py>(
     py: Python<'py>,
     hosts: &Bound<'py, PyAny>,
@@ -197,15 +230,19 @@ pub fn scan<'py>(
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
     progress: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    let ctl = addr_control(family, source_address, false)?;
+    let mut cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    cfg.source = ctl.source;
     let hosts = hosts_arg(hosts)?;
     let ports = ports_arg(ports)?;
     let progress = progress_arg(progress)?;
     let timeout = cfg.timeout;
     let items = run_plan(
         py,
-        move |intr| plan_scan(&hosts, &ports, timeout, intr),
+        move |intr| plan_scan(&hosts, &ports, timeout, &ctl, intr),
         &cfg,
         progress,
     )?;
@@ -292,19 +329,25 @@ impl ProbeIter {
 /// `check_iter` in the core.
 #[pyfunction]
 #[pyo3(name = "_check_iter")]
-#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None))]
+#[pyo3(signature = (targets, *, timeout=None, concurrency=None, rate=None, family=None, source_address=None, each_address=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn check_iter<'py>(
     py: Python<'py>,
     targets: &Bound<'py, PyAny>,
     timeout: Option<&Bound<'py, PyAny>>,
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
+    each_address: bool,
 ) -> PyResult<ProbeIter> {
-    let cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    let ctl = addr_control(family, source_address, each_address)?;
+    let mut cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
+    cfg.source = ctl.source;
     let targets = targets_arg(targets)?;
     let timeout = cfg.timeout;
     blocking(py, |intr| {
-        let plan = plan_targets(&targets, timeout, intr)?;
+        let plan = plan_targets(&targets, timeout, &ctl, intr)?;
         ProbeIter::start(plan, &cfg)
     })
 }
@@ -312,7 +355,8 @@ pub fn check_iter<'py>(
 /// `scan_iter` in the core.
 #[pyfunction]
 #[pyo3(name = "_scan_iter")]
-#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None))]
+#[pyo3(signature = (hosts, ports, *, timeout=None, concurrency=None, rate=None, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn scan_iter<'py>(
     py: Python<'py>,
     hosts: &Bound<'py, PyAny>,
@@ -320,13 +364,17 @@ pub fn scan_iter<'py>(
     timeout: Option<&Bound<'py, PyAny>>,
     concurrency: Option<&Bound<'py, PyAny>>,
     rate: Option<&Bound<'py, PyAny>>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<ProbeIter> {
-    let cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    let ctl = addr_control(family, source_address, false)?;
+    let mut cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
+    cfg.source = ctl.source;
     let hosts = hosts_arg(hosts)?;
     let ports = ports_arg(ports)?;
     let timeout = cfg.timeout;
     blocking(py, |intr| {
-        let plan = plan_scan(&hosts, &ports, timeout, intr)?;
+        let plan = plan_scan(&hosts, &ports, timeout, &ctl, intr)?;
         ProbeIter::start(plan, &cfg)
     })
 }
@@ -361,7 +409,8 @@ pub fn wait_for(
 /// `banner` in the core.
 #[pyfunction]
 #[pyo3(name = "_banner")]
-#[pyo3(signature = (target, port, *, send, timeout, max_bytes))]
+#[pyo3(signature = (target, port, *, send, timeout, max_bytes, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn banner<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
@@ -369,7 +418,10 @@ pub fn banner<'py>(
     send: Option<&Bound<'py, PyAny>>,
     timeout: Option<&Bound<'py, PyAny>>,
     max_bytes: &Bound<'py, PyAny>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let send = bytes_arg("send", send)?;
@@ -379,7 +431,7 @@ pub fn banner<'py>(
         return Err(PyValueError::new_err("max_bytes must be at least 1, got 0"));
     }
     let data = blocking(py, |intr| {
-        banner_core::banner(&target, send.as_deref(), timeout, max_bytes, intr)
+        banner_core::banner(&target, send.as_deref(), timeout, max_bytes, &ctl, intr)
     })?;
     Ok(pyo3::types::PyBytes::new(py, &data))
 }
@@ -387,7 +439,8 @@ pub fn banner<'py>(
 /// `udp_probe` in the core: one result tuple.
 #[pyfunction]
 #[pyo3(name = "_udp_probe")]
-#[pyo3(signature = (target, port, payload, *, timeout, retries))]
+#[pyo3(signature = (target, port, payload, *, timeout, retries, family=None, source_address=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn udp_probe<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
@@ -395,18 +448,25 @@ pub fn udp_probe<'py>(
     payload: Option<&Bound<'py, PyAny>>,
     timeout: Option<&Bound<'py, PyAny>>,
     retries: &Bound<'py, PyAny>,
+    family: Option<&Bound<'py, PyAny>>,
+    source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let ctl = addr_control(family, source_address, false)?;
     let port = port_arg(port)?;
     let target = target_arg("target", target, port)?;
     let payload = bytes_arg("payload", payload)?.unwrap_or_default();
     let timeout = args::timeout("timeout", timeout)?;
     let retries = args::size("retries", retries)?;
     let (addr, o): (SocketAddr, Outcome) = blocking(py, |intr| {
-        udp::udp_probe(&target, &payload, timeout, retries, intr)
+        udp::udp_probe(&target, &payload, timeout, retries, &ctl, intr)
     })?;
     let host = PyString::new(py, &target.host);
     let address = PyString::new(py, &addr.ip().to_string());
-    outcome_tuple(py, host, Some(address), addr.port(), "udp", &o)
+    let timings = Timings {
+        total: o.rtt,
+        ..Timings::default()
+    };
+    outcome_tuple(py, host, Some(address), addr.port(), "udp", &o, &timings)
 }
 
 /// Parse a port spec the way scan does (for tests and the CLI).

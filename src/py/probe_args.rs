@@ -5,11 +5,13 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyList, PyRange, PyString, PyTuple};
 
-use crate::addr::{HostPort, PortUse};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::addr::{Family, HostPort, PortUse};
 use crate::probe::target::{
     check_concurrency, check_rate, parse_host_spec, parse_target, split_hosts, PortSet,
 };
-use crate::probe::{Config, HostSpec};
+use crate::probe::{AddrControl, Config, HostSpec};
 use crate::py::args::{self, type_name, value_error, Int};
 
 /// `port=` of the single-target probes.
@@ -216,6 +218,7 @@ pub(crate) fn config(
         concurrency,
         rate,
         workers: None,
+        source: None,
     })
 }
 
@@ -243,4 +246,58 @@ pub(crate) fn bytes_arg(
             Ok(Some(buf.as_slice().to_vec()))
         }
     }
+}
+
+/// `family=`: None, "ipv4" or "ipv6".
+pub(crate) fn family_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Family> {
+    match obj {
+        None => Ok(Family::Any),
+        Some(o) if o.is_none() => Ok(Family::Any),
+        Some(o) => {
+            let s = o.cast::<PyString>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "family must be None, 'ipv4' or 'ipv6', got {}",
+                    type_name(o)
+                ))
+            })?;
+            Family::parse("family", s.to_str()?).map_err(value_error)
+        }
+    }
+}
+
+/// `source_address=`: `(ip, port)` (port 0 for any), or an IP alone. The
+/// host must be an IP literal: it names a local address to bind to.
+pub(crate) fn source_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<SocketAddr>> {
+    let Some(o) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let hp = match o.cast::<PyString>() {
+        Ok(s) if s.to_str()?.parse::<IpAddr>().is_ok() => HostPort::new(s.to_str()?, 0),
+        _ => args::address("source_address", o)?,
+    };
+    let ip: IpAddr = hp.host.parse().map_err(|_| {
+        PyValueError::new_err(format!(
+            "source_address: the host must be a local IP address, got {:?}",
+            hp.host
+        ))
+    })?;
+    Ok(Some(SocketAddr::new(ip, hp.port)))
+}
+
+/// `family=`, `source_address=` and `each_address=` together.
+pub(crate) fn addr_control(
+    family: Option<&Bound<'_, PyAny>>,
+    source: Option<&Bound<'_, PyAny>>,
+    each_address: bool,
+) -> PyResult<AddrControl> {
+    let ctl = AddrControl {
+        family: family_arg(family)?,
+        source: source_arg(source)?,
+        each_address,
+    };
+    // A family the source address cannot reach is the caller's mistake.
+    ctl.family
+        .with_source(ctl.source.as_ref())
+        .map_err(value_error)?;
+    Ok(ctl)
 }

@@ -19,8 +19,10 @@ use crate::py::handlers::{PyConnHandler, PyDatagramHandler, PyMessageHandler};
 use crate::py::options::from_kwargs;
 use crate::py::tcp::TcpClient;
 use crate::py::threads::python_hooks;
+use crate::py::tls::tls_arg;
 use crate::server::tcp::bind_address;
 use crate::server::{Framing, Limits, Mode, Server, TcpServerCore, UdpMode, UdpServerCore};
+use crate::tls::ServerTls;
 
 /// How long handlers get to finish when Ctrl-C stops `serve_forever()`:
 /// short, since the user asked to get out.
@@ -173,7 +175,7 @@ macro_rules! server_methods {
 ///
 /// ``TcpServer(address=("127.0.0.1", 0), handler=None, *, on_message=None,
 /// framing="line", max_message=1048576, backlog=1024, max_connections=1024,
-/// idle_timeout=None, **options)``
+/// idle_timeout=None, tls=None, **options)``
 ///
 /// The socket is bound and listening when the constructor returns (port 0
 /// picks a free port: read it from ``address``). It binds 127.0.0.1 unless
@@ -215,10 +217,27 @@ macro_rules! server_methods {
 /// its traceback on the ``socketkit`` logger and counted in
 /// ``stats["handler_errors"]``; its connection closes, the server goes on.
 ///
+/// TLS: ``tls=TlsConfig(cert_file=..., key_file=..., client_ca_file=None)``
+/// serves TLS in every mode (``cert_file``: the certificate chain, leaf
+/// first; ``key_file``: its key, unless it is in ``cert_file``;
+/// ``client_ca_file``: require client certificates signed by a CA in it;
+/// ``min_version``, ``max_version`` and ``alpn`` apply too). Each
+/// connection's handshake runs before it is served, off the accept path
+/// (in its worker thread, on the event loop, or in a background thread for
+/// ``accept()``), within ``idle_timeout``, or 10 s without one: a client
+/// that never speaks TLS costs only its own connection. A failed handshake (a
+/// plaintext client, a missing or unknown client certificate, a timeout)
+/// closes that connection, is counted in ``stats["tls_failures"]`` and
+/// logged at DEBUG level only; a client that connects and leaves without
+/// sending a byte (a port check) is not a failure. Handlers get a ``TcpClient`` speaking TLS;
+/// ``on_message`` and ``echo`` see decrypted bytes.
+///
 /// ``stats`` counts ``accepted``, ``active``, ``rejected`` (over
-/// ``max_connections``), ``handler_errors``, ``bytes_in`` and ``bytes_out``;
-/// in handler mode a connection's bytes are counted (from the kernel's
-/// TCP_INFO) when it ends.
+/// ``max_connections``), ``handler_errors``, ``bytes_in`` and ``bytes_out``,
+/// and with ``tls`` also ``tls_failures``; in handler mode a connection's
+/// bytes are counted (from the kernel's TCP_INFO, so with TLS they include
+/// its records' overhead) when it ends; the other modes count application
+/// bytes.
 ///
 /// Lifecycle: ``start()`` serves in background threads, ``serve_forever()``
 /// blocks (Ctrl-C stops the server, then raises KeyboardInterrupt),
@@ -229,19 +248,43 @@ pub struct TcpServer {
     core: TcpServerCore,
 }
 
+/// `tls=` of a server: None/False, or a `TlsConfig` with a certificate
+/// (`True` has none: the error says so). Client-only settings are
+/// refused rather than ignored: `ca_file` on a server would read as
+/// "check clients against this CA", which is `client_ca_file`.
+fn server_tls(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<ServerTls>>> {
+    let Some(cfg) = tls_arg(obj)? else {
+        return Ok(None);
+    };
+    if cfg.ca_file.is_some() {
+        return Err(PyValueError::new_err(
+            "tls: ca_file is for clients; a server checks client certificates against client_ca_file",
+        ));
+    }
+    if cfg.server_hostname.is_some() {
+        return Err(PyValueError::new_err(
+            "tls: server_hostname is for clients; a server presents the names in cert_file",
+        ));
+    }
+    let tls = py.detach(|| ServerTls::new(&cfg));
+    Ok(Some(Arc::new(core(py, tls)?)))
+}
+
 impl TcpServer {
+    #[allow(clippy::too_many_arguments)]
     fn make(
         py: Python<'_>,
         addr: SocketAddr,
         backlog: i32,
         limits: Limits,
         mode: Mode,
+        tls: Option<Arc<ServerTls>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let opts = from_kwargs("TcpServer", options)?;
         let core_srv = core(
             py,
-            TcpServerCore::bind(addr, opts, backlog, limits, mode, python_hooks()),
+            TcpServerCore::bind(addr, opts, backlog, limits, mode, python_hooks(), tls),
         )?;
         Ok(TcpServer { core: core_srv })
     }
@@ -250,8 +293,8 @@ impl TcpServer {
 server_methods!(TcpServer {
     #[new]
     #[pyo3(
-        signature = (address=None, handler=None, *, on_message=None, framing=None, max_message=None, backlog=None, max_connections=None, idle_timeout=None, **options),
-        text_signature = "(address=('127.0.0.1', 0), handler=None, *, on_message=None, framing='line', max_message=1048576, backlog=1024, max_connections=1024, idle_timeout=None, **options)"
+        signature = (address=None, handler=None, *, on_message=None, framing=None, max_message=None, backlog=None, max_connections=None, idle_timeout=None, tls=None, **options),
+        text_signature = "(address=('127.0.0.1', 0), handler=None, *, on_message=None, framing='line', max_message=1048576, backlog=1024, max_connections=1024, idle_timeout=None, tls=None, **options)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -264,6 +307,7 @@ server_methods!(TcpServer {
         backlog: Option<&Bound<'_, PyAny>>,
         max_connections: Option<&Bound<'_, PyAny>>,
         idle_timeout: Option<&Bound<'_, PyAny>>,
+        tls: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let handler = args::callable("handler", handler)?;
@@ -314,17 +358,20 @@ server_methods!(TcpServer {
             },
             (None, None) => Mode::Accept,
         };
+        let tls = server_tls(py, tls)?;
         let addr = bind_target(py, address)?;
-        Self::make(py, addr, backlog, limits, mode, options)
+        Self::make(py, addr, backlog, limits, mode, tls, options)
     }
 
     /// A started server that echoes every byte back, done wholly in Rust
     /// (a test peer and a benchmark baseline). Stop it with ``stop()`` or
     /// use it in a ``with`` block. Takes ``max_connections``,
-    /// ``idle_timeout`` and socket options like the constructor.
+    /// ``idle_timeout``, ``tls`` (it then echoes the decrypted bytes) and
+    /// socket options like the constructor.
     #[classmethod]
-    #[pyo3(signature = (address=None, *, backlog=None, max_connections=None, idle_timeout=None, **options),
-           text_signature = "($cls, address=('127.0.0.1', 0), *, backlog=1024, max_connections=1024, idle_timeout=None, **options)")]
+    #[pyo3(signature = (address=None, *, backlog=None, max_connections=None, idle_timeout=None, tls=None, **options),
+           text_signature = "($cls, address=('127.0.0.1', 0), *, backlog=1024, max_connections=1024, idle_timeout=None, tls=None, **options)")]
+    #[allow(clippy::too_many_arguments)]
     fn echo(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
@@ -332,6 +379,7 @@ server_methods!(TcpServer {
         backlog: Option<&Bound<'_, PyAny>>,
         max_connections: Option<&Bound<'_, PyAny>>,
         idle_timeout: Option<&Bound<'_, PyAny>>,
+        tls: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let (backlog, limits) = listen_limits(
@@ -340,8 +388,9 @@ server_methods!(TcpServer {
             idle_timeout,
             defaults::ECHO_MAX_MESSAGE,
         )?;
+        let tls = server_tls(py, tls)?;
         let addr = bind_target(py, address)?;
-        let srv = Self::make(py, addr, backlog, limits, Mode::Echo, options)?;
+        let srv = Self::make(py, addr, backlog, limits, Mode::Echo, tls, options)?;
         core(py, srv.core.start())?;
         Ok(srv)
     }
@@ -353,6 +402,14 @@ server_methods!(TcpServer {
     /// (None: wait forever) raises ``TimeoutError``; Ctrl-C raises
     /// KeyboardInterrupt; ``stop()`` from another thread raises
     /// ``socketkit.Error``.
+    ///
+    /// With ``tls``, ``conn`` has finished its handshake (``conn.tls_info()``
+    /// says what was agreed). Handshakes run in background threads, up to
+    /// ``max_connections`` at once, so a client that never speaks TLS does
+    /// not hold up the next one; a handshake that fails (a plaintext client,
+    /// no client certificate) makes ``accept()`` raise its
+    /// ``socketkit.Error``, as ``ssl.SSLSocket.accept()`` raises its
+    /// ``SSLError``: catch it and call ``accept()`` again.
     #[pyo3(signature = (timeout=None))]
     fn accept(
         &self,
@@ -373,9 +430,10 @@ server_methods!(TcpServer {
     fn __repr__(&self) -> String {
         let s = self.core.stats().snapshot();
         format!(
-            "<socketkit.TcpServer {} mode={} {} active={}>",
+            "<socketkit.TcpServer {} mode={}{} {} active={}>",
             self.core.local_addr(),
             self.core.mode().name(),
+            if self.core.is_tls() { " tls" } else { "" },
             self.core.state_name(),
             s.active
         )

@@ -4,14 +4,18 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyType};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple, PyType};
 use socket2::Socket;
 
 use crate::defaults;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
+use crate::py::probe_args::family_arg;
+use crate::py::service::{captures_to_py, starttls_arg, steps_arg};
 use crate::py::tls::{client_tls_arg, info_to_py, start_tls_arg};
+use crate::service::starttls::negotiate;
+use crate::service::steps::{run_steps, Step, TlsSetup};
 use crate::sock::parse_shutdown;
 use crate::tcp::{connect_until, Reply, TcpConnection, TCP_STATES};
 use crate::wait::Deadline;
@@ -98,13 +102,15 @@ impl Drop for TcpClient {
 #[pymethods]
 impl TcpClient {
     #[new]
-    #[pyo3(signature = (address, *, timeout=None, source_address=None, tls=None, **options))]
+    #[pyo3(signature = (address, *, timeout=None, source_address=None, tls=None, family=None, **options))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         address: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
         source_address: Option<&Bound<'_, PyAny>>,
         tls: Option<&Bound<'_, PyAny>>,
+        family: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let target = args::remote_address("address", address)?;
@@ -113,13 +119,14 @@ impl TcpClient {
             Some(s) if !s.is_none() => Some(args::ip_address("source_address", s)?),
             _ => None,
         };
+        let family = family_arg(family)?;
         let opts = from_kwargs("TcpClient", options)?;
         core(py, opts.validate(crate::options::Proto::Tcp))?;
         let tls = client_tls_arg(py, tls)?;
         let conn = blocking(py, |intr| {
             // One deadline: resolution, connect and handshake together.
             let deadline = Deadline::after(timeout);
-            let (sock, peer) = connect_until(&target, &opts, source, deadline, intr)?;
+            let (sock, peer) = connect_until(&target, &opts, source, family, deadline, intr)?;
             let conn = TcpConnection::connected(sock, peer, timeout);
             if let Some(t) = &tls {
                 conn.start_tls_client(t, &target.host, deadline, intr)?;
@@ -193,18 +200,75 @@ impl TcpClient {
     /// The handshake runs under the client's timeout. Raises
     /// ``socketkit.CertificateError`` / ``socketkit.TlsError`` on failure,
     /// ``ValueError`` when the connection already speaks TLS.
-    #[pyo3(signature = (tls=None), text_signature = "($self, tls=True)")]
-    fn start_tls(&self, py: Python<'_>, tls: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    ///
+    /// ``starttls`` (``"smtp"``, ``"imap"``, ``"pop3"``, ``"ftp"``,
+    /// ``"postgres"``) first runs that protocol's plaintext exchange (the
+    /// greeting, EHLO + STARTTLS, ``a1 STARTTLS``, STLS, AUTH TLS, the
+    /// SSLRequest) on a freshly connected client, then the handshake.
+    #[pyo3(signature = (tls=None, *, starttls=None), text_signature = "($self, tls=True, *, starttls=None)")]
+    fn start_tls(
+        &self,
+        py: Python<'_>,
+        tls: Option<&Bound<'_, PyAny>>,
+        starttls: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         if self.conn.is_tls() {
             return Err(PyValueError::new_err(
                 "start_tls: the connection already speaks TLS",
             ));
         }
         let t = start_tls_arg(py, tls)?;
+        let proto = starttls_arg(starttls)?;
         blocking(py, |intr| {
             let deadline = Deadline::after(self.conn.timeout());
+            if let Some(p) = proto {
+                negotiate(&self.conn, p, deadline, intr)?;
+            }
             self.conn.start_tls_client(&t, &self.host, deadline, intr)
         })
+    }
+
+    /// Run a dialogue on this connection: a list of ``socketkit.Send``,
+    /// ``Expect`` and ``StartTls`` steps, under the client's timeout (each
+    /// ``Expect`` may have its own, shorter one). Returns the groups of the
+    /// last regex match (``tuple[bytes, ...]``) or None. A step that does
+    /// not pass raises ``socketkit.DialogueError`` with ``failed_step`` and
+    /// ``received``. Bytes that arrived after the last match stay buffered
+    /// for the next ``recv``. A ``StartTls`` step uses ``tls`` (``True``:
+    /// system roots).
+    #[pyo3(signature = (steps, *, tls=None), text_signature = "($self, steps, *, tls=True)")]
+    fn run_steps<'py>(
+        &self,
+        py: Python<'py>,
+        steps: &Bound<'py, PyAny>,
+        tls: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let steps = steps_arg(steps)?;
+        let needs_tls = steps.iter().any(|s| matches!(s, Step::StartTls { .. }));
+        let client_tls = if needs_tls {
+            Some(start_tls_arg(py, tls)?)
+        } else {
+            None
+        };
+        let finished = blocking(py, |intr| {
+            let setup = client_tls.as_ref().map(|t| TlsSetup {
+                tls: t,
+                host: &self.host,
+            });
+            let deadline = Deadline::after(self.conn.timeout());
+            match run_steps(&self.conn, &steps, setup.as_ref(), deadline, intr)? {
+                Ok(f) => Ok(f),
+                Err(fail) => Err(crate::error::Error::Dialogue {
+                    step: fail.step,
+                    received: fail.received,
+                    reason: fail.reason,
+                }),
+            }
+        })?;
+        match finished.captures {
+            Some(c) => Ok(Some(captures_to_py(py, &c)?)),
+            None => Ok(None),
+        }
     }
 
     /// What the TLS handshake agreed on (``socketkit.TlsInfo``: version,

@@ -21,6 +21,7 @@ pub fn python_hooks() -> ThreadHooks {
     ThreadHooks {
         start: Arc::new(enter),
         stop: Arc::new(leave),
+        debug: Arc::new(crate::py::handlers::log_debug),
     }
 }
 

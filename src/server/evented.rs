@@ -17,6 +17,9 @@
 //! [`super::watchdog`] makes sure one of them polls for I/O), so a slow
 //! handler delays only its own connection. As many slow handlers as there
 //! are threads at once stall the server, as any event loop would.
+//!
+//! A TLS server's connection task runs its handshake first, on the same
+//! loop, then reads, frames and writes through TLS (`evented_tls`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 use crate::error::{Error, Phase, Result};
+use crate::tls::ServerTls;
 use crate::wait::Deadline;
 
 use super::codec::{encode, Decoder, Framing};
@@ -48,12 +52,17 @@ pub enum Responder {
     Handler(Arc<dyn MessageHandler>),
 }
 
-struct Ctx {
-    stats: Arc<Stats>,
-    limits: Limits,
-    framing: Framing,
+pub(super) struct Ctx {
+    pub(super) stats: Arc<Stats>,
+    pub(super) limits: Limits,
+    pub(super) framing: Framing,
     handler: Option<Arc<dyn MessageHandler>>,
     busy: Arc<Busy>,
+    /// TLS servers: every connection's handshake, then reads and writes,
+    /// go through it (see `evented_tls`).
+    tls: Option<Arc<ServerTls>>,
+    /// Where failed handshakes are reported (`ThreadHooks::debug`).
+    pub(super) debug: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 pub struct Running {
@@ -75,6 +84,7 @@ impl Running {
         responder: Responder,
         framing: Framing,
         hooks: ThreadHooks,
+        tls: Option<Arc<ServerTls>>,
     ) -> Result<Self> {
         let std_listener: std::net::TcpListener = listener.try_clone().map_err(io_err)?.into();
         let (start, stop) = (hooks.start.clone(), hooks.stop.clone());
@@ -102,6 +112,8 @@ impl Running {
             framing,
             handler,
             busy,
+            tls,
+            debug: hooks.debug.clone(),
         });
         let tl = {
             let _enter = rt.enter();
@@ -231,9 +243,13 @@ async fn serve_conn(
     s: TcpStream,
     peer: SocketAddr,
     ctx: Arc<Ctx>,
-    _guard: ActiveGuard,
+    guard: ActiveGuard,
     mut stop: watch::Receiver<bool>,
 ) {
+    if let Some(tls) = ctx.tls.clone() {
+        return super::evented_tls::serve(s, peer, ctx, &tls, guard, stop).await;
+    }
+    let _guard = guard;
     let mut dec = Decoder::new(ctx.framing, ctx.limits.max_message);
     let mut msgs = Vec::new();
     let mut out = Vec::new();
@@ -256,30 +272,13 @@ async fn serve_conn(
             Err(_) => return, // reset
         };
         Stats::add(&ctx.stats.bytes_in, n as u64);
-        let too_large = loop {
-            match dec.next_message() {
-                Ok(Some(m)) => msgs.push(m),
-                Ok(None) => break false,
-                Err(_) => break true, // over max_message
-            }
-        };
-        if msgs.is_empty() {
-            if too_large {
-                return;
-            }
-            continue;
-        }
-        let go_on = respond(&ctx, peer, &msgs, &mut out) && !too_large;
-        msgs.clear();
+        let go_on = answer(&ctx, peer, &mut dec, &mut msgs, &mut out);
         if !out.is_empty() {
             if write_all(&s, &out).await.is_err() {
                 return;
             }
             Stats::add(&ctx.stats.bytes_out, out.len() as u64);
-            out.clear();
-            if out.capacity() > 1 << 20 {
-                out = Vec::new();
-            }
+            recycle(&mut out);
         }
         if !go_on {
             return;
@@ -287,13 +286,46 @@ async fn serve_conn(
     }
 }
 
-enum Ready {
+/// Cut what `dec` holds into messages and frame their replies into `out`;
+/// false when the connection must close once `out` is sent (a message
+/// over `max_message`, a failed handler).
+pub(super) fn answer(
+    ctx: &Ctx,
+    peer: SocketAddr,
+    dec: &mut Decoder,
+    msgs: &mut Vec<Vec<u8>>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let too_large = loop {
+        match dec.next_message() {
+            Ok(Some(m)) => msgs.push(m),
+            Ok(None) => break false,
+            Err(_) => break true, // over max_message
+        }
+    };
+    if msgs.is_empty() {
+        return !too_large;
+    }
+    let go_on = respond(ctx, peer, msgs, out) && !too_large;
+    msgs.clear();
+    go_on
+}
+
+/// Empty `out` for the next replies, giving back what a large one took.
+pub(super) fn recycle(out: &mut Vec<u8>) {
+    out.clear();
+    if out.capacity() > 1 << 20 {
+        *out = Vec::new();
+    }
+}
+
+pub(super) enum Ready {
     Yes,
     TimedOut,
     Failed,
 }
 
-async fn readable(s: &TcpStream, idle: Option<Duration>) -> Ready {
+pub(super) async fn readable(s: &TcpStream, idle: Option<Duration>) -> Ready {
     let r = match idle {
         Some(d) => match tokio::time::timeout(d, s.readable()).await {
             Ok(r) => r,

@@ -16,13 +16,18 @@
 
 pub mod codec;
 pub mod evented;
+mod evented_tls;
 pub mod lifecycle;
 pub mod listener;
 pub mod stats;
 pub mod tcp;
 pub mod threaded;
+mod tls_accept;
 pub mod udp;
 pub mod watchdog;
+
+#[cfg(test)]
+mod tls_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,11 +72,14 @@ pub trait Server: Send + Sync {
 /// the caller's runtime: `start` runs first in every such thread (server
 /// threads and the event loop's), `stop` last, also when the body panics.
 /// The binding attaches the thread to the Python interpreter for its whole
-/// life, so each callback only takes the GIL.
+/// life, so each callback only takes the GIL. `debug` reports what a
+/// client did wrong that is no fault of the server (a failed TLS
+/// handshake): the binding logs it at DEBUG level, from a server thread.
 #[derive(Clone)]
 pub struct ThreadHooks {
     pub start: Arc<dyn Fn() + Send + Sync>,
     pub stop: Arc<dyn Fn() + Send + Sync>,
+    pub debug: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl ThreadHooks {
@@ -80,6 +88,7 @@ impl ThreadHooks {
         ThreadHooks {
             start: Arc::new(|| {}),
             stop: Arc::new(|| {}),
+            debug: Arc::new(|_| {}),
         }
     }
 }
@@ -119,6 +128,18 @@ pub struct Limits {
     /// The largest message a framed server accepts; a bigger one closes
     /// that connection.
     pub max_message: usize,
+}
+
+impl Limits {
+    /// How long a client gets to finish its TLS handshake: `idle_timeout`
+    /// when set (the handshake is the client's first exchange), else
+    /// `defaults::TLS_HANDSHAKE_TIMEOUT`, so a client that connects and
+    /// never speaks TLS costs only its own connection, and not forever.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.idle_timeout.unwrap_or(Duration::from_secs_f64(
+            crate::defaults::TLS_HANDSHAKE_TIMEOUT,
+        ))
+    }
 }
 
 impl Default for Limits {

@@ -12,6 +12,11 @@ pub struct Stats {
     pub handler_errors: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// TLS servers: connections closed because their handshake failed or
+    /// timed out (a plaintext client, a missing or unknown client
+    /// certificate, a client silent until the handshake timeout). A client
+    /// that leaves without sending a byte (a port check) is not counted.
+    pub tls_failures: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,6 +27,7 @@ pub struct StatsSnapshot {
     pub handler_errors: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub tls_failures: u64,
 }
 
 impl StatsSnapshot {
@@ -46,6 +52,7 @@ impl Stats {
             handler_errors: self.handler_errors.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
+            tls_failures: self.tls_failures.load(Relaxed),
         }
     }
 

@@ -13,10 +13,12 @@ use crate::error::{Error, Result};
 use crate::options::{Proto, SocketOptions};
 use crate::resolve::resolve;
 use crate::tcp::TcpConnection;
+use crate::tls::ServerTls;
 use crate::wait::{Deadline, Interrupt};
 
 use super::lifecycle::Lifecycle;
 use super::listener::{self, Accepted, StopSignal};
+use super::tls_accept::Handshakes;
 use super::{
     evented, threaded, ConnHandler, Framing, Limits, MessageHandler, Server, Stats, ThreadHooks,
 };
@@ -61,6 +63,10 @@ pub struct TcpServerCore {
     limits: Limits,
     mode: Mode,
     hooks: ThreadHooks,
+    /// TLS servers: every connection's handshake runs before it is served.
+    tls: Option<Arc<ServerTls>>,
+    /// A TLS server without a handler: `accept()`'s handshakes.
+    handshakes: Option<Handshakes>,
     life: Lifecycle<Running>,
 }
 
@@ -95,6 +101,7 @@ impl TcpServerCore {
         limits: Limits,
         mode: Mode,
         hooks: ThreadHooks,
+        tls: Option<Arc<ServerTls>>,
     ) -> Result<Self> {
         opts.validate(Proto::Tcp)?;
         if opts.reuse_address.is_none() {
@@ -111,14 +118,21 @@ impl TcpServerCore {
         }
         let s = listener::bind_tcp(addr, &opts, backlog)?;
         let local = listener::local_addr(&s)?;
+        let stats = Arc::new(Stats::default());
+        let handshakes = match (&tls, &mode) {
+            (Some(t), Mode::Accept) => Some(Handshakes::new(t.clone(), stats.clone(), limits)?),
+            _ => None,
+        };
         Ok(TcpServerCore {
             listener: Mutex::new(Some(Arc::new(s))),
             local,
             stop: Arc::new(StopSignal::new()?),
-            stats: Arc::new(Stats::default()),
+            stats,
             limits,
             mode,
             hooks,
+            tls,
+            handshakes,
             life: Lifecycle::default(),
         })
     }
@@ -133,6 +147,10 @@ impl TcpServerCore {
 
     pub fn mode(&self) -> &Mode {
         &self.mode
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     fn listener(&self) -> Result<Arc<Socket>> {
@@ -150,6 +168,7 @@ impl TcpServerCore {
                 self.limits,
                 h.clone(),
                 self.hooks.clone(),
+                self.tls.clone(),
             )?),
             Mode::Message { handler, framing } => Running::Evented(evented::Running::start(
                 &l,
@@ -158,6 +177,7 @@ impl TcpServerCore {
                 evented::Responder::Handler(handler.clone()),
                 *framing,
                 self.hooks.clone(),
+                self.tls.clone(),
             )?),
             Mode::Echo => Running::Evented(evented::Running::start(
                 &l,
@@ -165,29 +185,42 @@ impl TcpServerCore {
                 self.limits,
                 evented::Responder::Echo,
                 Framing::Raw,
-                ThreadHooks::none(), // no caller's code runs
+                // No caller's code runs, unless a failed TLS handshake is
+                // reported (the binding logs it).
+                match self.tls {
+                    Some(_) => self.hooks.clone(),
+                    None => ThreadHooks::none(),
+                },
+                self.tls.clone(),
             )?),
         })
     }
 
     /// Wait for one connection (hand-written loops); its timeout is
     /// `idle_timeout`. Interruptible, woken by `stop()` (then `Error::Stopped`).
+    /// A TLS server returns a connection whose handshake is done, or the
+    /// error of one that failed (see `tls_accept`).
     pub fn accept(
         &self,
         timeout: Option<Duration>,
         intr: &dyn Interrupt,
     ) -> Result<(TcpConnection, SocketAddr)> {
         let l = self.listener()?;
+        let timed_out =
+            || Error::timeout(crate::error::Phase::Accept, Some(self.local.to_string()));
+        if let Some(h) = &self.handshakes {
+            return match h.accept(&l, &self.stop, Deadline::after(timeout), intr)? {
+                Some((conn, peer)) => conn.map(|c| (c, peer)),
+                None => Err(timed_out()),
+            };
+        }
         match listener::accept(&l, &self.stop, Deadline::after(timeout), intr)? {
             Accepted::Conn(s, peer) => {
                 Stats::add(&self.stats.accepted, 1);
                 Ok((TcpConnection::new(s, self.limits.idle_timeout)?, peer))
             }
             Accepted::Stopped => Err(Error::Stopped),
-            Accepted::TimedOut => Err(Error::timeout(
-                crate::error::Phase::Accept,
-                Some(self.local.to_string()),
-            )),
+            Accepted::TimedOut => Err(timed_out()),
         }
     }
 
@@ -230,9 +263,20 @@ impl Server for TcpServerCore {
     /// caller waits (up to `timeout`) for the first to finish.
     fn stop(&self, timeout: Duration) {
         self.stop.trigger();
+        if let Some(h) = &self.handshakes {
+            h.close(true);
+        }
         let Some(running) = self.life.begin_stop(timeout) else {
             return;
         };
+        // The event loop listens on a dup of this socket, and a stop() from
+        // inside a handler hands the loop's end to another thread: shutting
+        // the listening socket down (Linux moves it out of LISTEN, shared
+        // by every dup) makes the port refuse before stop() returns, in
+        // every mode.
+        if let Some(l) = lock(&self.listener).as_ref() {
+            let _ = l.shutdown(std::net::Shutdown::Read);
+        }
         let deadline = Deadline::after(Some(timeout));
         match running {
             Some(Running::Threaded(r)) => r.stop(deadline),
@@ -244,8 +288,14 @@ impl Server for TcpServerCore {
         self.life.finish();
     }
 
+    /// TLS servers add `tls_failures`.
     fn stats_items(&self) -> Vec<(&'static str, u64)> {
-        self.stats.snapshot().items().to_vec()
+        let snap = self.stats.snapshot();
+        let mut items = snap.items().to_vec();
+        if self.tls.is_some() {
+            items.push(("tls_failures", snap.tls_failures));
+        }
+        items
     }
 
     fn can_serve(&self) -> Result<()> {
@@ -265,6 +315,9 @@ impl Drop for TcpServerCore {
     /// lock, such as the GIL, that they need to finish).
     fn drop(&mut self) {
         self.stop.trigger();
+        if let Some(h) = &self.handshakes {
+            h.close(false);
+        }
         match self.life.abandon() {
             Some(Running::Threaded(r)) => r.abandon(),
             Some(Running::Evented(r)) => r.abandon(),
@@ -274,231 +327,5 @@ impl Drop for TcpServerCore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::server::{ConnOutcome, Outcome, ThreadHooks};
-    use crate::wait::NoInterrupt;
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::Instant;
-
-    fn server(mode: Mode, limits: Limits) -> TcpServerCore {
-        let s = TcpServerCore::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            SocketOptions::default(),
-            128,
-            limits,
-            mode,
-            ThreadHooks::none(),
-        )
-        .unwrap();
-        s.start().unwrap();
-        s
-    }
-
-    fn client(s: &TcpServerCore) -> TcpStream {
-        let c = TcpStream::connect(s.local_addr()).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        c
-    }
-
-    fn read_n(c: &mut TcpStream, n: usize) -> Vec<u8> {
-        let mut b = vec![0; n];
-        c.read_exact(&mut b).unwrap();
-        b
-    }
-
-    /// Reads until EOF or reset: true if the server closed the connection.
-    fn closed_by_server(c: &mut TcpStream) -> bool {
-        let mut b = [0u8; 64];
-        loop {
-            match c.read(&mut b) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
-            }
-        }
-    }
-
-    struct Upper;
-    impl MessageHandler for Upper {
-        fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
-            msgs.iter()
-                .map(|m| match m.as_slice() {
-                    b"fail" => Outcome::Failed,
-                    b"quiet" => Outcome::NoReply,
-                    _ => Outcome::Reply(m.to_ascii_uppercase()),
-                })
-                .collect()
-        }
-    }
-
-    fn message_mode(framing: Framing) -> Mode {
-        Mode::Message {
-            handler: Arc::new(Upper),
-            framing,
-        }
-    }
-
-    #[test]
-    fn echo_mode_echoes_and_stops() {
-        let s = server(Mode::Echo, Limits::default());
-        let mut c = client(&s);
-        c.write_all(b"hello").unwrap();
-        assert_eq!(read_n(&mut c, 5), b"hello");
-        s.stop(Duration::from_secs(1));
-        assert!(closed_by_server(&mut c));
-        assert!(TcpStream::connect(s.local_addr()).is_err());
-        assert_eq!(s.stats().snapshot().bytes_out, 5);
-    }
-
-    #[test]
-    fn line_messages_pipelined_and_failures_close() {
-        let s = server(message_mode(Framing::Line), Limits::default());
-        let mut c = client(&s);
-        c.write_all(b"ab\nquiet\ncd\n").unwrap();
-        assert_eq!(read_n(&mut c, 6), b"AB\nCD\n");
-        c.write_all(b"fail\n").unwrap();
-        assert!(closed_by_server(&mut c));
-        let mut c2 = client(&s);
-        c2.write_all(b"ok\n").unwrap();
-        assert_eq!(read_n(&mut c2, 3), b"OK\n");
-        s.stop(Duration::from_secs(1));
-        assert_eq!(s.stats().snapshot().handler_errors, 1);
-    }
-
-    #[test]
-    fn length_frames_and_max_message() {
-        let limits = Limits {
-            max_message: 8,
-            ..Limits::default()
-        };
-        let s = server(message_mode(Framing::Length), limits);
-        let mut c = client(&s);
-        c.write_all(&[0, 0, 0, 3, b'a', b'b', b'c']).unwrap();
-        assert_eq!(read_n(&mut c, 7), [0, 0, 0, 3, b'A', b'B', b'C']);
-        let mut big = client(&s);
-        big.write_all(&[0, 0, 0, 9]).unwrap();
-        assert!(closed_by_server(&mut big));
-        c.write_all(&[0, 0, 0, 1, b'z']).unwrap();
-        assert_eq!(read_n(&mut c, 5), [0, 0, 0, 1, b'Z']);
-        s.stop(Duration::from_secs(1));
-    }
-
-    /// Blocks on "slow" until released; echoes everything else.
-    struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
-    impl MessageHandler for Gate {
-        fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
-            if msgs.iter().any(|m| m == b"slow") {
-                let (open, cv) = &*self.0;
-                let g = lock(open);
-                let _g = cv.wait_while(g, |open| !*open).unwrap();
-            }
-            msgs.iter().map(|m| Outcome::Reply(m.clone())).collect()
-        }
-    }
-
-    #[test]
-    fn a_blocked_handler_leaves_the_other_connections_served() {
-        for _ in 0..5 {
-            let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-            let mode = Mode::Message {
-                handler: Arc::new(Gate(gate.clone())),
-                framing: Framing::Line,
-            };
-            let s = server(mode, Limits::default());
-            let mut slow = client(&s);
-            slow.write_all(b"slow\n").unwrap();
-            let t0 = Instant::now();
-            while s.stats().snapshot().bytes_in < 5 && t0.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let mut fast: Vec<TcpStream> = (0..20).map(|_| client(&s)).collect();
-            for (i, c) in fast.iter_mut().enumerate() {
-                c.write_all(format!("{i}\n").as_bytes()).unwrap();
-            }
-            for (i, c) in fast.iter_mut().enumerate() {
-                let want = format!("{i}\n");
-                assert_eq!(read_n(c, want.len()), want.as_bytes());
-            }
-            *lock(&gate.0) = true;
-            gate.1.notify_all();
-            assert_eq!(read_n(&mut slow, 5), b"slow\n");
-            s.stop(Duration::from_secs(1));
-        }
-    }
-
-    #[test]
-    fn max_connections_rejects_and_idle_closes() {
-        let limits = Limits {
-            max_connections: 2,
-            idle_timeout: Some(Duration::from_millis(200)),
-            ..Limits::default()
-        };
-        let s = server(Mode::Echo, limits);
-        let mut a = client(&s);
-        let mut b = client(&s);
-        a.write_all(b"x").unwrap();
-        b.write_all(b"y").unwrap();
-        assert_eq!(read_n(&mut a, 1), b"x");
-        assert_eq!(read_n(&mut b, 1), b"y");
-        let mut third = client(&s);
-        assert!(closed_by_server(&mut third));
-        let start = Instant::now();
-        assert!(closed_by_server(&mut a));
-        assert!(start.elapsed() < Duration::from_secs(3));
-        s.stop(Duration::from_secs(1));
-        assert_eq!(s.stats().snapshot().rejected, 1);
-    }
-
-    struct EchoLines;
-    impl ConnHandler for EchoLines {
-        fn handle(&self, conn: TcpConnection, _: SocketAddr, _: &StopSignal) -> ConnOutcome {
-            loop {
-                match conn.recv_line(1024, &NoInterrupt) {
-                    Ok(l) if l.is_empty() => return ConnOutcome::Done,
-                    Ok(l) if l == b"boom\n" => return ConnOutcome::Failed,
-                    Ok(l) => {
-                        if conn.send_all(&l, &NoInterrupt).is_err() {
-                            return ConnOutcome::Done;
-                        }
-                    }
-                    Err(_) => return ConnOutcome::Done,
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn handler_mode_serves_counts_and_stop_closes_blocked_handlers() {
-        let s = server(Mode::Handler(Arc::new(EchoLines)), Limits::default());
-        let mut c = client(&s);
-        c.write_all(b"hi\n").unwrap();
-        assert_eq!(read_n(&mut c, 3), b"hi\n");
-        let mut bad = client(&s);
-        bad.write_all(b"boom\n").unwrap();
-        assert!(closed_by_server(&mut bad));
-        // `c`'s handler is blocked in recv: stop must close it and join.
-        s.stop(Duration::from_millis(100));
-        assert!(closed_by_server(&mut c));
-        let st = s.stats().snapshot();
-        assert_eq!((st.accepted, st.active, st.handler_errors), (2, 0, 1));
-        assert!(st.bytes_in >= 8 && st.bytes_out >= 3, "{st:?}");
-    }
-
-    #[test]
-    fn accept_mode_and_stop_wakes_accept() {
-        let s = Arc::new(server(Mode::Accept, Limits::default()));
-        let _c = client(&s);
-        let (conn, peer) = s.accept(None, &NoInterrupt).unwrap();
-        assert_eq!(conn.peer_addr(), peer);
-        let s2 = s.clone();
-        let t = std::thread::spawn(move || s2.accept(None, &NoInterrupt).map(|_| ()));
-        std::thread::sleep(Duration::from_millis(20));
-        s.stop(Duration::from_secs(1));
-        assert!(matches!(t.join().unwrap(), Err(Error::Stopped)));
-        assert!(s.start().is_err());
-        s.wait_stopped(&NoInterrupt).unwrap();
-    }
-}
+#[path = "tcp_tests.rs"]
+mod tests;

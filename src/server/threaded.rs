@@ -1,6 +1,8 @@
 //! Handler mode: an accept thread, and one worker thread per connection
 //! that runs the handler (what `socketserver.ThreadingTCPServer` does, with
-//! limits, a stop that wakes at once, and threads that are joined).
+//! limits, a stop that wakes at once, and threads that are joined). A TLS
+//! server's handshake runs in the connection's worker thread, before the
+//! handler.
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
@@ -13,9 +15,11 @@ use socket2::Socket;
 
 use crate::error::Result;
 use crate::tcp::TcpConnection;
+use crate::tls::ServerTls;
 use crate::wait::{Deadline, NoInterrupt};
 
 use super::listener::{accept, Accepted, StopSignal};
+use super::tls_accept::{start_tls, Started};
 use super::{spawn, ConnHandler, ConnOutcome, Limits, Stats, ThreadHooks};
 
 /// After the drain deadline and closing every connection, how long handlers
@@ -32,6 +36,7 @@ struct Shared {
     limits: Limits,
     handler: Arc<dyn ConnHandler>,
     hooks: ThreadHooks,
+    tls: Option<Arc<ServerTls>>,
     /// Every open connection, so stop can close them.
     conns: Mutex<HashMap<u64, Arc<Socket>>>,
     workers: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
@@ -51,6 +56,7 @@ impl Running {
         limits: Limits,
         handler: Arc<dyn ConnHandler>,
         hooks: ThreadHooks,
+        tls: Option<Arc<ServerTls>>,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             stop,
@@ -58,6 +64,7 @@ impl Running {
             limits,
             handler,
             hooks,
+            tls,
             conns: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -154,6 +161,26 @@ fn accept_loop(listener: &Socket, sh: &Arc<Shared>) {
     }
 }
 
+/// A TLS server's handshake with a new connection, bounded by
+/// `Limits::handshake_timeout()`; true when the handler may run. A failure
+/// is counted and reported at DEBUG level, unless stop() caused it or the
+/// client left without sending a byte.
+fn handshake(sh: &Shared, conn: &TcpConnection, peer: SocketAddr) -> bool {
+    let Some(tls) = &sh.tls else {
+        return true;
+    };
+    match start_tls(conn, tls, &sh.limits, &NoInterrupt) {
+        Started::Tls => true,
+        Started::Left => false,
+        Started::Failed(_) if sh.stop.is_set() => false,
+        Started::Failed(e) => {
+            Stats::add(&sh.stats.tls_failures, 1);
+            (sh.hooks.debug)(&format!("TLS handshake with {peer} failed: {e}"));
+            false
+        }
+    }
+}
+
 /// The payload bytes of a finished connection from its TCP_INFO. The
 /// kernel's counters advance by sequence numbers, and a FIN takes one: a
 /// peer's FIN that arrived adds one to `bytes_received`, our FIN once
@@ -191,9 +218,14 @@ fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
     lock(&sh.conns).insert(id, sock.clone());
     let sh2 = sh.clone();
     let body = move || {
-        let outcome = sh2.handler.handle(conn, peer, &sh2.stop);
-        if outcome == ConnOutcome::Failed {
-            Stats::add(&sh2.stats.handler_errors, 1);
+        // The handshake runs here, not in the accept thread: a slow or
+        // silent client holds up only its own worker. stop() wakes it by
+        // shutting the socket down.
+        if handshake(&sh2, &conn, peer) {
+            let outcome = sh2.handler.handle(conn, peer, &sh2.stop);
+            if outcome == ConnOutcome::Failed {
+                Stats::add(&sh2.stats.handler_errors, 1);
+            }
         }
         // The handler's socket calls are the user's; the kernel counted the
         // bytes (TCP_INFO), read them once at the end.

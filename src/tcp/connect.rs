@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::addr::{happy_eyeballs_order, Family, HostPort};
 use crate::error::{Attempt, Error, Phase, Result};
 use crate::options::SocketOptions;
 use crate::resolve::resolve;
@@ -53,19 +53,53 @@ pub fn connect(
     timeout: Option<Duration>,
     intr: &dyn Interrupt,
 ) -> Result<(Socket, SocketAddr)> {
-    connect_until(target, opts, source, Deadline::after(timeout), intr)
+    connect_until(
+        target,
+        opts,
+        source,
+        Family::Any,
+        Deadline::after(timeout),
+        intr,
+    )
 }
 
 /// `connect` by a deadline the caller holds, so that what follows the
 /// connect (a TLS handshake) can share it: one deadline for the whole setup.
+/// The addresses of `target` in `family` (and in the family of `source`,
+/// when given), in the resolver's order. A name without such an address
+/// fails as a lookup does (ResolveError).
+pub fn resolve_family(
+    target: &HostPort,
+    family: Family,
+    source: Option<&SocketAddr>,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<Vec<SocketAddr>> {
+    let family = family.with_source(source)?;
+    let addrs = resolve(&target.host, target.port, deadline, intr)?;
+    family
+        .filter(&target.host, &addrs, |a| a.ip())
+        .map_err(|message| Error::Resolve {
+            host: target.host.clone(),
+            code: libc::EAI_NONAME,
+            message,
+        })
+}
+
+/// `family` keeps only that family's addresses (a name without one fails
+/// as a lookup does: ResolveError).
 pub fn connect_until(
     target: &HostPort,
     opts: &SocketOptions,
     source: Option<SocketAddr>,
+    family: Family,
     deadline: Deadline,
     intr: &dyn Interrupt,
 ) -> Result<(Socket, SocketAddr)> {
-    let mut addrs = resolve(&target.host, target.port, deadline, intr)?;
+    // An explicit family that contradicts the source address is a
+    // ValueError; with no family, the source's family filters below.
+    family.with_source(source.as_ref())?;
+    let mut addrs = resolve_family(target, family, None, deadline, intr)?;
     if let Some(src) = source {
         addrs.retain(|a| a.is_ipv4() == src.is_ipv4());
         if addrs.is_empty() {
@@ -78,6 +112,26 @@ pub fn connect_until(
     race(
         target,
         &happy_eyeballs_order(&addrs),
+        opts,
+        source,
+        deadline,
+        intr,
+    )
+}
+
+/// Connect to addresses resolved beforehand (a probe resolves its names
+/// once, up front), raced as `connect_until` races a name's addresses.
+pub fn connect_addrs(
+    target: &HostPort,
+    addrs: &[SocketAddr],
+    opts: &SocketOptions,
+    source: Option<SocketAddr>,
+    deadline: Deadline,
+    intr: &dyn Interrupt,
+) -> Result<(Socket, SocketAddr)> {
+    race(
+        target,
+        &happy_eyeballs_order(addrs),
         opts,
         source,
         deadline,

@@ -1,0 +1,291 @@
+"""The exporter's HTTP side: ``GET /probe?target=HOST:PORT&module=NAME``
+(blackbox_exporter's), ``GET /metrics`` (its own), ``/-/healthy``,
+``POST /-/reload``; config reload on SIGHUP (a broken file keeps the
+configuration in force), a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
+
+from socketkit import _core
+from socketkit.exporter.config import (
+    BLACKBOX_ONLY,
+    DEFAULT_CONFIG,
+    Config,
+    ConfigError,
+    load_config,
+    parse_config,
+)
+from socketkit.exporter.probers import run_probe
+
+__all__ = ["DEFAULT_ADDRESS", "Exporter", "parse_address", "serve"]
+
+log = logging.getLogger("socketkit.exporter")
+
+DEFAULT_ADDRESS = "127.0.0.1:9115"
+#: blackbox_exporter's --timeout-offset: time left for the scrape itself.
+TIMEOUT_OFFSET = 0.5
+#: Without the scrape-timeout header (a probe by hand), as blackbox.
+DEFAULT_SCRAPE_TIMEOUT = 120.0
+
+
+class BadRequest(Exception):
+    """A /probe request that cannot run: HTTP 400 with this reason."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (127.0.0.1) to bind."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address must be HOST:PORT, got {text!r}")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def probe_timeout(module_timeout: float | None, header: str | None) -> float:
+    """blackbox_exporter's rule: the scrape timeout less the offset, capped
+    by the module's timeout."""
+    scrape = DEFAULT_SCRAPE_TIMEOUT
+    if header is not None:
+        try:
+            scrape = float(header)
+        except ValueError:
+            raise BadRequest(f"X-Prometheus-Scrape-Timeout-Seconds is not a number: {header!r}") from None
+        if not math.isfinite(scrape) or scrape <= 0:
+            raise BadRequest(f"X-Prometheus-Scrape-Timeout-Seconds must be positive, got {header!r}")
+    timeout = max(scrape - TIMEOUT_OFFSET, min(scrape, TIMEOUT_OFFSET))
+    if module_timeout is not None:
+        timeout = min(timeout, module_timeout)
+    return timeout
+
+
+class _Metrics:
+    """The exporter's own metrics (/metrics), in a registry of its own so
+    that several exporters can run in one process (the tests do)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        process_collector.ProcessCollector(registry=r)
+        platform_collector.PlatformCollector(registry=r)
+        gc_collector.GCCollector(registry=r)
+        self.probes = Counter(
+            "socketkit_exporter_probes", "Probes run, by module and result", ["module", "result"], registry=r
+        )
+        self.bad_requests = Counter(
+            "socketkit_exporter_bad_requests", "Requests answered with HTTP 400", registry=r
+        )
+        self.reload_ok = Gauge(
+            "socketkit_exporter_config_last_reload_successful",
+            "Whether the last configuration reload worked",
+            registry=r,
+        )
+        self.reload_time = Gauge(
+            "socketkit_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded",
+            registry=r,
+        )
+        self.modules = Gauge("socketkit_exporter_modules", "Modules configured", registry=r)
+
+
+class Exporter:
+    """A blackbox_exporter-compatible exporter. ``config``: a YAML file's
+    path (reloadable), a dict in the same layout, or ``None`` for the
+    built-in modules. ``start()`` serves on a background thread; ``serve``
+    (module level) is the blocking form with signal handling."""
+
+    def __init__(
+        self, config: str | Path | Mapping[str, Any] | None = None, address: str = DEFAULT_ADDRESS
+    ) -> None:
+        self.path = Path(config) if isinstance(config, str | Path) else None
+        self.metrics = _Metrics()
+        self.config = self._load(config)
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set_to_current_time()
+        self.httpd = _Server(parse_address(address), _Handler)
+        self.httpd.exporter = self
+        self._thread: threading.Thread | None = None
+
+    def _load(self, config: str | Path | Mapping[str, Any] | None) -> Config:
+        if config is None:
+            cfg = parse_config(DEFAULT_CONFIG, "<built-in>")
+        elif isinstance(config, str | Path):
+            cfg = load_config(config)
+        else:
+            cfg = parse_config(config)
+        self.metrics.modules.set(len(cfg.modules))
+        return cfg
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where it listens (the port the system picked for port 0)."""
+        host, port = self.httpd.server_address[:2]
+        return str(host), int(port)
+
+    def reload(self) -> bool:
+        """Read the config file again; a broken one keeps the old config
+        (logged, and socketkit_exporter_config_last_reload_successful 0)."""
+        if self.path is None:
+            return True
+        try:
+            self.config = self._load(self.path)
+        except ConfigError as e:
+            log.error("config reload failed, keeping the old one: %s", e)
+            self.metrics.reload_ok.set(0)
+            return False
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set_to_current_time()
+        log.info("config reloaded from %s", self.path)
+        return True
+
+    def probe(self, query: Mapping[str, list[str]], scrape_timeout: str | None) -> bytes:
+        """One /probe: its exposition, or BadRequest."""
+        target = (query.get("target") or [""])[-1]
+        if not target:
+            raise BadRequest("Target parameter is missing")
+        name = (query.get("module") or ["http_2xx"])[-1]
+        module = self.config.modules.get(name)
+        if module is None:
+            raise BadRequest(f"Unknown module {name!r}")
+        if module.prober in BLACKBOX_ONLY:
+            raise BadRequest(f"Module {name!r}: prober {module.prober!r} is not supported by socketkit")
+        try:
+            host, port = _core._parse_target(target)
+        except (ValueError, TypeError) as e:
+            raise BadRequest(f"Bad target {target!r}: {e}") from None
+        timeout = probe_timeout(module.timeout, scrape_timeout)
+        registry, ok, why = run_probe(module, host, port, timeout)
+        self.metrics.probes.labels(module=name, result="success" if ok else "failure").inc()
+        if not ok:
+            log.info("probe %s of %s failed: %s", name, target, why)
+        return generate_latest(registry)
+
+    def start(self) -> Exporter:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="socketkit-exporter"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> Exporter:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # bursts of concurrent scrapes wait, not fail
+    exporter: Exporter
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        exp = self.server.exporter
+        url = urlsplit(self.path)
+        if url.path == "/probe":
+            try:
+                query = parse_qs(url.query, keep_blank_values=True)
+                body = exp.probe(query, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+            except BadRequest as e:
+                exp.metrics.bad_requests.inc()
+                self._send(400, f"{e}\n".encode())
+                return
+            self._send(200, body, CONTENT_TYPE_LATEST)
+        elif url.path == "/metrics":
+            self._send(200, generate_latest(exp.metrics.registry), CONTENT_TYPE_LATEST)
+        elif url.path == "/-/healthy":
+            self._send(200, b"Healthy\n")
+        elif url.path == "/":
+            mods = "".join(f"<li>{m}</li>" for m in sorted(exp.config.modules))
+            page = (
+                "<html><head><title>socketkit exporter</title></head><body>"
+                "<h1>socketkit exporter</h1><p>blackbox_exporter-compatible: "
+                '<a href="/probe?target=127.0.0.1:22&amp;module=tcp_connect">/probe?target=HOST:PORT'
+                '&amp;module=NAME</a>, <a href="/metrics">/metrics</a></p>'
+                f"<p>Modules:</p><ul>{mods}</ul></body></html>"
+            )
+            self._send(200, page.encode(), "text/html; charset=utf-8")
+        else:
+            self._send(404, b"Not found\n")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path == "/-/reload":
+            if self.server.exporter.reload():
+                self._send(200, b"Reloaded\n")
+            else:
+                self._send(500, b"Reload failed: the old configuration stays\n")
+        else:
+            self._send(405, b"Method not allowed\n")
+
+
+def serve(
+    config: str | Path | Mapping[str, Any] | None = None,
+    address: str = DEFAULT_ADDRESS,
+    *,
+    on_ready: Callable[[Exporter], object] | None = None,
+) -> None:
+    """Run the exporter in the foreground until SIGTERM (returns) or
+    Ctrl-C (raises KeyboardInterrupt after stopping); SIGHUP reloads the
+    config file. Signal handlers are installed only from the main thread.
+    ``on_ready(exporter)`` is called once it listens. Raises ConfigError
+    for a bad configuration, OSError when the address cannot be bound."""
+    exp = Exporter(config, address).start()
+    stop = threading.Event()
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        old[signal.SIGHUP] = signal.signal(
+            signal.SIGHUP, lambda *_: threading.Thread(target=exp.reload, daemon=True).start()
+        )
+    host, port = exp.address
+    log.info("listening on %s:%d", host, port)
+    try:
+        if on_ready is not None:
+            on_ready(exp)
+        while not stop.wait(0.1):
+            pass
+    finally:
+        exp.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
