@@ -115,7 +115,7 @@ def test_options_reports_every_name_of_its_protocol(echo_server):
 
 
 def test_options_reads_the_kernel_not_a_copy(echo_server):
-    with socketkit.TcpClient(echo_server.address, timeout=5) as c:
+    with socketkit.TcpClient(echo_server.address, timeout=5, nodelay=False) as c:
         assert c.options()["nodelay"] is False
         with socket.socket(fileno=c.fileno()) as view:
             view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -151,6 +152,30 @@ def test_options_are_applied() -> None:
     ) as srv:
         with connect(srv.address) as s:
             assert s.recv(100) == b"True"
+
+
+@pytest.mark.parametrize("nodelay", [None, True, False])
+def test_nodelay_is_on_by_default_in_every_mode(nodelay: bool | None) -> None:
+    """Every accepted connection has Nagle off unless nodelay=False (issue 16):
+    accepted sockets inherit TCP_NODELAY from the listener."""
+    kw = {} if nodelay is None else {"nodelay": nodelay}
+    want = 1 if nodelay in (None, True) else 0
+
+    def seen(sock: socket.socket) -> int:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    with socketkit.TcpServer(**kw) as srv:  # accept mode
+        with connect(srv.address):
+            conn, _ = srv.accept(timeout=5)
+            with conn:
+                assert conn.options()["nodelay"] is bool(want)
+    answers = socketkit.TcpServer(handler=lambda c: c.sendall(repr(c.options()["nodelay"]).encode()), **kw)
+    with answers, connect(answers.address) as s:
+        assert s.recv(100) == repr(bool(want)).encode()
+    # The listening socket holds it for the event-loop modes too.
+    for srv in (socketkit.TcpServer(on_message=lambda m: m, **kw), socketkit.TcpServer.echo(**kw)):
+        with srv, socket.socket(fileno=os.dup(srv.fileno())) as view:
+            assert seen(view) == want
 
 
 def test_address_in_use() -> None:

@@ -464,7 +464,10 @@ def test_options_read_back(echo_server):
         with s:
             assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
             assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    # Nagle is off unless asked for (issue 16); nodelay=False turns it on.
     with socketkit.TcpClient(echo_server.address, timeout=5) as c:
+        assert c.options()["nodelay"] is True
+    with socketkit.TcpClient(echo_server.address, timeout=5, nodelay=False) as c:
         assert c.options()["nodelay"] is False
 
 

@@ -25,7 +25,8 @@ fn secs_or_unset(d: Option<Duration>) -> OptValue {
 
 socket_options! {
     /// TCP_NODELAY: send small segments at once instead of holding them
-    /// back to coalesce (Nagle's algorithm).
+    /// back to coalesce (Nagle's algorithm). On by default for every TCP
+    /// connection socketkit makes or accepts; nodelay=False turns Nagle on.
     nodelay: bool {
         applies: TCP,
         kind: Kind::Bool,

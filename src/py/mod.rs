@@ -49,6 +49,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tls_check::register(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // pyo3 lists every name it adds in __all__; the `_`-prefixed bindings
+    // are the Python layer's helpers, not API, so `from socketkit._core
+    // import *` (and the stub's __all__) name only the public objects.
+    let public: Vec<String> = m
+        .index()?
+        .iter()
+        .map(|n| n.extract::<String>())
+        .collect::<PyResult<Vec<_>>>()?
+        .into_iter()
+        .filter(|n| !n.starts_with('_') || n.starts_with("__"))
+        .collect();
+    m.setattr("__all__", public)?;
     Ok(())
 }
 
@@ -59,6 +71,7 @@ fn defaults_dict(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
     for (name, v) in ALL {
         match v {
+            Value::Bool(b) => d.set_item(name, b)?,
             Value::Int(i) => d.set_item(name, i)?,
             Value::Seconds(s) => d.set_item(name, s)?,
             Value::Text(t) => d.set_item(name, t)?,

@@ -104,6 +104,10 @@ impl TcpServerCore {
         tls: Option<Arc<ServerTls>>,
     ) -> Result<Self> {
         opts.validate(Proto::Tcp)?;
+        // Accepted connections inherit TCP_NODELAY from the listener.
+        if opts.nodelay.is_none() {
+            opts.nodelay = Some(crate::defaults::NODELAY);
+        }
         if opts.reuse_address.is_none() {
             opts.reuse_address = Some(true);
         }

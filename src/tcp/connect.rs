@@ -38,6 +38,10 @@ pub fn new_socket(
         s
     };
     opts.apply(&s, domain)?;
+    if ty == Type::STREAM && opts.nodelay.is_none() {
+        // socketkit's default (defaults::NODELAY, and why).
+        s.set_tcp_nodelay(crate::defaults::NODELAY).map_err(err)?;
+    }
     if let Some(src) = source {
         s.bind(&SockAddr::from(*src))
             .map_err(|e| Error::io(Phase::Bind, Some(src), e))?;
