@@ -28,7 +28,7 @@ async fn pair(l: &TcpListener) -> (Arc<AsyncConn>, std::net::TcpStream) {
     .await
     .unwrap();
     let (server, _) = l.accept().unwrap();
-    (Arc::new(AsyncConn::new(s, peer, None)), server)
+    (Arc::new(AsyncConn::new(s, peer, None).unwrap()), server)
 }
 
 #[test]

@@ -4,16 +4,18 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyNotImplementedError, PyStopAsyncIteration, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 
 use crate::aio::connect::connect;
-use crate::aio::tcp::{AsyncConn, Want};
+use crate::aio::tcp::AsyncConn;
 use crate::defaults;
 use crate::py::aio::{ctx, Ctx, Owner, Value};
+use crate::py::aio_reader::{Kind, OwnedWant, Reader};
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::core;
+use crate::py::errors::to_pyerr;
 use crate::py::options::{from_kwargs, to_dict};
 use crate::sock::parse_shutdown;
 use crate::tcp::Reply;
@@ -40,6 +42,7 @@ const WHAT: &str = "AsyncTcpClient";
 #[pyclass(module = "socketkit._aio_core", frozen)]
 pub struct AsyncTcpClient {
     conn: Arc<AsyncConn>,
+    reader: Arc<Reader>,
     owner: Owner,
 }
 
@@ -50,6 +53,7 @@ impl Drop for AsyncTcpClient {
         }
         let msg = format!("unclosed {}", self.repr());
         Python::attach(|py| {
+            self.reader.close(py);
             let category = py.get_type::<pyo3::exceptions::PyResourceWarning>();
             let Ok(text) = std::ffi::CString::new(msg) else {
                 return;
@@ -60,10 +64,6 @@ impl Drop for AsyncTcpClient {
         });
         self.conn.close();
     }
-}
-
-fn bytes_result(r: crate::error::Result<Vec<u8>>) -> crate::error::Result<Value> {
-    r.map(Value::Bytes)
 }
 
 impl AsyncTcpClient {
@@ -89,28 +89,20 @@ impl AsyncTcpClient {
         )
     }
 
-    /// A read: answered from the buffer at once when it can be, else run.
-    fn read<'py, F, Fut>(
+    /// A read, on the loop's thread (`py/aio_reader.rs`).
+    fn read<'py>(
         &self,
         py: Python<'py>,
-        want: Want<'_>,
-        run: F,
-    ) -> PyResult<Bound<'py, PyAny>>
-    where
-        F: FnOnce(Arc<AsyncConn>) -> Fut,
-        Fut: std::future::Future<Output = crate::error::Result<Vec<u8>>> + Send + 'static,
-    {
-        let c = self.ctx(py)?;
-        if let Some(r) = self.conn.try_buffered(want) {
-            return c.ready(core(py, r).map(|b| PyBytes::new(py, &b).into_any()));
-        }
-        let guard = self.conn.pending(false);
-        let fut = run(self.conn.clone());
-        c.spawn(async move {
-            let r = fut.await;
-            drop(guard);
-            bytes_result(r)
-        })
+        want: OwnedWant,
+        kind: Kind,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.ctx(py)?;
+        self.reader.read(py, want, kind)
+    }
+
+    fn shut(&self, py: Python<'_>) {
+        self.reader.close(py);
+        self.conn.close();
     }
 
     /// Send `data` after `sent` bytes went out on the fast path.
@@ -200,11 +192,21 @@ impl AsyncTcpClient {
         core(py, opts.validate(crate::options::Proto::Tcp))?;
         let c = ctx(py)?;
         let owner = Owner::of(&c.lp)?;
+        let lp = c.lp.clone().unbind();
         c.spawn(async move {
             let (stream, peer) = connect(&target, &opts, source, timeout).await?;
-            let conn = Arc::new(AsyncConn::new(stream, peer, timeout));
+            let conn = Arc::new(AsyncConn::new(stream, peer, timeout)?);
             Ok(Value::Make(Box::new(move |py| {
-                Ok(Bound::new(py, AsyncTcpClient { conn, owner })?.into_any())
+                let reader = Reader::new(conn.clone(), lp);
+                Ok(Bound::new(
+                    py,
+                    AsyncTcpClient {
+                        conn,
+                        reader,
+                        owner,
+                    },
+                )?
+                .into_any())
             })))
         })
     }
@@ -249,7 +251,7 @@ impl AsyncTcpClient {
            text_signature = "($self, bufsize=65536)")]
     fn recv<'py>(&self, py: Python<'py>, bufsize: Int) -> PyResult<Bound<'py, PyAny>> {
         let n = bufsize.size("bufsize")?;
-        self.read(py, Want::Some(n), |c| async move { c.recv(n).await })
+        self.read(py, OwnedWant::Some(n), Kind::Bytes)
     }
 
     /// Receive into a writable buffer (up to ``nbytes``, 0 = its length);
@@ -262,29 +264,8 @@ impl AsyncTcpClient {
         buffer: &Bound<'py, PyAny>,
         nbytes: Int,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
         let n = args::nbytes(nbytes, WriteBuf::get("buffer", buffer)?.len())?;
-        let target = buffer.clone().unbind();
-        let copy = move |py: Python<'_>, data: Vec<u8>| -> PyResult<usize> {
-            let wb = WriteBuf::get("buffer", target.bind(py))?;
-            let k = data.len().min(wb.len());
-            wb.slice_mut(k).copy_from_slice(&data[..k]);
-            Ok(k)
-        };
-        if let Some(r) = self.conn.try_buffered(Want::Some(n)) {
-            let data = core(py, r)?;
-            return c.ready(copy(py, data).and_then(|k| Ok(k.into_pyobject(py)?.into_any())));
-        }
-        let guard = self.conn.pending(false);
-        let conn = self.conn.clone();
-        c.spawn(async move {
-            let r = conn.recv(n).await;
-            drop(guard);
-            let data = r?;
-            Ok(Value::Make(Box::new(move |py| {
-                Ok(copy(py, data)?.into_pyobject(py)?.into_any())
-            })))
-        })
+        self.read(py, OwnedWant::Some(n), Kind::Into(buffer.clone().unbind()))
     }
 
     /// Exactly ``n`` bytes; ``ConnectionClosedError`` (with ``partial``)
@@ -295,7 +276,7 @@ impl AsyncTcpClient {
         n: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let n = args::size("n", n)?;
-        self.read(py, Want::Exact(n), |c| async move { c.recv_exact(n).await })
+        self.read(py, OwnedWant::Exact(n), Kind::Bytes)
     }
 
     /// Bytes up to and including ``delimiter`` (at most ``max_size``).
@@ -309,10 +290,7 @@ impl AsyncTcpClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let delim = args::delimiter("delimiter", delimiter)?;
         let max = max_size.size("max_size")?;
-        let d2 = delim.clone();
-        self.read(py, Want::Until(&delim, max), move |c| async move {
-            c.recv_until(&d2, max, false).await
-        })
+        self.read(py, OwnedWant::Until(delim, max), Kind::Bytes)
     }
 
     /// One line with its ``\n``; at EOF the unterminated rest, then ``b""``.
@@ -320,9 +298,7 @@ impl AsyncTcpClient {
            text_signature = "($self, max_size=65536)")]
     fn recv_line<'py>(&self, py: Python<'py>, max_size: Int) -> PyResult<Bound<'py, PyAny>> {
         let max = max_size.size("max_size")?;
-        self.read(py, Want::Until(b"\n", max), move |c| async move {
-            c.recv_until(b"\n", max, true).await
-        })
+        self.read(py, OwnedWant::Line(max), Kind::Bytes)
     }
 
     /// ``async for line in client.lines()``: lines (with ``\n``) until the
@@ -356,25 +332,33 @@ impl AsyncTcpClient {
             Reply::Exact(n) => (Some(n), 0),
             Reply::Until(_, m) => (None, m),
         };
+        let want = match exact {
+            Some(n) => OwnedWant::Exact(n),
+            None => OwnedWant::Until(delim, max),
+        };
         let s = buf.as_slice();
         let sent = self.send_now(py, s)?;
-        let rest = (sent < s.len()).then(|| s.to_vec());
-        let wguard = rest.as_ref().map(|_| self.conn.pending(true));
-        let rguard = self.conn.pending(false);
-        let conn = self.conn.clone();
-        c.spawn(async move {
-            if let Some(rest) = rest {
-                conn.send_all(&rest, sent).await?;
-            }
-            drop(wguard);
-            let reply = match exact {
-                Some(n) => Reply::Exact(n),
-                None => Reply::Until(&delim, max),
-            };
-            let r = conn.reply(reply).await;
-            drop(rguard);
-            bytes_result(r)
-        })
+        let fut = self.reader.read(py, want, Kind::Bytes)?;
+        if sent < s.len() {
+            // The rest goes out through the runtime; if it fails, the
+            // reply never comes: the read fails with the write's error.
+            let rest = s.to_vec();
+            let guard = self.conn.pending(true);
+            let conn = self.conn.clone();
+            let reader = self.reader.clone();
+            let reply = fut.clone().unbind();
+            c.spawn(async move {
+                let r = conn.send_all(&rest, sent).await;
+                drop(guard);
+                Ok(Value::Make(Box::new(move |py| {
+                    if let Err(e) = r {
+                        reader.fail(py, &reply, to_pyerr(py, e, None));
+                    }
+                    Ok(py.None().into_bound(py))
+                })))
+            })?;
+        }
+        Ok(fut)
     }
 
     /// Shut down one or both directions: ``"read"``, ``"write"``, ``"both"``.
@@ -400,13 +384,13 @@ impl AsyncTcpClient {
     }
 
     /// Close now (idempotent); calls in flight fail with an OSError.
-    fn close(&self) {
-        self.conn.close();
+    fn close(&self, py: Python<'_>) {
+        self.shut(py);
     }
 
     /// ``await client.aclose()``: close, as an awaitable.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.conn.close();
+        self.shut(py);
         ctx(py)?.ready(Ok(py.None().into_bound(py)))
     }
 
@@ -456,7 +440,7 @@ impl AsyncTcpClient {
         py: Python<'py>,
         _exc: &Bound<'_, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.conn.close();
+        self.shut(py);
         ctx(py)?.ready(Ok(false.into_pyobject(py)?.to_owned().into_any()))
     }
 
@@ -481,25 +465,6 @@ impl AsyncLineIterator {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.get();
-        let c = client.ctx(py)?;
-        let max = self.max_size;
-        let end = || PyStopAsyncIteration::new_err(());
-        if let Some(r) = client.conn.try_buffered(Want::Until(b"\n", max)) {
-            let line = core(py, r)?;
-            return c.ready(Ok(PyBytes::new(py, &line).into_any()));
-        }
-        let guard = client.conn.pending(false);
-        let conn = client.conn.clone();
-        c.spawn(async move {
-            let r = conn.recv_until(b"\n", max, true).await;
-            drop(guard);
-            let line = r?;
-            Ok(Value::Make(Box::new(move |py| {
-                if line.is_empty() {
-                    return Err(end());
-                }
-                Ok(PyBytes::new(py, &line).into_any())
-            })))
-        })
+        client.read(py, OwnedWant::Line(self.max_size), Kind::Line)
     }
 }

@@ -3,6 +3,7 @@
 pub mod aio;
 pub mod aio_bench;
 pub mod aio_probe;
+pub mod aio_reader;
 pub mod aio_tcp;
 pub mod aio_udp;
 pub mod args;
