@@ -4,6 +4,7 @@
 //! by `cargo test`; `py/` converts arguments, results and errors.
 
 pub mod addr;
+pub mod aio;
 pub mod defaults;
 pub mod error;
 pub mod framing;

@@ -3,7 +3,9 @@
 //! handlers between slices, so Ctrl-C raises KeyboardInterrupt promptly even
 //! when the signal landed on another thread (DESIGN.md section 8).
 
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
@@ -11,15 +13,31 @@ use crate::error::{Error, Result};
 use crate::py::errors::to_pyerr;
 use crate::wait::Interrupt;
 
+thread_local! {
+    /// Set by `socketkit.aio` on its helper threads (`py/aio_probe.rs`):
+    /// a cancelled awaitable stops the blocking call within one slice.
+    static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with `flag` as this thread's cancel flag.
+pub fn with_cancel<T>(flag: Arc<AtomicBool>, f: impl FnOnce() -> T) -> T {
+    CANCEL.with(|c| *c.borrow_mut() = Some(flag));
+    let r = f();
+    CANCEL.with(|c| *c.borrow_mut() = None);
+    r
+}
+
 /// Runs the interpreter's signal check; keeps what a handler raised.
 pub struct PyInterrupt {
     pending: Mutex<Option<PyErr>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl PyInterrupt {
     pub fn new() -> Self {
         PyInterrupt {
             pending: Mutex::new(None),
+            cancel: CANCEL.with(|c| c.borrow().clone()),
         }
     }
 
@@ -33,6 +51,13 @@ impl PyInterrupt {
 
 impl Interrupt for PyInterrupt {
     fn check(&self) -> Result<()> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return Err(Error::Interrupted);
+        }
         // Only the main thread runs handlers; elsewhere this is a cheap no-op
         // apart from taking the GIL once per slice.
         // A server thread still waiting after the interpreter is gone keeps

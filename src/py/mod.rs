@@ -1,5 +1,11 @@
 //! The binding layer: converts arguments, results and errors; no logic.
 
+pub mod aio;
+pub mod aio_bench;
+pub mod aio_probe;
+pub mod aio_reader;
+pub mod aio_tcp;
+pub mod aio_udp;
 pub mod args;
 pub mod blocking;
 pub mod errors;
@@ -30,6 +36,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.py().detach(|| Python::try_attach(|_| ()));
     m.add_class::<tcp::TcpClient>()?;
     m.add_class::<tcp::LineIterator>()?;
+    aio::register(m)?;
     tls::register(m)?;
     m.add_class::<udp::UdpSocket>()?;
     m.add_class::<udp::UdpClient>()?;

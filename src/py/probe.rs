@@ -28,14 +28,14 @@ use crate::py::probe_args::{
 };
 
 /// Builds result tuples, caching the host and address strings.
-struct Tuples<'py> {
+pub(crate) struct Tuples<'py> {
     py: Python<'py>,
     labels: Vec<Option<Bound<'py, PyString>>>,
     addrs: HashMap<IpAddr, Bound<'py, PyString>>,
 }
 
 impl<'py> Tuples<'py> {
-    fn new(py: Python<'py>, plan: &Plan) -> Self {
+    pub(crate) fn new(py: Python<'py>, plan: &Plan) -> Self {
         Tuples {
             py,
             labels: vec![None; plan.hosts.len()],
@@ -43,7 +43,7 @@ impl<'py> Tuples<'py> {
         }
     }
 
-    fn make(
+    pub(crate) fn make(
         &mut self,
         plan: &Plan,
         r: &TargetResult,
@@ -78,7 +78,7 @@ pub(crate) fn timings_dict<'py>(py: Python<'py>, t: &Timings) -> PyResult<Bound<
     Ok(d)
 }
 
-fn outcome_tuple<'py>(
+pub(crate) fn outcome_tuple<'py>(
     py: Python<'py>,
     host: Bound<'py, PyString>,
     address: Option<Bound<'py, PyString>>,

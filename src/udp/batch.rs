@@ -55,7 +55,7 @@ pub fn send_batch(
 }
 
 #[cfg(target_os = "linux")]
-fn send_some(
+pub fn send_some(
     sock: &Socket,
     msgs: &[(&[u8], Option<SocketAddr>)],
     names: &[Option<SockAddr>],
@@ -96,7 +96,7 @@ fn send_some(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_some(
+pub fn send_some(
     sock: &Socket,
     msgs: &[(&[u8], Option<SocketAddr>)],
     names: &[Option<SockAddr>],
@@ -139,7 +139,11 @@ pub fn recv_batch(
 }
 
 #[cfg(target_os = "linux")]
-fn recv_some(sock: &Socket, max: usize, bufsize: usize) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+pub fn recv_some(
+    sock: &Socket,
+    max: usize,
+    bufsize: usize,
+) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
     // One uninitialised block for the whole batch: zeroing max * bufsize
     // bytes per call (e.g. 64 x 64 KiB) cost more than the system call.
     let total = max
@@ -203,7 +207,11 @@ fn recv_some(sock: &Socket, max: usize, bufsize: usize) -> io::Result<Vec<(Vec<u
 }
 
 #[cfg(not(target_os = "linux"))]
-fn recv_some(sock: &Socket, _max: usize, bufsize: usize) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+pub fn recv_some(
+    sock: &Socket,
+    _max: usize,
+    bufsize: usize,
+) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
     let mut buf = vec![0u8; bufsize];
     // SAFETY: viewing initialised bytes as MaybeUninit is sound.
     let uninit =

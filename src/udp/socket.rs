@@ -30,7 +30,7 @@ pub struct UdpSock {
 /// The address to use of a resolved name: the socket's family when it has
 /// one, else IPv4 first (a datagram to the wrong family of `localhost` is
 /// silently lost, and IPv4 is what UDP services bind most).
-fn pick(addrs: &[SocketAddr], family: Option<Domain>) -> Option<SocketAddr> {
+pub fn pick(addrs: &[SocketAddr], family: Option<Domain>) -> Option<SocketAddr> {
     match family {
         Some(d) => addrs.iter().copied().find(|a| Domain::for_address(*a) == d),
         None => addrs
@@ -450,7 +450,7 @@ impl UdpSock {
     }
 }
 
-fn same_peer(a: &SocketAddr, b: &SocketAddr) -> bool {
+pub fn same_peer(a: &SocketAddr, b: &SocketAddr) -> bool {
     a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
 }
 
@@ -478,7 +478,7 @@ fn interface_index(name: &str) -> Result<u32> {
     Ok(i)
 }
 
-fn not_connected() -> Error {
+pub(crate) fn not_connected() -> Error {
     Error::Io {
         phase: Phase::Send,
         address: None,
@@ -489,7 +489,7 @@ fn not_connected() -> Error {
     }
 }
 
-fn not_bound() -> Error {
+pub(crate) fn not_bound() -> Error {
     Error::Io {
         phase: Phase::Recv,
         address: None,

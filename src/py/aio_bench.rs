@@ -1,0 +1,35 @@
+//! Two hidden functions that measured the bridge (`benches/aio.py`,
+//! "bridge"): the same trivial tokio future awaited through `py/aio.rs`
+//! and through pyo3-async-runtimes' `tokio::future_into_py`.
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::py::aio::{ctx, Value};
+use crate::py::errors::to_pyerr;
+
+/// `await _aio_bench_bridge(data)`: `data` back after one runtime hop.
+#[pyfunction]
+pub fn _aio_bench_bridge<'py>(py: Python<'py>, data: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+    ctx(py)?.spawn(async move {
+        tokio::task::yield_now().await;
+        Ok(Value::Bytes(data))
+    })
+}
+
+/// The same through pyo3-async-runtimes, on the same runtime.
+#[pyfunction]
+pub fn _aio_bench_pyo3_async<'py>(py: Python<'py>, data: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+    let rt = crate::aio::runtime().map_err(|e| to_pyerr(py, e, None))?;
+    let _ = pyo3_async_runtimes::tokio::init_with_runtime(rt);
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        tokio::task::yield_now().await;
+        Python::attach(|py| Ok(PyBytes::new(py, &data).unbind()))
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_aio_bench_bridge, m)?)?;
+    m.add_function(wrap_pyfunction!(_aio_bench_pyo3_async, m)?)?;
+    Ok(())
+}
