@@ -240,3 +240,19 @@ def test_names_race_both_families_and_source_address(loop, echo):
             await aio.AsyncTcpClient.connect(echo, source_address=("::1", 0))
 
     runner(loop)(main())
+
+
+def test_big_transfers_both_ways(loop, echo):
+    """A write the kernel cannot take at once waits on the runtime while
+    the loop's thread reads the echo back."""
+    payload = bytes(range(256)) * (16 * 1024)  # 4 MiB
+
+    async def main():
+        c = await aio.AsyncTcpClient.connect(echo)
+        sent, got = await asyncio.gather(c.sendall(payload), c.recv_exact(len(payload)))
+        assert sent is None and got == payload
+        got = await c.request(payload, exact=len(payload))
+        assert got == payload
+        c.close()
+
+    runner(loop)(main())

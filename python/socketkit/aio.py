@@ -10,21 +10,26 @@ awaitables, with real cancellation.
 
 How it runs (measured on a 2-core VM, ``benches/aio.py``):
 
-- ``AsyncTcpClient`` and ``AsyncUdpSocket`` are driven by socketkit's own
-  tokio runtime: no Python thread per call, and the same read buffer and
-  framing as ``TcpClient`` (``recv_line`` then ``recv`` loses nothing).
-  Each awaitable is a future of the running loop; finished operations are
-  handed to the loop in batches through one eventfd per thread that the
-  loop watches, and their results are set on the loop's own thread. That
-  bridge did 184,000-227,000 awaits/s against 13,800-29,400/s for
-  pyo3-async-runtimes' ``future_into_py`` (7.7-13x in two runs; it takes
-  the GIL on a pool thread and calls ``call_soon_threadsafe`` once per
-  result), so the bridge is socketkit's own. A write the kernel takes at once, or a read the buffer already
-  holds, completes without leaving the loop's thread. 1,000 concurrent
-  64-byte request/response clients in one loop: 50,800 requests/s
-  against 25,300 for asyncio streams (2.0x) and 40,600 for uvloop streams
-  (1.25x), medians of one interleaved run (release build without LTO, a
-  busy machine: the lead's quiet run of the bench is the reference).
+- ``AsyncTcpClient`` reads on the event loop's own thread: all clients
+  of a loop sit in one epoll instance that the loop watches, and one
+  callback answers every client that became readable, with the same read
+  buffer and framing as ``TcpClient`` (``recv_line`` then ``recv`` loses
+  nothing). Writes go out at once when the kernel takes them (always, for
+  small requests); connects (Happy Eyeballs under one deadline) and
+  writes that must wait run on socketkit's own tokio runtime. No Python
+  thread per call. 1,000 concurrent 64-byte request/response clients in
+  one loop, quiet 2-core machine: ~124,000 requests/s against ~100,000
+  for asyncio streams (1.25x), and ~143,000 on uvloop against ~134,000
+  for uvloop streams (1.07x). Reads as tokio tasks handed back to the
+  loop made only ~67,000: see ``src/py/aio_reader.rs``.
+- ``AsyncUdpSocket`` and the connect run on the runtime; each awaitable
+  is a future of the running loop, and finished operations are handed to
+  the loop in batches through one eventfd per thread that the loop
+  watches, their results set on the loop's own thread. That bridge did
+  184,000-272,000 awaits/s against 13,800-29,400/s for
+  pyo3-async-runtimes' ``future_into_py`` (7.7-17x over three runs; it
+  takes the GIL on a pool thread and calls ``call_soon_threadsafe`` once
+  per result), so the bridge is socketkit's own.
 - The probes (``check``, ``check_many``, ``scan``, ``tcping``,
   ``wait_for``, ``banner``, ``udp_probe``, ``tls_check``,
   ``tls_check_many``, and the ``check_iter`` / ``scan_iter`` /

@@ -23,8 +23,9 @@ use crate::tcp::Reply;
 const WHAT: &str = "AsyncTcpClient";
 
 /// A connected TCP client for asyncio (and uvloop): ``TcpClient``'s
-/// methods as awaitables, run by socketkit's own runtime with no Python
-/// thread per call.
+/// methods as awaitables, with no Python thread per call (reads on the
+/// event loop's thread, connects and waiting writes on socketkit's own
+/// runtime).
 ///
 /// Make one with ``await AsyncTcpClient.connect(address, *, timeout=None,
 /// source_address=None, **options)``: the same address forms, Happy
@@ -197,7 +198,7 @@ impl AsyncTcpClient {
             let (stream, peer) = connect(&target, &opts, source, timeout).await?;
             let conn = Arc::new(AsyncConn::new(stream, peer, timeout)?);
             Ok(Value::Make(Box::new(move |py| {
-                let reader = Reader::new(conn.clone(), lp);
+                let reader = Reader::new(py, conn.clone(), lp)?;
                 Ok(Bound::new(
                     py,
                     AsyncTcpClient {
