@@ -1,4 +1,4 @@
-"""The ``socketkit`` command line: check, scan, ping, wait, tls, serve, send, listen, exporter.
+"""The ``socketkit`` command line: check, scan, ping, wait, tls, serve, send, listen, exporter, report.
 
 Tables for people, ``--json`` for pipelines, exit status 0 only when
 everything asked for is up. Bad input is one line on stderr and exit 2;
@@ -8,7 +8,8 @@ line, as in nc. Each subcommand's ``--help`` documents its ``--json``
 output and exit statuses (``JSON_DOCS`` below, checked by the tests).
 
 The commands themselves live in ``_cli_probes`` (check, scan, ping, wait)
-and ``_cli_io`` (serve, send, listen), ``tls`` in ``_cli_tls``, the service-check
+and ``_cli_io`` (serve, send, listen), ``tls`` in ``_cli_tls``, ``report`` in
+``_cli_report``, the service-check
 options in ``_cli_service``; this module parses and dispatches.
 """
 
@@ -25,7 +26,7 @@ from typing import Any, NoReturn
 
 import socketkit
 from socketkit import _cli_nagios as nagios
-from socketkit import _cli_tls
+from socketkit import _cli_report, _cli_tls
 from socketkit._cli_common import (
     EXIT_DOWN,
     EXIT_INTERRUPTED,
@@ -126,6 +127,7 @@ JSON_DOCS = {
     "sent: bytes sent; reply: the reply as UTF-8 with \\xNN escapes (null with --no-reply)",
     "listen": "JSON lines, one per chunk (TCP) or datagram (UDP):\n  {peer, data, vantage}",
     "exporter": "one JSON line once listening:\n  {listening, config, modules, vantage}",
+    "report": _cli_report.JSON_DOC,
 }
 
 EXIT_DOCS = {
@@ -141,6 +143,7 @@ EXIT_DOCS = {
     "send": "0 sent (and the reply read), 1 the network failed",
     "listen": "0 the connection ended",
     "exporter": "0 stopped by SIGTERM (SIGHUP reloads the config, a broken one is ignored)",
+    "report": _cli_report.EXIT_DOC,
 }
 
 EXAMPLES = {
@@ -165,6 +168,7 @@ EXAMPLES = {
     "listen": "examples: socketkit listen 127.0.0.1:9000\n          socketkit listen 127.0.0.1:9000 --udp --json",
     "exporter": "examples: socketkit exporter --config blackbox.yml\n"
     "          curl '127.0.0.1:9115/probe?target=db:5432&module=tcp_connect'",
+    "report": _cli_report.EXAMPLE,
 }
 
 
@@ -428,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="log to stderr"
     )
     sp.set_defaults(func=cmd_exporter)
+
+    sp = add("report", _cli_report.HELP)
+    _cli_report.add_options(sp)
+    sp.set_defaults(func=_cli_report.cmd_report)
     return p
 
 
