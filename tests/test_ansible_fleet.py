@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -289,3 +290,23 @@ def test_drained_waits_through_time_wait_as_documented(fleet: Path, tmp_path: Pa
     # Counting it, the port does not drain within the deadline, which holds.
     held = adhoc(tmp_path, fleet, "gamma", "wait", {**target, "timeout": 1.0, "drain_ignore": []})
     assert held["ok"] is False and 1.0 <= float(held["elapsed"]) <= 1.5, held  # type: ignore[arg-type]
+
+
+def readme_playbook() -> str:
+    text = (ROOT / "README.md").read_text().split("## From one machine to a fleet", 1)[1]
+    return text.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_playbook_runs(fleet: Path, tmp_path: Path) -> None:
+    (tmp_path / "fleet.yml").write_text(readme_playbook())
+    (tmp_path / "reach").mkdir()
+    extra = json.dumps({"targets": TARGETS})
+    r = ansible(tmp_path, "-i", str(fleet), "-l", "alpha,beta,gamma", "fleet.yml", "-e", extra)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = sorted(str(p) for p in (tmp_path / "reach").iterdir())
+    rep = subprocess.run([str(BIN / "socketkit"), "report", *files], capture_output=True, text=True)
+    assert rep.returncode == 1
+    lines = rep.stdout.splitlines()
+    assert lines[0].split() == ["TARGET", "alpha", "beta", "gamma"]
+    states = {line.split()[0]: re.findall(r"\b(?:open|closed)\b", line) for line in lines[1:3]}
+    assert states == {TARGETS[0]: ["open", "closed", "open"], TARGETS[1]: ["closed", "open", "open"]}
