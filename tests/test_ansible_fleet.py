@@ -176,7 +176,9 @@ def test_each_vantage_point_reports_its_own_view(fleet: Path, tmp_path: Path) ->
     assert subprocess.run([str(BIN / "socketkit"), "report", str(out / "gamma.json")]).returncode == 0
 
 
-def adhoc(tmp: Path, inventory: Path, host: str, module: str, args: dict[str, object]) -> dict[str, object]:
+def adhoc(
+    tmp: Path, inventory: Path, host: str, module: str, args: dict[str, object], *extra: str
+) -> dict[str, object]:
     """Run one module on one host; its result, ``rc`` added (2: failed;
     the tree callback leaves ``failed`` out of the file)."""
     tree = tmp / f"tree-{module}-{host}-{len(list(tmp.glob('tree-*')))}"
@@ -191,6 +193,7 @@ def adhoc(tmp: Path, inventory: Path, host: str, module: str, args: dict[str, ob
         json.dumps(args),
         "-t",
         str(tree),
+        *extra,
         tool="ansible",
     )
     doc: dict[str, object] = json.loads((tree / host).read_text())
@@ -241,6 +244,10 @@ def test_a_target_down_fails_the_task_with_one_line(fleet: Path, tmp_path: Path)
         tmp_path, fleet, "alpha", "check", {"targets": TARGETS, "fail_on_down": False, "vantage": "site-a"}
     )
     assert doc["rc"] == 0 and doc["ok"] is False and {r["vantage"] for r in doc["results"]} == {"site-a"}
+    # Check mode: the probes change nothing, so they run and report the same.
+    doc = adhoc(tmp_path, fleet, "beta", "check", {"targets": TARGETS, "fail_on_down": False}, "--check")
+    assert doc["rc"] == 0 and doc["changed"] is False
+    assert [r["state"] for r in doc["results"]] == ["closed", "open"]  # type: ignore[attr-defined]
 
 
 def test_every_module_fails_clearly_without_socketkit(fleet: Path, tmp_path: Path) -> None:
