@@ -210,10 +210,11 @@ def test_10_every_documented_json_key_is_what_comes_out(tcp_peer, tls_pki) -> No
             r = run(*argv, "--json")
             for doc in json_lines(r.stdout):
                 seen[sub] |= key_sets(doc)
-    with serving("echo") as (proc, where):
-        seen["serve"].add(frozenset({"listening", "proto", "mode"}))  # what serving() parsed
-        r = run("send", where, "x\\n", "--until", "\\n", "--json")
-        seen["send"] |= key_sets(json.loads(r.stdout))
+    proc, line = started(["serve", "echo", "127.0.0.1:0", "--json"])
+    seen["serve"] |= key_sets(json.loads(line))
+    r = run("send", json.loads(line)["listening"], "x\\n", "--until", "\\n", "--json")
+    seen["send"] |= key_sets(json.loads(r.stdout))
+    interrupted(proc)
     proc, line = started(["listen", "127.0.0.1:0", "--udp", "--json"], "stderr")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"d", ("127.0.0.1", int(line.rsplit(":", 1)[1])))

@@ -72,6 +72,7 @@ from socketkit.exceptions import (
     TimeoutError,
     TlsError,
 )
+from socketkit.fleet import FleetReport, report
 from socketkit.probes import (
     banner,
     check,
@@ -114,6 +115,7 @@ __all__ = [
     "DialogueError",
     "Error",
     "Expect",
+    "FleetReport",
     "Keepalive",
     "LimitExceededError",
     "LineIterator",
@@ -141,6 +143,7 @@ __all__ = [
     "check",
     "check_iter",
     "check_many",
+    "report",
     "scan",
     "scan_iter",
     "tcping",

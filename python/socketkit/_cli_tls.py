@@ -25,8 +25,8 @@ from socketkit.tls_results import TLS_FIELDS, TlsResult
 __all__ = ["EXAMPLE", "EXIT_DOC", "HELP", "JSON_DOC", "add_options", "cmd_tls", "reason"]
 
 #: The keys of each ``--json`` object: a ``TlsResult.to_dict()``, the
-#: leaf's SANs, and why the target failed the check.
-JSON_FIELDS = (*TLS_FIELDS, "sans", "reason")
+#: leaf's SANs, why the target failed the check, and where it ran from.
+JSON_FIELDS = (*TLS_FIELDS, "sans", "reason", "vantage")
 
 HELP = (
     "Check the TLS certificate of each HOST:PORT. "
@@ -36,7 +36,7 @@ JSON_DOC = (
     "one JSON array, an object per target in the order given:\n  {" + ", ".join(JSON_FIELDS) + "}\n"
     "ok: the certificate verified; days_left: of the leaf, negative once expired;\n"
     "sans: the leaf's subject alternative names; reason: why the target fails\n"
-    "(the line on stderr), null when it passes"
+    "(the line on stderr), null when it passes; vantage: where it ran from"
 )
 EXIT_DOC = (
     "0 every certificate verified and valid for more than --warn-days days, 1 any not;\n"

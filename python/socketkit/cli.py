@@ -1,4 +1,4 @@
-"""The ``socketkit`` command line: check, scan, ping, wait, tls, serve, send, listen, exporter.
+"""The ``socketkit`` command line: check, scan, ping, wait, tls, serve, send, listen, exporter, report.
 
 Tables for people, ``--json`` for pipelines, exit status 0 only when
 everything asked for is up. Bad input is one line on stderr and exit 2;
@@ -8,7 +8,8 @@ line, as in nc. Each subcommand's ``--help`` documents its ``--json``
 output and exit statuses (``JSON_DOCS`` below, checked by the tests).
 
 The commands themselves live in ``_cli_probes`` (check, scan, ping, wait)
-and ``_cli_io`` (serve, send, listen), ``tls`` in ``_cli_tls``, the service-check
+and ``_cli_io`` (serve, send, listen), ``tls`` in ``_cli_tls``, ``report`` in
+``_cli_report``, the service-check
 options in ``_cli_service``; this module parses and dispatches.
 """
 
@@ -25,8 +26,16 @@ from typing import Any, NoReturn
 
 import socketkit
 from socketkit import _cli_nagios as nagios
-from socketkit import _cli_tls
-from socketkit._cli_common import EXIT_DOWN, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, error_text
+from socketkit import _cli_report, _cli_tls
+from socketkit._cli_common import (
+    EXIT_DOWN,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    error_text,
+    set_vantage,
+)
 from socketkit._cli_io import cmd_exporter, cmd_listen, cmd_send, cmd_serve
 from socketkit._cli_probes import cmd_check, cmd_ping, cmd_scan, cmd_wait
 from socketkit._cli_service import SERVICE_FIELDS, add_address_options, add_check_options
@@ -89,31 +98,36 @@ def int_in(lo: int, hi: int) -> Callable[[str], int]:
 # --- what each subcommand prints with --json ----------------------------------------
 
 _CHECK = "{" + ", ".join(CHECK_FIELDS) + "}"
-_PING = "{" + ", ".join(("seq", "time", *CHECK_FIELDS)) + "}"
+_CHECK_V = "{" + ", ".join((*CHECK_FIELDS, "vantage")) + "}"
+_PING = "{" + ", ".join(("seq", "time", *CHECK_FIELDS, "vantage")) + "}"
 _SUMMARY = "{" + ", ".join(PING_SUMMARY_FIELDS) + "}"
+_VANTAGE = "vantage: where the record was measured from (--vantage NAME; default: the host name)"
 
 #: Per subcommand: its ``--json`` output, every object's keys in braces.
 #: tests/test_cli_first_hour.py compares these keys with the real output.
 JSON_DOCS = {
-    "check": f"one JSON array, an object per target in the order given:\n  {_CHECK}\n"
+    "check": f"one JSON array, an object per target in the order given:\n  {_CHECK_V}\n"
     "with --tls, --starttls, --send/--expect or --service (a service check), each\n  {"
-    + ", ".join(SERVICE_FIELDS)
-    + "}\nfailed_step: 0-based index of the step that failed; received: what arrived during it",
+    + ", ".join((*SERVICE_FIELDS, "vantage"))
+    + "}\nfailed_step: 0-based index of the step that failed; received: what arrived during it;\n"
+    + _VANTAGE,
     "tls": _cli_tls.JSON_DOC,
-    "scan": "one JSON object:\n  {hosts, ports, elapsed, counts, open, results}\n"
+    "scan": "one JSON object:\n  {hosts, ports, elapsed, counts, open, results, vantage}\n"
     "hosts: the hosts scanned; ports: ports per host; elapsed: seconds;\n"
     "counts: state -> number; open: host -> open ports; results: every port\n"
-    f"scanned (only the open ones with --open), each\n  {_CHECK}",
-    "ping": f"JSON lines, one per probe:\n  {_PING}\nthen one summary line {{summary}} holding\n  {_SUMMARY}\n"
+    f"scanned (only the open ones with --open), each\n  {_CHECK}\n{_VANTAGE}",
+    "ping": f"JSON lines, one per probe:\n  {_PING}\nthen one summary line {{summary, vantage}} holding\n"
+    f"  {_SUMMARY}\n"
     "time: Unix time the probe started; longest_up, longest_down: null or\n  {start, end, seconds}\n"
     "address_changes: [time, old, new] per change of the address pinged",
-    "wait": "one JSON object (before CMD runs):\n  {targets, waited_s, ok}\n"
-    "and, when the wait timed out,\n  {targets, waited_s, ok, error}",
-    "serve": "one JSON line once listening:\n  {listening, proto, mode}",
-    "send": "one JSON object:\n  {target, proto, sent, reply, rtt_ms}\n"
+    "wait": "one JSON object (before CMD runs):\n  {targets, waited_s, ok, vantage}\n"
+    "and, when the wait timed out,\n  {targets, waited_s, ok, error, vantage}",
+    "serve": "one JSON line once listening:\n  {listening, proto, mode, vantage}",
+    "send": "one JSON object:\n  {target, proto, sent, reply, rtt_ms, vantage}\n"
     "sent: bytes sent; reply: the reply as UTF-8 with \\xNN escapes (null with --no-reply)",
-    "listen": "JSON lines, one per chunk (TCP) or datagram (UDP):\n  {peer, data}",
-    "exporter": "one JSON line once listening:\n  {listening, config, modules}",
+    "listen": "JSON lines, one per chunk (TCP) or datagram (UDP):\n  {peer, data, vantage}",
+    "exporter": "one JSON line once listening:\n  {listening, config, modules, vantage}",
+    "report": _cli_report.JSON_DOC,
 }
 
 EXIT_DOCS = {
@@ -129,6 +143,7 @@ EXIT_DOCS = {
     "send": "0 sent (and the reply read), 1 the network failed",
     "listen": "0 the connection ended",
     "exporter": "0 stopped by SIGTERM (SIGHUP reloads the config, a broken one is ignored)",
+    "report": _cli_report.EXIT_DOC,
 }
 
 EXAMPLES = {
@@ -153,6 +168,7 @@ EXAMPLES = {
     "listen": "examples: socketkit listen 127.0.0.1:9000\n          socketkit listen 127.0.0.1:9000 --udp --json",
     "exporter": "examples: socketkit exporter --config blackbox.yml\n"
     "          curl '127.0.0.1:9115/probe?target=db:5432&module=tcp_connect'",
+    "report": _cli_report.EXAMPLE,
 }
 
 
@@ -217,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sp.add_argument("--json", action="store_true", help="machine-readable output (described below)")
+        sp.add_argument(
+            "--vantage",
+            default=None,
+            metavar="NAME",
+            help="--json: where this runs from, in every record (default: the host name)",
+        )
         return sp
 
     sp = add("check", "Is each HOST:PORT open? Exit 0 only if all are. Ports may be service names.")
@@ -410,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="log to stderr"
     )
     sp.set_defaults(func=cmd_exporter)
+
+    sp = add("report", _cli_report.HELP)
+    _cli_report.add_options(sp)
+    sp.set_defaults(func=_cli_report.cmd_report)
     return p
 
 
@@ -478,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parse(argv)
     prog = f"socketkit {args.command_name}"
+    set_vantage(getattr(args, "vantage", None))
     func: Callable[[Any], int] = args.func
     if getattr(args, "nagios", False):
         try:
