@@ -26,7 +26,6 @@ import socket
 import ssl
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,26 +83,22 @@ def bulk(pki, total: int, repeats: int) -> Row:
     chunk = os.urandom(256 * 1024)
 
     def pump(send, recv_into) -> float:
-        buf = bytearray(256 * 1024)
+        # One thread, chunk by chunk (send 256 KiB, read its echo): the
+        # stdlib's SSLSocket must not read and write from two threads at
+        # once, and the same shape for both clients keeps the ratio fair.
+        buf = bytearray(len(chunk))
         view = memoryview(buf)
-        got = 0
-
-        def reader() -> None:
-            nonlocal got
-            while got < total:
-                n = recv_into(view)
-                if not n:
-                    break
-                got += n
-
-        t = threading.Thread(target=reader)
         t0 = time.perf_counter()
-        t.start()
-        sent = 0
-        while sent < total:
+        done = 0
+        while done < total:
             send(chunk)
-            sent += len(chunk)
-        t.join()
+            got = 0
+            while got < len(chunk):
+                n = recv_into(view[got:])
+                if not n:
+                    raise ConnectionError("the echo peer closed")
+                got += n
+            done += len(chunk)
         return total / (time.perf_counter() - t0) / (1 << 30)
 
     with socketkit.TcpServer.echo(tls=server_cfg) as srv:
