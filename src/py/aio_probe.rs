@@ -26,12 +26,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::defaults;
 use crate::error::{Error, Phase, Result as CoreResult};
 use crate::probe::waitfor::{self, Readiness};
 use crate::probe::{
-    banner as banner_core, plan_scan, plan_targets, run_all, udp, Config, Outcome, Plan,
-    TargetResult, Timings,
+    banner as banner_core, run_all, udp, Config, Outcome, Plan, TargetResult, Timings,
 };
 use crate::py::aio::{ctx, Value};
 use crate::py::args;
@@ -39,8 +37,8 @@ use crate::py::blocking::with_cancel;
 use crate::py::errors::to_pyerr;
 use crate::py::probe::{outcome_tuple, Tuples};
 use crate::py::probe_args::{
-    addr_control, bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg,
-    targets_arg, wait_targets_arg,
+    addr_control, bytes_arg, check_job, port_arg, progress_arg, scan_job, target_arg, targets_job,
+    wait_targets_arg,
 };
 use crate::wait::Interrupt;
 
@@ -310,19 +308,16 @@ pub fn _aio_scan<'py>(
     family: Option<&Bound<'py, PyAny>>,
     source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let ctl = addr_control(family, source_address, false)?;
-    let mut cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
-    cfg.source = ctl.source;
-    let hosts = hosts_arg(hosts)?;
-    let ports = ports_arg(ports)?;
-    let progress = progress_arg(progress)?;
-    let timeout = cfg.timeout;
-    run_plan_async(
-        py,
-        move |intr| plan_scan(&hosts, &ports, timeout, &ctl, intr),
-        cfg,
-        progress,
-    )
+    let job = scan_job(
+        hosts,
+        ports,
+        timeout,
+        concurrency,
+        rate,
+        family,
+        source_address,
+    )?;
+    run_plan_async(py, job.plan, job.cfg, progress_arg(progress)?)
 }
 
 /// `await _aio_check(...)`: `_core._check`'s run, as [`AioResults`].
@@ -336,18 +331,8 @@ pub fn _aio_check<'py>(
     family: Option<&Bound<'py, PyAny>>,
     source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let port = port_arg(port)?;
-    let target = target_arg("target", target, port)?;
-    let ctl = addr_control(family, source_address, false)?;
-    let mut cfg = config(timeout, None, 1, None)?;
-    cfg.source = ctl.source;
-    let timeout = cfg.timeout;
-    run_plan_async(
-        py,
-        move |intr| plan_targets(std::slice::from_ref(&target), timeout, &ctl, intr),
-        cfg,
-        None,
-    )
+    let job = check_job(target, port, timeout, family, source_address)?;
+    run_plan_async(py, job.plan, job.cfg, None)
 }
 
 /// `await _aio_check_many(...)`: `_core._check_many`'s run, as [`AioResults`].
@@ -365,18 +350,16 @@ pub fn _aio_check_many<'py>(
     source_address: Option<&Bound<'py, PyAny>>,
     each_address: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let ctl = addr_control(family, source_address, each_address)?;
-    let mut cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
-    cfg.source = ctl.source;
-    let targets = targets_arg(targets)?;
-    let progress = progress_arg(progress)?;
-    let timeout = cfg.timeout;
-    run_plan_async(
-        py,
-        move |intr| plan_targets(&targets, timeout, &ctl, intr),
-        cfg,
-        progress,
-    )
+    let job = targets_job(
+        targets,
+        timeout,
+        concurrency,
+        rate,
+        family,
+        source_address,
+        each_address,
+    )?;
+    run_plan_async(py, job.plan, job.cfg, progress_arg(progress)?)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

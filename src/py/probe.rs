@@ -13,18 +13,17 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::defaults;
 use crate::probe::run::Canceller;
 use crate::probe::waitfor::Readiness;
 use crate::probe::{
-    banner as banner_core, plan_scan, plan_targets, run_all, udp, waitfor, Config, Outcome, Plan,
-    ResultStream, State, TargetResult, Timings,
+    banner as banner_core, run_all, udp, waitfor, Config, Outcome, Plan, ResultStream, State,
+    TargetResult, Timings,
 };
 use crate::py::args;
 use crate::py::blocking::blocking;
 use crate::py::probe_args::{
-    addr_control, bytes_arg, config, hosts_arg, port_arg, ports_arg, progress_arg, target_arg,
-    targets_arg, wait_targets_arg,
+    addr_control, bytes_arg, check_job, port_arg, ports_arg, progress_arg, scan_job, target_arg,
+    targets_job, wait_targets_arg, Job,
 };
 
 /// Builds result tuples, caching the host and address strings.
@@ -172,18 +171,16 @@ pub fn check_many<'py>(
     source_address: Option<&Bound<'py, PyAny>>,
     each_address: bool,
 ) -> PyResult<Bound<'py, PyList>> {
-    let ctl = addr_control(family, source_address, each_address)?;
-    let mut cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
-    cfg.source = ctl.source;
-    let targets = targets_arg(targets)?;
-    let progress = progress_arg(progress)?;
-    let timeout = cfg.timeout;
-    let items = run_plan(
-        py,
-        move |intr| plan_targets(&targets, timeout, &ctl, intr),
-        &cfg,
-        progress,
+    let job = targets_job(
+        targets,
+        timeout,
+        concurrency,
+        rate,
+        family,
+        source_address,
+        each_address,
     )?;
+    let items = run_plan(py, job.plan, &job.cfg, progress_arg(progress)?)?;
     PyList::new(py, items)
 }
 
@@ -199,18 +196,8 @@ pub fn check<'py>(
     family: Option<&Bound<'py, PyAny>>,
     source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let port = port_arg(port)?;
-    let target = target_arg("target", target, port)?;
-    let ctl = addr_control(family, source_address, false)?;
-    let mut cfg = config(timeout, None, 1, None)?;
-    cfg.source = ctl.source;
-    let timeout = cfg.timeout;
-    let items = run_plan(
-        py,
-        move |intr| plan_targets(std::slice::from_ref(&target), timeout, &ctl, intr),
-        &cfg,
-        None,
-    )?;
+    let job = check_job(target, port, timeout, family, source_address)?;
+    let items = run_plan(py, job.plan, &job.cfg, None)?;
     items
         .into_iter()
         .next()
@@ -233,19 +220,16 @@ pub fn scan<'py>(
     family: Option<&Bound<'py, PyAny>>,
     source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let ctl = addr_control(family, source_address, false)?;
-    let mut cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
-    cfg.source = ctl.source;
-    let hosts = hosts_arg(hosts)?;
-    let ports = ports_arg(ports)?;
-    let progress = progress_arg(progress)?;
-    let timeout = cfg.timeout;
-    let items = run_plan(
-        py,
-        move |intr| plan_scan(&hosts, &ports, timeout, &ctl, intr),
-        &cfg,
-        progress,
+    let job = scan_job(
+        hosts,
+        ports,
+        timeout,
+        concurrency,
+        rate,
+        family,
+        source_address,
     )?;
+    let items = run_plan(py, job.plan, &job.cfg, progress_arg(progress)?)?;
     PyList::new(py, items)
 }
 
@@ -277,6 +261,12 @@ impl ProbeIter {
                 ready: VecDeque::new(),
             }),
         })
+    }
+
+    /// Plan (names resolved without the GIL) and start the run.
+    fn planned(py: Python<'_>, job: Job) -> PyResult<Self> {
+        let Job { cfg, plan } = job;
+        blocking(py, move |intr| ProbeIter::start(plan(intr)?, &cfg))
     }
 }
 
@@ -341,15 +331,16 @@ pub fn check_iter<'py>(
     source_address: Option<&Bound<'py, PyAny>>,
     each_address: bool,
 ) -> PyResult<ProbeIter> {
-    let ctl = addr_control(family, source_address, each_address)?;
-    let mut cfg = config(timeout, concurrency, defaults::CHECK_CONCURRENCY, rate)?;
-    cfg.source = ctl.source;
-    let targets = targets_arg(targets)?;
-    let timeout = cfg.timeout;
-    blocking(py, |intr| {
-        let plan = plan_targets(&targets, timeout, &ctl, intr)?;
-        ProbeIter::start(plan, &cfg)
-    })
+    let job = targets_job(
+        targets,
+        timeout,
+        concurrency,
+        rate,
+        family,
+        source_address,
+        each_address,
+    )?;
+    ProbeIter::planned(py, job)
 }
 
 /// `scan_iter` in the core.
@@ -367,16 +358,16 @@ pub fn scan_iter<'py>(
     family: Option<&Bound<'py, PyAny>>,
     source_address: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<ProbeIter> {
-    let ctl = addr_control(family, source_address, false)?;
-    let mut cfg = config(timeout, concurrency, defaults::SCAN_CONCURRENCY, rate)?;
-    cfg.source = ctl.source;
-    let hosts = hosts_arg(hosts)?;
-    let ports = ports_arg(ports)?;
-    let timeout = cfg.timeout;
-    blocking(py, |intr| {
-        let plan = plan_scan(&hosts, &ports, timeout, &ctl, intr)?;
-        ProbeIter::start(plan, &cfg)
-    })
+    let job = scan_job(
+        hosts,
+        ports,
+        timeout,
+        concurrency,
+        rate,
+        family,
+        source_address,
+    )?;
+    ProbeIter::planned(py, job)
 }
 
 /// `wait_for` in the core: seconds waited.

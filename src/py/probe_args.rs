@@ -8,10 +8,11 @@ use pyo3::types::{PyBool, PyInt, PyList, PyRange, PyString, PyTuple};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::addr::{Family, HostPort, PortUse};
+use crate::defaults;
 use crate::probe::target::{
     check_concurrency, check_rate, parse_host_spec, parse_target, split_hosts, PortSet,
 };
-use crate::probe::{AddrControl, Config, HostSpec};
+use crate::probe::{plan_scan, plan_targets, AddrControl, Config, HostSpec, Plan};
 use crate::py::args::{self, type_name, value_error, Int};
 
 /// `port=` of the single-target probes.
@@ -300,4 +301,91 @@ pub(crate) fn addr_control(
         .with_source(ctl.source.as_ref())
         .map_err(value_error)?;
     Ok(ctl)
+}
+
+/// Makes the plan of a connect-scan run, given the run's interrupt.
+pub(crate) type Planner =
+    Box<dyn FnOnce(&dyn crate::wait::Interrupt) -> crate::error::Result<Plan> + Send>;
+
+/// A connect-scan run's arguments, converted once for the blocking call,
+/// its iterator and its awaitable (check, check_many, scan and friends).
+pub(crate) struct Job {
+    pub cfg: Config,
+    pub plan: Planner,
+}
+
+fn job(
+    ctl: AddrControl,
+    timeout: Option<&Bound<'_, PyAny>>,
+    concurrency: Option<&Bound<'_, PyAny>>,
+    default_concurrency: usize,
+    rate: Option<&Bound<'_, PyAny>>,
+    plan: impl FnOnce(Option<std::time::Duration>, AddrControl) -> Planner,
+) -> PyResult<Job> {
+    let mut cfg = config(timeout, concurrency, default_concurrency, rate)?;
+    cfg.source = ctl.source;
+    let plan = plan(cfg.timeout, ctl);
+    Ok(Job { cfg, plan })
+}
+
+/// `check(target, port, ...)`: one target.
+pub(crate) fn check_job(
+    target: &Bound<'_, PyAny>,
+    port: Option<&Bound<'_, PyAny>>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Job> {
+    let port = port_arg(port)?;
+    let target = target_arg("target", target, port)?;
+    let ctl = addr_control(family, source_address, false)?;
+    job(ctl, timeout, None, 1, None, |t, ctl| {
+        Box::new(move |intr| plan_targets(std::slice::from_ref(&target), t, &ctl, intr))
+    })
+}
+
+/// `check_many(targets, ...)` and `check_iter`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn targets_job(
+    targets: &Bound<'_, PyAny>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    concurrency: Option<&Bound<'_, PyAny>>,
+    rate: Option<&Bound<'_, PyAny>>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
+    each_address: bool,
+) -> PyResult<Job> {
+    let ctl = addr_control(family, source_address, each_address)?;
+    let targets = targets_arg(targets)?;
+    job(
+        ctl,
+        timeout,
+        concurrency,
+        defaults::CHECK_CONCURRENCY,
+        rate,
+        |t, ctl| Box::new(move |intr| plan_targets(&targets, t, &ctl, intr)),
+    )
+}
+
+/// `scan(hosts, ports, ...)` and `scan_iter`.
+pub(crate) fn scan_job(
+    hosts: &Bound<'_, PyAny>,
+    ports: &Bound<'_, PyAny>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    concurrency: Option<&Bound<'_, PyAny>>,
+    rate: Option<&Bound<'_, PyAny>>,
+    family: Option<&Bound<'_, PyAny>>,
+    source_address: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Job> {
+    let ctl = addr_control(family, source_address, false)?;
+    let hosts = hosts_arg(hosts)?;
+    let ports = ports_arg(ports)?;
+    job(
+        ctl,
+        timeout,
+        concurrency,
+        defaults::SCAN_CONCURRENCY,
+        rate,
+        |t, ctl| Box::new(move |intr| plan_scan(&hosts, &ports, t, &ctl, intr)),
+    )
 }
