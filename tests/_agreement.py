@@ -35,7 +35,7 @@ def observe(next_target: Callable[[], tuple[str, int]], timeout: float) -> dict[
     host, port = next_target()
     (r,) = list(socketkit.scan(host, [port], timeout=timeout))
     seen["scan"] = {"state": r.state, "error": r.error}
-    it = socketkit._core._tcping_iter(*next_target(), count=1, interval=0.0, timeout=timeout)
+    it = socketkit._probe_core._tcping_iter(*next_target(), count=1, interval=0.0, timeout=timeout)
     try:
         ((_seq, _host, _addr, _port, state, _rtt, error),) = list(it)
     finally:

@@ -186,7 +186,7 @@ except KeyboardInterrupt:
 
 
 def test_a_count_past_every_range_is_a_value_error_naming_it() -> None:
-    for call in (socketkit.tcping, socketkit._core._tcping_iter):
+    for call in (socketkit.tcping, socketkit._probe_core._tcping_iter):
         with pytest.raises(ValueError, match="count is too large"):
             call("127.0.0.1", 9, count=2**64)
 

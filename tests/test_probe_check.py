@@ -277,8 +277,8 @@ def test_port_specs_match_a_reference_parser():
             else:
                 parts.append(f"{max(1, 65535 - rng.randint(0, 5))}-")
         spec = ",".join(parts)
-        assert socketkit._core._parse_ports(spec) == _reference_ports(spec), spec
-    assert socketkit._core._parse_ports([22, "80-81", range(100, 102)]) == [22, 80, 81, 100, 101]
+        assert socketkit._probe_core._parse_ports(spec) == _reference_ports(spec), spec
+    assert socketkit._probe_core._parse_ports([22, "80-81", range(100, 102)]) == [22, 80, 81, 100, 101]
 
 
 def test_empty_target_list():

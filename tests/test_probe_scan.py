@@ -305,7 +305,7 @@ def test_no_fd_leak_after_many_probes():
 
 def test_scan_iter_closed_from_another_thread():
     with full_backlog() as port:
-        it = socketkit._core._scan_iter("127.0.0.1", port, timeout=30, concurrency=1, rate=None)
+        it = socketkit._probe_core._scan_iter("127.0.0.1", port, timeout=30, concurrency=1, rate=None)
         timer = threading.Timer(0.3, it.close)
         timer.start()
         start = time.monotonic()

@@ -44,6 +44,9 @@ How socketkit treats the interpreter:
   when the object is garbage-collected.
 """
 
+# _core makes _probe_core (the checks' private helpers) on import; binding
+# it here makes socketkit._probe_core an attribute too.
+from socketkit import _core, _probe_core  # noqa: F401
 from socketkit._core import (
     Keepalive,
     LineIterator,

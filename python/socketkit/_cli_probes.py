@@ -98,7 +98,7 @@ def _hosts(specs: list[str]) -> list[str]:
 
 
 def _udp_scan(args: argparse.Namespace, ports: str) -> socketkit.ScanReport:
-    port_list = socketkit._core._parse_ports(ports)
+    port_list = socketkit._probe_core._parse_ports(ports)
     hosts = _hosts(args.hosts)
     start = time.perf_counter()
     results = _udp_many(
@@ -199,7 +199,7 @@ def run_pings(args: argparse.Namespace) -> tuple[socketkit.PingStats, bool]:
     whether Ctrl-C ended a run that had a count (ping(8)'s exit 130)."""
     # One ping every interval, start to start, as tcping() does. Made before
     # the header, so a bad target is a usage error with nothing printed.
-    pings = socketkit._core._tcping_stream(
+    pings = socketkit._probe_core._tcping_stream(
         args.target,
         count=args.count,
         interval=args.interval,
@@ -257,7 +257,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     say = not (args.quiet or args.json)
     for i, t in enumerate(args.targets):
         try:
-            socketkit._core._parse_target(t)
+            socketkit._probe_core._parse_target(t)
         except ValueError as e:
             raise ValueError(f"targets[{i}]: {str(e).removeprefix('target: ')}") from None
     state = args.state

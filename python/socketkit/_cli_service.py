@@ -186,7 +186,7 @@ def check_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw = {"steps": steps, "service": args.service, "tls": tls, "starttls": args.starttls}
     try:
         # No target: the steps are checked (a bad regex) and nothing runs.
-        socketkit._core._service_check_many([], **kw)
+        socketkit._probe_core._service_check_many([], **kw)
     except ValueError as e:
         raise UsageError(_one_line(str(e))) from None
     return kw

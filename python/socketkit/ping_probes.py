@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from socketkit import _core
+from socketkit import _core, _probe_core
 from socketkit.results import PingProbe, PingStats
 
 __all__ = ["ping_stats", "tcping", "tcping_iter"]
@@ -19,7 +19,7 @@ Source = tuple[str, int] | str | None
 _D = _core.DEFAULTS
 
 
-def _pings(raw: _core.PingStream) -> Iterator[tuple[str, int, PingProbe]]:
+def _pings(raw: _probe_core.PingStream) -> Iterator[tuple[str, int, PingProbe]]:
     try:
         for seq, t, host, address, port, state, rtt_ms, error in raw:
             yield host, port, PingProbe(seq, t, state, address, rtt_ms, error)  # type: ignore[arg-type]
@@ -55,7 +55,7 @@ def tcping(
     failed pings in a row, so a service that moved to another address is
     found (``PingStats.address_changes`` lists the moves).
     """
-    raw = _core._tcping_stream(
+    raw = _probe_core._tcping_stream(
         target,
         port,
         count=count,
@@ -112,7 +112,7 @@ def tcping_iter(
     first ping raises :class:`socketkit.ResolveError` from the first
     ``next()``, later failures to resolve are pings with state ``"error"``.
     """
-    raw = _core._tcping_stream(
+    raw = _probe_core._tcping_stream(
         target,
         port,
         count=count,

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
-from socketkit import _core
+from socketkit import _core, _probe_core
 from socketkit._progress import make_progress
 from socketkit.exceptions import ConnectionRefusedError, Error, TimeoutError
 from socketkit.ping_probes import tcping, tcping_iter
@@ -124,7 +124,7 @@ def check(
         return udp_probe(target, port, timeout=t, retries=2, family=family, source_address=source_address)  # type: ignore[arg-type]
     if _service(steps, service, tls, starttls):
         return _make(
-            _core._service_check(
+            _probe_core._service_check(
                 target,
                 port,
                 timeout=timeout,
@@ -136,7 +136,9 @@ def check(
                 starttls=starttls,
             )
         )
-    return _make(_core._check(target, port, timeout=timeout, family=family, source_address=source_address))
+    return _make(
+        _probe_core._check(target, port, timeout=timeout, family=family, source_address=source_address)
+    )
 
 
 def check_many(
@@ -169,7 +171,7 @@ def check_many(
     bar = make_progress(progress, "check")
     try:
         if _service(steps, service, tls, starttls):
-            raw = _core._service_check_many(
+            raw = _probe_core._service_check_many(
                 targets,
                 timeout=timeout,
                 concurrency=concurrency,
@@ -183,7 +185,7 @@ def check_many(
                 starttls=starttls,
             )
         else:
-            raw = _core._check_many(
+            raw = _probe_core._check_many(
                 targets,
                 timeout=timeout,
                 concurrency=concurrency,
@@ -198,7 +200,9 @@ def check_many(
     return Results(map(_make, raw))
 
 
-def _stream(raw: _core.ProbeIter | _core.ServiceIter, progress: Progress, desc: str) -> Iterator[CheckResult]:
+def _stream(
+    raw: _probe_core.ProbeIter | _probe_core.ServiceIter, progress: Progress, desc: str
+) -> Iterator[CheckResult]:
     bar = make_progress(progress, desc)
     cb = bar.callback
     total = raw.total
@@ -236,9 +240,9 @@ def check_iter(
     dashboards. Arguments are checked and names resolved at the call;
     closing the iterator (or dropping it) cancels the probes still running.
     """
-    raw: _core.ProbeIter | _core.ServiceIter
+    raw: _probe_core.ProbeIter | _probe_core.ServiceIter
     if _service(steps, service, tls, starttls):
-        raw = _core._service_check_iter(
+        raw = _probe_core._service_check_iter(
             targets,
             timeout=timeout,
             concurrency=concurrency,
@@ -251,7 +255,7 @@ def check_iter(
             starttls=starttls,
         )
     else:
-        raw = _core._check_iter(
+        raw = _probe_core._check_iter(
             targets,
             timeout=timeout,
             concurrency=concurrency,
@@ -291,7 +295,7 @@ def scan(
     bar = make_progress(progress, "scan")
     start = time.perf_counter()
     try:
-        raw = _core._scan(
+        raw = _probe_core._scan(
             hosts,
             ports,
             timeout=timeout,
@@ -322,7 +326,7 @@ def scan_iter(
 ) -> Iterator[CheckResult]:
     """Like :func:`scan`, but yields each :class:`CheckResult` as it
     completes. Closing the iterator cancels the rest of the scan."""
-    raw = _core._scan_iter(
+    raw = _probe_core._scan_iter(
         hosts,
         ports,
         timeout=timeout,
@@ -386,7 +390,7 @@ def wait_for(
                 "state, delay and connect_timeout do not combine with steps, service, tls, "
                 "starttls, family or source_address"
             )
-        return _core._wait_until(
+        return _probe_core._wait_until(
             targets,
             port,
             timeout=timeout,
@@ -409,7 +413,7 @@ def wait_for(
         return _wait_service(
             targets, port, timeout, interval, steps, service, tls, starttls, family, source_address
         )
-    return _core._wait_for(targets, port, timeout=timeout, interval=interval, send=send, expect=expect)
+    return _probe_core._wait_for(targets, port, timeout=timeout, interval=interval, send=send, expect=expect)
 
 
 def _wait_service(
@@ -441,7 +445,7 @@ def _wait_service(
     while True:
         left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
         per = 5.0 if left is None else min(left, 5.0)
-        res = _core._service_check_many(
+        res = _probe_core._service_check_many(
             items,
             timeout=per,
             family=family,
@@ -492,7 +496,7 @@ def banner(
     fails raises :class:`socketkit.Error` naming the step and the bytes
     received."""
     if not _service(steps, None, tls, starttls):
-        return _core._banner(
+        return _probe_core._banner(
             target,
             port,
             send=send,
@@ -503,7 +507,7 @@ def banner(
         )
     if send is not None:
         raise ValueError("send and steps: put the bytes in the steps (steps=[Send(...), ...])")
-    t, said = _core._service_banner(
+    t, said = _probe_core._service_banner(
         target,
         port,
         max_bytes=max_bytes,
@@ -552,7 +556,7 @@ def udp_probe(
     answer a payload in their protocol (DNS, NTP, SNMP).
     """
     return _make(
-        _core._udp_probe(
+        _probe_core._udp_probe(
             target,
             port,
             payload,

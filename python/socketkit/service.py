@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar
 
-from socketkit import _core
+from socketkit import _core, _probe_core  # noqa: F401 (_core first: it makes _probe_core)
 
 __all__ = ["SERVICES", "STARTTLS", "Expect", "Send", "StartTls", "Step"]
 
@@ -106,8 +106,8 @@ def _services() -> Mapping[str, tuple[Step, ...]]:
     # check with service="http" sends the host it was given.
     return MappingProxyType(
         {
-            name: tuple(_step(t) for t in _core._service_steps(name, "{host}"))
-            for name in _core._service_names()
+            name: tuple(_step(t) for t in _probe_core._service_steps(name, "{host}"))
+            for name in _probe_core._service_names()
         }
     )
 

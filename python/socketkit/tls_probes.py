@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from socketkit import _core
+from socketkit import _core, _probe_core  # noqa: F401 (_core first: it makes _probe_core)
 from socketkit._progress import make_progress
 from socketkit.probes import Family, Progress, Source, Target
 from socketkit.tls_results import TlsResult, TlsResults
@@ -52,7 +52,7 @@ def tls_check(
     >>> socketkit.tls_check("example.org:443").days_left
     """
     return _make(
-        _core._tls_check(
+        _probe_core._tls_check(
             target,
             port,
             timeout=timeout,
@@ -80,7 +80,7 @@ def tls_check_many(
     as in :func:`socketkit.check_many`."""
     bar = make_progress(progress, "tls")
     try:
-        raw = _core._tls_check_many(
+        raw = _probe_core._tls_check_many(
             targets,
             timeout=timeout,
             concurrency=concurrency,
@@ -108,7 +108,7 @@ def tls_check_iter(
 ) -> Iterator[TlsResult]:
     """Like :func:`tls_check_many`, but yields each :class:`TlsResult` as it
     finishes. Closing the iterator cancels the checks still running."""
-    raw = _core._tls_check_iter(
+    raw = _probe_core._tls_check_iter(
         targets,
         timeout=timeout,
         concurrency=concurrency,
@@ -120,7 +120,7 @@ def tls_check_iter(
     return _stream(raw, progress)
 
 
-def _stream(raw: _core.ServiceIter, progress: Progress) -> Iterator[TlsResult]:
+def _stream(raw: _probe_core.ServiceIter, progress: Progress) -> Iterator[TlsResult]:
     bar = make_progress(progress, "tls")
     cb = bar.callback
     total = raw.total

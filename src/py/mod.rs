@@ -43,11 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     options::register(m)?;
     m.add_class::<server::TcpServer>()?;
     m.add_class::<server::UdpServer>()?;
-    probe::register(m)?;
-    ping::register(m)?;
-    waitfor::register(m)?;
-    service::register(m)?;
-    tls_check::register(m)?;
+    register_probe_core(m)?;
     m.add("DEFAULTS", defaults_dict(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // pyo3 lists every name it adds in __all__; the `_`-prefixed bindings
@@ -62,6 +58,23 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .filter(|n| !n.starts_with('_') || n.starts_with("__"))
         .collect();
     m.setattr("__all__", public)?;
+    Ok(())
+}
+
+/// `socketkit._probe_core`: the private helpers behind check, scan, tcping,
+/// wait_for and the service and TLS checks, kept out of `_core` so each
+/// module (and its stub) stays one readable size.
+fn register_probe_core(core: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = core.py();
+    let m = PyModule::new(py, "socketkit._probe_core")?;
+    probe::register(&m)?;
+    ping::register(&m)?;
+    waitfor::register(&m)?;
+    service::register(&m)?;
+    tls_check::register(&m)?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("socketkit._probe_core", &m)?;
     Ok(())
 }
 

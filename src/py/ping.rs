@@ -151,7 +151,7 @@ impl Pings {
 /// tcping one ping at a time: ``(seq, host, address, port, state,
 /// rtt_ms, error)`` per ping, each started ``interval`` seconds after the
 /// one before it started. ``close()`` (from any thread) ends it.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._probe_core", frozen)]
 pub struct PingIter(Pings);
 
 #[pymethods]
@@ -187,7 +187,7 @@ impl PingIter {
 /// tcping's stream with timestamps: ``(seq, time, host, address, port,
 /// state, rtt_ms, error)`` per ping, ``time`` the Unix time it started,
 /// ``error`` why it failed. ``close()`` (from any thread) ends it.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._probe_core", frozen)]
 pub struct PingStream {
     pings: Pings,
     strict: bool,

@@ -241,7 +241,7 @@ struct IterState {
 /// Results of ``check_iter``/``scan_iter`` as they complete: an iterator
 /// of result tuples fed by the probe threads. ``close()`` (or dropping it)
 /// cancels the probes still running.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._probe_core", frozen)]
 pub struct ProbeIter {
     state: Mutex<IterState>,
     /// Outside the lock: `close()` from another thread must not wait for a

@@ -417,7 +417,7 @@ pub(crate) struct IterState {
 
 /// Service-check results as they finish; `close()` (or dropping it)
 /// cancels the checks still running.
-#[pyclass(module = "socketkit._core", frozen)]
+#[pyclass(module = "socketkit._probe_core", frozen)]
 pub struct ServiceIter {
     pub(crate) state: Mutex<IterState>,
     pub(crate) cancel: Arc<Cancel>,

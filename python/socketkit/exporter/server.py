@@ -26,7 +26,7 @@ from prometheus_client import (
     process_collector,
 )
 
-from socketkit import _core
+from socketkit import _probe_core
 from socketkit.exporter.config import (
     BLACKBOX_ONLY,
     DEFAULT_CONFIG,
@@ -167,7 +167,7 @@ class Exporter:
         if module.prober in BLACKBOX_ONLY:
             raise BadRequest(f"Module {name!r}: prober {module.prober!r} is not supported by socketkit")
         try:
-            host, port = _core._parse_target(target)
+            host, port = _probe_core._parse_target(target)
         except (ValueError, TypeError) as e:
             raise BadRequest(f"Bad target {target!r}: {e}") from None
         timeout = probe_timeout(module.timeout, scrape_timeout)

@@ -69,7 +69,7 @@ def with_port(targets, port):
         t = str(t)
         if port is not None:
             try:
-                socketkit._core._parse_target(t)
+                socketkit._probe_core._parse_target(t)
             except ValueError:
                 t = f"[{t}]:{port}" if ":" in t and not t.startswith("[") else f"{t}:{port}"
         out.append(t)
