@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import socket
 import subprocess
 import sys
 
 import pytest
-from _server_util import connect, recv_line
+from _server_util import connect, recv_line, wait_until
 
 import socketkit
 from socketkit import _core
@@ -156,3 +157,16 @@ def test_max_unsent_default_and_arguments() -> None:
     with pytest.raises(ValueError, match="max_unsent applies only with on_message"):
         socketkit.TcpServer(handler=print, max_unsent=1024)
     socketkit.TcpServer(on_message=print, max_unsent=None).stop()
+
+
+@pytest.mark.parametrize("framing", ["line", "length"])
+def test_idle_timeout_closes_a_client_that_reads_no_reply(framing: str) -> None:
+    one = b"\n" if framing == "line" else b"\0\0\0\0"
+    with socketkit.TcpServer(on_message=lambda m: b"y" * 4096, framing=framing, idle_timeout=0.3) as srv:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with s:
+            s.connect(srv.address)
+            s.sendall(one * 4096)  # 16 MiB of replies: far more than the sockets hold
+            assert wait_until(lambda: srv.stats["bytes_out"] > 0)
+            assert wait_until(lambda: srv.stats["active"] == 0, within=10)

@@ -227,8 +227,10 @@ macro_rules! server_methods {
 ///
 /// Limits: ``max_connections`` (a connection beyond it is closed at once
 /// and counted in ``stats["rejected"]``), ``idle_timeout`` (seconds; a
-/// client silent that long is closed). A handler that raises is logged with
-/// its traceback on the ``socketkit`` logger and counted in
+/// client silent that long is closed, and so is one that takes none of its
+/// replies for that long, as a handler's ``sendall`` would time out),
+/// ``max_message`` and ``max_unsent`` (above). A handler that raises is
+/// logged with its traceback on the ``socketkit`` logger and counted in
 /// ``stats["handler_errors"]``; its connection closes, the server goes on.
 ///
 /// TLS: ``tls=TlsConfig(cert_file=..., key_file=..., client_ca_file=None)``

@@ -269,15 +269,27 @@ fn read_into(s: &TcpStream, dec: &mut Decoder) -> std::io::Result<usize> {
 }
 
 /// Write all of `data`, waiting for the socket as needed.
-async fn write_all(s: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+async fn write_all(s: &TcpStream, mut data: &[u8], idle: Option<Duration>) -> std::io::Result<()> {
     while !data.is_empty() {
         match s.try_write(data) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => s.writable().await?,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => writable(s, idle).await?,
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Wait for room to write; a client that reads nothing for `idle_timeout`
+/// is idle too (handler mode's `sendall` times out the same way), and its
+/// connection ends instead of holding its slot and its replies forever.
+pub(super) async fn writable(s: &TcpStream, idle: Option<Duration>) -> std::io::Result<()> {
+    match idle {
+        Some(d) => tokio::time::timeout(d, s.writable())
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        None => s.writable().await,
+    }
 }
 
 /// Frame the replies to the first messages of `msgs` into `out`, until the
@@ -365,7 +377,7 @@ async fn serve_conn(
         loop {
             let step = answer(&ctx, peer, &mut dec, &mut msgs, &mut out);
             if !out.is_empty() {
-                if write_all(&s, &out).await.is_err() {
+                if write_all(&s, &out, ctx.limits.idle_timeout).await.is_err() {
                     return;
                 }
                 Stats::add(&ctx.stats.bytes_out, out.len() as u64);

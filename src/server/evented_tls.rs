@@ -25,6 +25,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConnection;
 use tokio::net::TcpStream;
@@ -33,7 +34,7 @@ use tokio::sync::watch;
 use crate::tls::ServerTls;
 
 use super::codec::Decoder;
-use super::evented::{answer, readable, recycle, Ctx, Ready, Step, Tracked};
+use super::evented::{answer, readable, recycle, writable, Ctx, Ready, Step, Tracked};
 use super::stats::ActiveGuard;
 use super::Stats;
 
@@ -89,12 +90,17 @@ impl Failed {
     }
 }
 
-/// Send everything rustls has queued, waiting for room as needed.
-async fn flush(s: &TcpStream, conn: &mut ServerConnection) -> io::Result<()> {
+/// Send everything rustls has queued, waiting for room as needed (up to
+/// `idle` at a time, as the plain path).
+async fn flush(
+    s: &TcpStream,
+    conn: &mut ServerConnection,
+    idle: Option<Duration>,
+) -> io::Result<()> {
     while conn.wants_write() {
         match conn.write_tls(&mut TryIo(s)) {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable(s, idle).await?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -113,7 +119,8 @@ fn process(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), rustls::Err
 async fn handshake(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), Failed> {
     let mut spoke = false;
     loop {
-        flush(s, conn).await.map_err(Failed::Io)?;
+        // The handshake's own timeout bounds this wait.
+        flush(s, conn, None).await.map_err(Failed::Io)?;
         if !conn.is_handshaking() {
             return Ok(());
         }
@@ -142,7 +149,12 @@ async fn handshake(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), Fai
 }
 
 /// Encrypt and send all of `data`.
-async fn send(s: &TcpStream, conn: &mut ServerConnection, data: &[u8]) -> io::Result<()> {
+async fn send(
+    s: &TcpStream,
+    conn: &mut ServerConnection,
+    data: &[u8],
+    idle: Option<Duration>,
+) -> io::Result<()> {
     let mut taken = 0;
     while taken < data.len() {
         // rustls takes plaintext up to its buffer limit, then only after
@@ -152,7 +164,7 @@ async fn send(s: &TcpStream, conn: &mut ServerConnection, data: &[u8]) -> io::Re
             return Err(io::ErrorKind::WriteZero.into());
         }
         taken += n;
-        flush(s, conn).await?;
+        flush(s, conn, idle).await?;
     }
     Ok(())
 }
@@ -267,7 +279,7 @@ async fn serve_messages(
         loop {
             let step = answer(ctx, peer, &mut dec, &mut msgs, &mut out);
             if !out.is_empty() {
-                if send(s, conn, &out).await.is_err() {
+                if send(s, conn, &out, ctx.limits.idle_timeout).await.is_err() {
                     return;
                 }
                 Stats::add(&ctx.stats.bytes_out, out.len() as u64);
@@ -312,6 +324,6 @@ async fn wait_for_records(
             return false;
         }
         // Post-handshake messages (a KeyUpdate's answer) go out now.
-        return flush(s, conn).await.is_ok();
+        return flush(s, conn, ctx.limits.idle_timeout).await.is_ok();
     }
 }
