@@ -34,7 +34,8 @@ use tokio::sync::watch;
 use crate::tls::ServerTls;
 
 use super::codec::Decoder;
-use super::evented::{answer, readable, recycle, writable, Ctx, Ready, Step, Tracked};
+use super::conns::Tracked;
+use super::evented::{answer, readable, recycle, writable, Ctx, Ready, Step};
 use super::stats::ActiveGuard;
 use super::Stats;
 

@@ -15,6 +15,7 @@
 //! GIL). Nothing here imports pyo3.
 
 pub mod codec;
+mod conns;
 pub mod evented;
 mod evented_tls;
 pub mod lifecycle;
