@@ -162,3 +162,21 @@ def test_send_many_falls_back_when_the_kernel_refuses_a_train() -> None:
             assert [d for d, _ in _recv_stdlib(rx, len(payloads))] == payloads
             rx.settimeout(5)
         assert tx._offload_counts()[0] == 0
+
+
+@needs_gso
+def test_gso_and_gro_over_ipv6_loopback() -> None:
+    try:
+        rx = socketkit.UdpSocket(("::1", 0), timeout=5, recv_buffer=1 << 22)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with rx, socketkit.UdpSocket(timeout=5) as tx:
+        rx.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            rx.recv_many()
+        rx.settimeout(5)
+        payloads = _payloads()
+        assert tx.send_many([(p, rx.local_address) for p in payloads]) == len(payloads)
+        assert _recv_socketkit(rx, len(payloads)) == payloads
+        assert tx._offload_counts()[0] == 5
+        assert rx._offload_counts()[1] >= 1
