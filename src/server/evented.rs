@@ -198,15 +198,24 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bo
     }
 }
 
-/// One read into the decoder through a buffer on the thread's stack (a
-/// plain function, so the buffer is not part of the connection's future):
-/// a connection holds memory only for an unfinished message.
+thread_local! {
+    /// The read buffer of the connections this thread serves, zeroed once:
+    /// a fresh 64 KiB array per read was zeroed every time, 18% of an
+    /// on_message server's CPU under redis-benchmark -P 16 (perf; 0.40 ->
+    /// 0.30 us of server CPU per request).
+    static CHUNK: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; 64 * 1024].into());
+}
+
+/// One read into the decoder through the thread's buffer (not part of the
+/// connection's future): a connection holds memory only for an unfinished
+/// message.
 fn read_into(s: &TcpStream, dec: &mut Decoder) -> std::io::Result<usize> {
-    let mut chunk = [0u8; 64 * 1024];
-    let want = dec.read_size().min(chunk.len());
-    let n = s.try_read(&mut chunk[..want])?;
-    dec.push(&chunk[..n]);
-    Ok(n)
+    CHUNK.with_borrow_mut(|chunk| {
+        let want = dec.read_size().min(chunk.len());
+        let n = s.try_read(&mut chunk[..want])?;
+        dec.push(&chunk[..n]);
+        Ok(n)
+    })
 }
 
 /// Write all of `data`, waiting for the socket as needed.
