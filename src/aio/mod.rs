@@ -22,6 +22,7 @@
 
 pub mod connect;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 #[cfg(test)]
