@@ -158,7 +158,9 @@ def test_tls_echo_server_many_clients_and_big_transfers(loop, tls_pki):
 
 def test_start_tls_with_postfix_by_hand(loop, smtp_server, tls_pki):
     async def main():
-        async with await aio.AsyncTcpClient.connect(("localhost", smtp_server.ports["smtp"]), timeout=10) as c:
+        async with await aio.AsyncTcpClient.connect(
+            ("localhost", smtp_server.ports["smtp"]), timeout=10
+        ) as c:
             assert (await smtp_reply(c))[0].startswith(b"220 ")
             await c.sendall(b"EHLO client.test\r\n")
             assert b"250-STARTTLS\r\n" in await smtp_reply(c)
@@ -220,7 +222,10 @@ def test_run_steps_over_tls_from_the_first_byte(loop, nginx_tls, tls_pki):
     async def main():
         addr = ("localhost", nginx_tls.ports["valid"])
         async with await aio.AsyncTcpClient.connect(addr, tls=trusting(tls_pki), timeout=10) as c:
-            steps = [Send(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"), Expect(rb"HTTP/1.1 (\d+)", regex=True)]
+            steps = [
+                Send(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+                Expect(rb"HTTP/1.1 (\d+)", regex=True),
+            ]
             assert await c.run_steps(steps) == (b"200",)
             body = b"".join([line async for line in c.lines()])
             assert body.endswith(b"\r\n\r\nvalid\n")
@@ -311,7 +316,9 @@ def test_tls_check_awaitable(loop, nginx_tls, tls_pki, stalled_server):
         assert (r.state, r.verified, r.cert.sha256) == ("valid", True, tls_pki.valid.sha256)
         seen = []
         targets = [("localhost", nginx_tls.ports[k]) for k in ("valid", "expired", "self_signed")]
-        many = await aio.tls_check_many(targets, tls=trusting(tls_pki), progress=lambda d, t: seen.append((d, t)))
+        many = await aio.tls_check_many(
+            targets, tls=trusting(tls_pki), progress=lambda d, t: seen.append((d, t))
+        )
         assert [x.ok for x in many] == [True, False, False]
         assert seen[-1] == (3, 3)
         # Cancelled against a server that never answers: the work stops.
