@@ -61,7 +61,7 @@ def test_from_socket_and_detach(loop, echo):
         back.sendall(b"blocking again\n")
         assert back.recv(100) == b"blocking again\n"
         back.close()
-        with pytest.raises(TypeError, match="socket.socket"):
+        with pytest.raises(TypeError, match=r"socket\.socket"):
             aio.AsyncTcpClient.from_socket("not a socket")
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         with pytest.raises(ValueError, match="SOCK_STREAM"):
