@@ -117,6 +117,41 @@ def test_unknown_issuer_with_tls_true(loop, nginx_tls):
     runner(loop)(main())
 
 
+def test_every_tls_keyword(loop, nginx_tls, redis_tls, tls_pki):
+    async def main():
+        # A client certificate (cert_file/key_file): nginx names it.
+        cfg = trusting(tls_pki, cert_file=tls_pki.client.cert, key_file=tls_pki.client.key)
+        async with await aio.AsyncTcpClient.connect(
+            ("localhost", nginx_tls.ports["client_auth"]), tls=cfg, timeout=5
+        ) as c:
+            await c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            body = b"".join([line async for line in c.lines()])
+        assert b"client_auth CN=socketkit test client" in body
+        # ALPN.
+        cfg = trusting(tls_pki, alpn=["h2", "http/1.1"])
+        async with await aio.AsyncTcpClient.connect(("localhost", nginx_tls.ports["valid"]), tls=cfg) as c:
+            assert c.tls_info().alpn == "http/1.1"
+        # Versions: redis speaks 1.2 and 1.3 (1.3 sends its session tickets
+        # after the handshake: the loop's reader takes them in stride).
+        for version, name in (("1.2", "TLSv1.2"), ("1.3", "TLSv1.3")):
+            cfg = trusting(tls_pki, min_version=version, max_version=version)
+            async with await aio.AsyncTcpClient.connect(
+                ("localhost", redis_tls.port), tls=cfg, timeout=5
+            ) as c:
+                assert c.tls_info().version == name
+                for _ in range(3):
+                    assert await c.request(b"PING\r\n", until=b"\r\n") == b"+PONG\r\n"
+        # This nginx build speaks only 1.2: a 1.3-only client fails, not on
+        # the certificate.
+        with pytest.raises(socketkit.TlsError) as ei:
+            await aio.AsyncTcpClient.connect(
+                ("localhost", nginx_tls.ports["valid"]), tls=trusting(tls_pki, min_version="1.3"), timeout=5
+            )
+        assert not isinstance(ei.value, CertificateError) and ei.value.phase == "tls"
+
+    runner(loop)(main())
+
+
 # ---------------------------------------------------------------- socketkit TLS server
 
 
