@@ -188,6 +188,24 @@ def test_tls_echo_server_many_clients_and_big_transfers(loop, tls_pki):
         assert srv.stats["tls_failures"] == 0
 
 
+@pytest.mark.parametrize("size", [3_000, 30_000, 300_000])
+def test_run_steps_over_tls_hands_every_byte_back(loop, tls_pki, size):
+    """Bytes a dialogue read past its match, and those still in flight,
+    reach the client's next reads (plaintext left inside the TLS session
+    itself: src/aio/tls_tests.rs)."""
+
+    async def main(addr):
+        cfg = trusting(tls_pki, server_hostname="localhost")
+        async with await aio.AsyncTcpClient.connect(addr, tls=cfg, timeout=10) as c:
+            tail = bytes(range(256)) * (size // 256)
+            assert await c.run_steps([Send(b"hello\n" + tail), Expect(b"hello\n")]) is None
+            async with asyncio.timeout(5):
+                assert await c.recv_exact(len(tail)) == tail
+
+    with socketkit.TcpServer.echo(tls=server_config(tls_pki)) as srv:
+        runner(loop)(main(srv.address))
+
+
 # ---------------------------------------------------------------- STARTTLS, run_steps
 
 

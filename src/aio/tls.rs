@@ -268,7 +268,13 @@ impl AsyncConn {
             .try_lock()
             .map_err(|_| Error::invalid("run_steps", "a read is in flight"))?;
         rb.extend_from_slice(first)?;
-        rb.extend_from_slice(&rest)
+        rb.extend_from_slice(&rest)?;
+        if let Some(t) = self.tls.get() {
+            // Plaintext the blocking reads left inside rustls would never
+            // make the socket readable for the loop's reader: take it now.
+            Self::fill_tls_now(t, &*self.get()?, &mut rb)?;
+        }
+        Ok(())
     }
 
     /// Hand the connection over as a std stream (`detach`): refused under

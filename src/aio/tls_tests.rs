@@ -151,3 +151,54 @@ fn handshake_deadline_and_a_lent_exchange() {
         drop(silent);
     });
 }
+
+#[test]
+fn restore_takes_plaintext_left_inside_the_session() {
+    if pki().is_none() {
+        eprintln!("SKIPPED: the openssl command is not installed");
+        return;
+    }
+    let p = pki().unwrap();
+    let tls = ServerTls::new(&TlsConfig {
+        cert_file: Some(p.path("rsa.pem")),
+        key_file: Some(p.path("rsa.key")),
+        ..TlsConfig::default()
+    })
+    .unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (go, wait_go) = std::sync::mpsc::channel::<()>();
+    let (sent, wait_sent) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || -> Result<()> {
+        let (s, peer) = l.accept().unwrap();
+        let sock = Socket::from(s);
+        sock.set_nonblocking(true).unwrap();
+        let sess = TlsSession::server(&tls, Some(peer), Vec::new())?;
+        sess.handshake(&sock, soon(), &NoInterrupt)?;
+        wait_go.recv().unwrap();
+        // Three records, in the client's socket before it reads one byte.
+        for part in [b"abc", b"def", b"ghi"] {
+            sess.write_all(&sock, part, soon(), &NoInterrupt)?;
+        }
+        sent.send(()).unwrap();
+        let mut buf = [0u8; 16];
+        while sess.read(&sock, &mut buf, soon(), &NoInterrupt)? > 0 {}
+        Ok(())
+    });
+    rt().block_on(async {
+        let c = plain(addr).await;
+        c.start_tls_client(&client_tls(), "localhost", in_secs(10))
+            .await
+            .unwrap();
+        go.send(()).unwrap();
+        wait_sent.recv().unwrap();
+        let tc = c.lend().unwrap();
+        // One byte: rustls decrypts what arrived and keeps the rest.
+        assert_eq!(tc.recv(1, &NoInterrupt).unwrap(), b"a");
+        c.restore(tc, b"").unwrap();
+        assert_eq!(c.buffered(), 8);
+        assert_eq!(c.recv_exact(8).await.unwrap(), b"bcdefghi");
+        c.close();
+    });
+    server.join().unwrap().unwrap();
+}

@@ -33,10 +33,14 @@ const WHAT: &str = "AsyncTcpClient";
 /// runtime).
 ///
 /// Make one with ``await AsyncTcpClient.connect(address, *, timeout=None,
-/// source_address=None, **options)``: the same address forms, Happy
-/// Eyeballs under one deadline and socket options as ``TcpClient``.
-/// ``timeout`` (seconds) bounds the connect and then every later call, as
-/// ``settimeout``; ``asyncio.timeout()`` works around any call as well.
+/// source_address=None, tls=None, family=None, **options)``: the same
+/// address forms, Happy Eyeballs under one deadline, TLS and socket
+/// options as ``TcpClient``. ``timeout`` (seconds) bounds the connect (and
+/// handshake) and then every later call, as ``settimeout``;
+/// ``asyncio.timeout()`` works around any call as well. ``start_tls``,
+/// ``run_steps``, ``tls_info``, ``tcp_info``, ``from_socket`` and
+/// ``detach`` are ``TcpClient``'s; cancelling a ``start_tls`` or
+/// ``run_steps`` closes the client.
 ///
 /// Cancellation: a cancelled (or timed-out) read leaves the client usable;
 /// bytes it had already received stay buffered for the next read. A
