@@ -74,6 +74,17 @@ impl ReadBuffer {
         self.end += n;
     }
 
+    /// Append `bytes` after the unread part (bytes handed over from
+    /// another connection object: `aio`'s lent socket).
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<()> {
+        for chunk in bytes.chunks(MIN_READ) {
+            let spare = self.spare(chunk.len())?;
+            spare[..chunk.len()].copy_from_slice(chunk);
+            self.commit(chunk.len());
+        }
+        Ok(())
+    }
+
     /// Remove and return the first `n` unread bytes (all if fewer).
     pub fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.len());

@@ -2,12 +2,24 @@
 (a submodule of ``_core``; checked by mypy.stubtest)."""
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Self, final
 
 from typing_extensions import Buffer, Unpack
 
-from socketkit._core import TcpOptions, UdpOptions, _Address, _Ports, _Progress, _Result, _Target, _Tls
+from socketkit._core import (
+    TcpOptions,
+    TlsConfig,
+    UdpOptions,
+    _Address,
+    _Ports,
+    _Progress,
+    _Result,
+    _Target,
+    _Tls,
+)
+from socketkit.tls import TlsInfo
 
 __all__ = [
     "AioResults",
@@ -37,8 +49,20 @@ class AsyncTcpClient:
         timeout: float | None = None,
         source_address: _Address | None = None,
         tls: _Tls = None,
+        family: str | None = None,
         **options: Unpack[TcpOptions],
     ) -> Awaitable[AsyncTcpClient]: ...
+    @classmethod
+    def from_socket(cls, sock: socket.socket) -> AsyncTcpClient: ...
+    def start_tls(
+        self, tls: bool | TlsConfig | None = True, *, starttls: str | None = None
+    ) -> Awaitable[None]: ...
+    def run_steps(
+        self, steps: Iterable[Any], *, tls: bool | TlsConfig | None = True
+    ) -> Awaitable[tuple[bytes | None, ...] | None]: ...
+    def tls_info(self) -> TlsInfo | None: ...
+    def tcp_info(self) -> dict[str, Any]: ...
+    def detach(self) -> socket.socket: ...
     def send(self, data: Buffer) -> Awaitable[int]: ...
     def sendall(self, data: Buffer) -> Awaitable[None]: ...
     def recv(self, bufsize: int = 65536) -> Awaitable[bytes]: ...

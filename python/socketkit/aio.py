@@ -74,8 +74,25 @@ Threads and fork: the runtime (one worker per two CPUs, at least one;
 the process. A forked child builds a fresh one on its first aio call;
 objects made before the fork belong to the parent.
 
-Not built yet: TLS for ``AsyncTcpClient`` (``tls=`` is in the signature
-and raises ``NotImplementedError``), ``start_tls`` and ``run_steps``.
+TLS: ``await AsyncTcpClient.connect(address, tls=True | TlsConfig(...))``
+takes every TLS argument of ``TcpClient`` (the handshake runs inside the
+connect's one deadline), ``await client.start_tls(tls, starttls=...)``
+upgrades a plaintext connection, ``await client.run_steps(steps)`` runs a
+dialogue, and ``client.tls_info()`` says what was agreed. It is the core's
+own TLS (rustls, the same session code as ``TcpClient``), driven without
+blocking: the handshake on the runtime, decryption in the loop's reader,
+so a TLS client costs no thread either. Two things exist in the core only
+in blocking form and run on a helper thread over the client's socket,
+which ends with the call: a ``starttls=`` preset's plaintext exchange (and
+its handshake), and ``run_steps``. Cancelling a handshake, a
+``start_tls`` or a ``run_steps`` closes the client (its protocol state is
+unknown); a cancelled ``connect`` closes its socket. While one of them
+runs, other calls on the client raise ``ValueError`` (they would take the
+handshake's bytes).
+
+``tcp_info()``, ``from_socket(sock)`` (a plain call inside a running loop:
+no I/O) and ``detach()`` work as on ``TcpClient``; ``detach`` is refused
+under TLS, with bytes buffered, or with a call in flight.
 """
 
 from __future__ import annotations
@@ -91,6 +108,7 @@ from socketkit import _aio_core, _core, ping_probes, probes, tls_probes  # noqa:
 from socketkit._aio_core import AsyncLineIterator, AsyncTcpClient, AsyncUdpSocket
 from socketkit._progress import progress_for
 from socketkit.results import CheckResult, Results, ScanReport
+from socketkit.tls_results import TlsResults
 
 __all__ = [
     "AsyncLineIterator",
@@ -303,6 +321,14 @@ async def _udp_probe(a: Args) -> CheckResult:
     return CheckResult._make(raw)
 
 
+async def _tls_check_many(a: Args) -> TlsResults:
+    # The bar lives on the loop's side, closed however the await ends
+    # (cancelled included); the helper thread only calls the callback.
+    with progress_for(a["progress"], "tls") as cb:
+        result: TlsResults = await _call(tls_probes.tls_check_many, **{**a, "progress": cb})
+    return result
+
+
 check = _awaitable(probes.check, _fast_check)
 check_many = _awaitable(probes.check_many, _fast_check_many)
 scan = _awaitable(probes.scan, _scan)
@@ -311,7 +337,7 @@ banner = _awaitable(probes.banner, _fast_banner)
 udp_probe = _awaitable(probes.udp_probe, _udp_probe)
 tcping = _awaitable(ping_probes.tcping)
 tls_check = _awaitable(tls_probes.tls_check)
-tls_check_many = _awaitable(tls_probes.tls_check_many)
+tls_check_many = _awaitable(tls_probes.tls_check_many, _tls_check_many)
 check_iter = _aiter(probes.check_iter)
 scan_iter = _aiter(probes.scan_iter)
 tls_check_iter = _aiter(tls_probes.tls_check_iter)

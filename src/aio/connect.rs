@@ -18,7 +18,7 @@ use socket2::{SockAddr, Socket, Type};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant, Sleep};
 
-use crate::addr::{happy_eyeballs_order, HostPort};
+use crate::addr::{happy_eyeballs_order, Family, HostPort};
 use crate::error::{Attempt, Error, Phase, Result};
 use crate::options::SocketOptions;
 use crate::resolve::resolve;
@@ -76,8 +76,27 @@ pub async fn connect(
     source: Option<SocketAddr>,
     timeout: Option<Duration>,
 ) -> Result<(TcpStream, SocketAddr)> {
-    let deadline = Deadline::after(timeout);
-    let mut addrs = resolve_async(target, deadline).await?;
+    connect_family(target, opts, source, Family::Any, Deadline::after(timeout)).await
+}
+
+/// [`connect`] keeping only `family`'s addresses (as `tcp::connect_until`:
+/// a name without one fails as a lookup does), under `deadline`.
+pub async fn connect_family(
+    target: &HostPort,
+    opts: &SocketOptions,
+    source: Option<SocketAddr>,
+    family: Family,
+    deadline: Deadline,
+) -> Result<(TcpStream, SocketAddr)> {
+    family.with_source(source.as_ref())?;
+    let addrs = resolve_async(target, deadline).await?;
+    let mut addrs = family
+        .filter(&target.host, &addrs, |a| a.ip())
+        .map_err(|message| Error::Resolve {
+            host: target.host.clone(),
+            code: libc::EAI_NONAME,
+            message,
+        })?;
     if let Some(src) = source {
         addrs.retain(|a| a.is_ipv4() == src.is_ipv4());
         if addrs.is_empty() {

@@ -22,10 +22,13 @@
 
 pub mod connect;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use socket2::{Domain, SockRef};
@@ -32,23 +32,30 @@ use crate::framing::{resume_from, ReadBuffer};
 use crate::options::{read_back, OptValue, Proto};
 use crate::sock::Timeout;
 use crate::tcp::Reply;
+use crate::tls::TlsSession;
 
 use super::within;
 
 #[derive(Debug)]
 pub struct AsyncConn {
     stream: Mutex<Option<Arc<TcpStream>>>,
-    rbuf: AsyncMutex<ReadBuffer>,
-    wlock: AsyncMutex<()>,
+    pub(super) rbuf: AsyncMutex<ReadBuffer>,
+    pub(super) wlock: AsyncMutex<()>,
     closed: AtomicBool,
-    shut: Notify,
+    pub(super) shut: Notify,
     /// Writes / reads handed to the runtime and not finished: while any
     /// is, the fast paths stand aside so calls keep their order.
     writes: AtomicUsize,
     reads: AtomicUsize,
     timeout: Timeout,
     local: SocketAddr,
-    peer: SocketAddr,
+    pub(super) peer: SocketAddr,
+    /// Set once by `start_tls` (`aio/tls.rs`); from then on every byte
+    /// goes through it.
+    pub(super) tls: OnceLock<Arc<TlsSession>>,
+    /// A `start_tls` or a lent exchange is running: reads and writes wait
+    /// their turn by failing (`aio/tls.rs`).
+    pub(super) busy: AtomicBool,
 }
 
 impl AsyncConn {
@@ -65,10 +72,15 @@ impl AsyncConn {
         let stream = stream
             .into_std()
             .map_err(|e| Error::io(Phase::Connect, Some(&peer), e))?;
+        Ok(Self::from_std(stream, peer, timeout))
+    }
+
+    /// Wrap a connected nonblocking std stream (`new`, `from_socket`).
+    pub fn from_std(stream: TcpStream, peer: SocketAddr, timeout: Option<Duration>) -> Self {
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::new(peer.ip(), 0));
-        Ok(AsyncConn {
+        AsyncConn {
             stream: Mutex::new(Some(Arc::new(stream))),
             rbuf: AsyncMutex::new(ReadBuffer::new()),
             wlock: AsyncMutex::new(()),
@@ -78,11 +90,25 @@ impl AsyncConn {
             reads: AtomicUsize::new(0),
             timeout: Timeout::new(timeout),
             local,
+            tls: OnceLock::new(),
+            busy: AtomicBool::new(false),
             peer,
-        })
+        }
     }
 
-    fn get(&self) -> Result<Arc<TcpStream>> {
+    /// Take the stream out for `detach` (see `aio/tls.rs`); the
+    /// connection is closed after.
+    pub(super) fn take_stream(&self) -> Option<Arc<TcpStream>> {
+        let taken = {
+            let mut g = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+            self.closed.store(true, Ordering::Release);
+            g.take()
+        };
+        self.shut.notify_waiters();
+        taken
+    }
+
+    pub(super) fn get(&self) -> Result<Arc<TcpStream>> {
         self.stream
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -121,6 +147,13 @@ impl AsyncConn {
             self.closed.store(true, Ordering::Release);
             g.take()
         };
+        if let Some(s) = &taken {
+            if self.busy.load(Ordering::Acquire) {
+                // A lent exchange holds a duplicate of the fd on a helper
+                // thread: the shutdown wakes it there.
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
         self.shut.notify_waiters();
         taken.is_some()
     }
@@ -136,7 +169,7 @@ impl AsyncConn {
 
     /// `fut` under the client's timeout, failing with `ClosedSocket` as
     /// soon as `close()` runs.
-    async fn guarded<T>(
+    pub(super) async fn guarded<T>(
         &self,
         phase: Phase,
         fut: impl std::future::Future<Output = Result<T>>,
@@ -171,10 +204,12 @@ impl AsyncConn {
     }
 
     /// Write what the kernel takes now, without waiting: the fast path the
-    /// binding layer runs on the event loop's own thread. `None` when the
-    /// write lock is busy (another write in flight: wait in turn).
-    pub fn try_send_now(&self, data: &[u8]) -> Option<Result<usize>> {
-        let s = match self.get() {
+    /// binding layer runs on the event loop's own thread. The bytes taken,
+    /// and whether all of them are out (under TLS some may stay queued:
+    /// the runtime's `send_all` then sends them). `None` when the write
+    /// lock is busy (another write in flight: wait in turn).
+    pub fn try_send_now(&self, data: &[u8]) -> Option<Result<(usize, bool)>> {
+        let s = match self.get().and_then(|s| self.not_busy("send").map(|()| s)) {
             Ok(s) => s,
             Err(e) => return Some(Err(e)),
         };
@@ -182,6 +217,9 @@ impl AsyncConn {
             return None;
         }
         let _w = self.wlock.try_lock().ok()?;
+        if let Some(t) = self.tls.get() {
+            return Some(t.write_now(&SockRef::from(&*s), data));
+        }
         let mut sent = 0;
         while sent < data.len() {
             match (&*s).write(&data[sent..]) {
@@ -194,7 +232,7 @@ impl AsyncConn {
                 Err(_) => break,
             }
         }
-        Some(Ok(sent))
+        Some(Ok((sent, true)))
     }
 
     /// What a read can answer from the buffer alone, without waiting: the
@@ -263,6 +301,9 @@ impl AsyncConn {
             .rbuf
             .try_lock()
             .map_err(|_| Error::invalid("recv", "another read is in flight"))?;
+        if let Some(t) = self.tls.get() {
+            return Self::fill_tls_now(t, &s, &mut rb);
+        }
         loop {
             let spare = rb.spare(0)?;
             let room = spare.len();
@@ -308,7 +349,7 @@ impl AsyncConn {
 
     /// Wait until `s` is ready for `interest`, registered with the
     /// runtime's reactor for this wait only.
-    async fn ready(s: &TcpStream, interest: Interest) -> std::io::Result<()> {
+    pub(super) async fn ready(s: &TcpStream, interest: Interest) -> std::io::Result<()> {
         // SAFETY: the fd stays open while registered: `s` (an Arc clone the
         // caller holds) outlives the AsyncFd, which is dropped (and the fd
         // deregistered) when this function returns.
@@ -347,6 +388,11 @@ impl AsyncConn {
             if data.is_empty() {
                 return Ok(0);
             }
+            if let Some(t) = self.tls.get() {
+                // A record is not half taken: all of it, as TcpClient does.
+                self.tls_send_all(t, &s, data, &mut 0).await?;
+                return Ok(data.len());
+            }
             self.write_some(&s, data).await
         })
         .await
@@ -360,6 +406,9 @@ impl AsyncConn {
         let r = self
             .guarded(Phase::Send, async {
                 let _w = self.wlock.lock().await;
+                if let Some(t) = self.tls.get() {
+                    return self.tls_send_all(t, &s, data, &mut sent).await;
+                }
                 while sent < data.len() {
                     sent += self.write_some(&s, &data[sent..]).await?;
                 }
@@ -384,14 +433,21 @@ impl AsyncConn {
             } else {
                 want.min(spare.len())
             };
-            match (&*s).read(&mut spare[..k]) {
-                Ok(n) => {
+            if let Some(t) = self.tls.get() {
+                if let Some(n) = t.read_now(&SockRef::from(s), &mut spare[..k])? {
                     rb.commit(n);
                     return Ok(n);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io(Phase::Recv, Some(&self.peer), e)),
+            } else {
+                match (&*s).read(&mut spare[..k]) {
+                    Ok(n) => {
+                        rb.commit(n);
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io(Phase::Recv, Some(&self.peer), e)),
+                }
             }
             Self::ready(s, Interest::READABLE)
                 .await
@@ -486,6 +542,11 @@ impl AsyncConn {
 
     pub fn shutdown(&self, how: std::net::Shutdown) -> Result<()> {
         let s = self.get()?;
+        if let (Some(t), std::net::Shutdown::Write | std::net::Shutdown::Both) =
+            (self.tls.get(), how)
+        {
+            self.close_notify(t, &s)?;
+        }
         SockRef::from(&*s)
             .shutdown(how)
             .map_err(|e| Error::io(Phase::Send, Some(&self.peer), e))

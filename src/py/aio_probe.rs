@@ -42,7 +42,7 @@ use crate::py::probe_args::{
 };
 use crate::wait::Interrupt;
 
-struct SetOnDrop(Arc<AtomicBool>);
+pub(crate) struct SetOnDrop(pub(crate) Arc<AtomicBool>);
 
 impl Drop for SetOnDrop {
     fn drop(&mut self) {
@@ -89,7 +89,7 @@ pub fn _aio_call<'py>(
 }
 
 /// Flag-driven interrupt of a pure-Rust helper thread.
-struct Flag(Arc<AtomicBool>);
+pub(crate) struct Flag(pub(crate) Arc<AtomicBool>);
 
 impl Interrupt for Flag {
     fn check(&self) -> CoreResult<()> {

@@ -192,6 +192,9 @@ impl Reader {
         if !self.conn.is_open() {
             return Err(to_pyerr(py, Error::ClosedSocket, None));
         }
+        if let Err(e) = self.conn.not_busy("recv") {
+            return Err(to_pyerr(py, e, None));
+        }
         if st.queue.is_empty() {
             if let Some(r) = self.conn.answer(want.as_want(), st.eof) {
                 let fut = lp.call_method0(intern!(py, "create_future"))?;
@@ -276,6 +279,20 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Stop reading for a handshake or an exchange on another thread
+    /// (`start_tls`, `run_steps`); the next read watches again. Refused
+    /// while reads wait (their bytes would go to the other party).
+    pub fn pause(&self, py: Python<'_>, call: &'static str) -> PyResult<()> {
+        let mut st = self.lock();
+        st.queue.retain(|w| !is_done(py, &w.fut));
+        if !st.queue.is_empty() {
+            let e = Error::invalid(call, "a read is waiting on this client; await it first");
+            return Err(to_pyerr(py, e, None));
+        }
+        self.unwatch(py, &mut st);
+        Ok(())
     }
 
     /// The client is closing: stop watching, fail the reads waiting.

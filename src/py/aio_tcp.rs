@@ -4,21 +4,26 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 
-use crate::aio::connect::connect;
+use crate::aio::connect::connect_family;
 use crate::aio::tcp::AsyncConn;
 use crate::defaults;
 use crate::py::aio::{ctx, Ctx, Owner, Value};
 use crate::py::aio_reader::{Kind, OwnedWant, Reader};
+use crate::py::aio_tls;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::core;
 use crate::py::errors::to_pyerr;
 use crate::py::options::{from_kwargs, to_dict};
+use crate::py::probe_args::family_arg;
+use crate::py::tcp_info::tcp_info_dict;
+use crate::py::tls::{client_tls_arg, info_to_py};
 use crate::sock::parse_shutdown;
 use crate::tcp::Reply;
+use crate::wait::Deadline;
 
 const WHAT: &str = "AsyncTcpClient";
 
@@ -28,10 +33,14 @@ const WHAT: &str = "AsyncTcpClient";
 /// runtime).
 ///
 /// Make one with ``await AsyncTcpClient.connect(address, *, timeout=None,
-/// source_address=None, **options)``: the same address forms, Happy
-/// Eyeballs under one deadline and socket options as ``TcpClient``.
-/// ``timeout`` (seconds) bounds the connect and then every later call, as
-/// ``settimeout``; ``asyncio.timeout()`` works around any call as well.
+/// source_address=None, tls=None, family=None, **options)``: the same
+/// address forms, Happy Eyeballs under one deadline, TLS and socket
+/// options as ``TcpClient``. ``timeout`` (seconds) bounds the connect (and
+/// handshake) and then every later call, as ``settimeout``;
+/// ``asyncio.timeout()`` works around any call as well. ``start_tls``,
+/// ``run_steps``, ``tls_info``, ``tcp_info``, ``from_socket`` and
+/// ``detach`` are ``TcpClient``'s; cancelling a ``start_tls`` or
+/// ``run_steps`` closes the client.
 ///
 /// Cancellation: a cancelled (or timed-out) read leaves the client usable;
 /// bytes it had already received stay buffered for the next read. A
@@ -45,6 +54,9 @@ pub struct AsyncTcpClient {
     conn: Arc<AsyncConn>,
     reader: Arc<Reader>,
     owner: Owner,
+    /// The host connected to: the TLS name (SNI, verification) for
+    /// `start_tls`. An IP address when there was no name.
+    host: String,
 }
 
 impl Drop for AsyncTcpClient {
@@ -82,8 +94,13 @@ impl AsyncTcpClient {
         } else {
             "closed"
         };
+        let tls = match self.conn.tls_info() {
+            Some(i) => format!(" tls={}", i.version),
+            None if self.conn.is_tls() => " tls".into(),
+            None => String::new(),
+        };
         format!(
-            "<socketkit.aio.AsyncTcpClient {} -> {} {state} fd={} timeout={t}>",
+            "<socketkit.aio.AsyncTcpClient {} -> {} {state}{tls} fd={} timeout={t}>",
             self.conn.local_addr(),
             self.conn.peer_addr(),
             self.conn.fileno()
@@ -122,11 +139,12 @@ impl AsyncTcpClient {
         })
     }
 
-    /// The fast path of `sendall`: how much the kernel took at once.
-    fn send_now(&self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
+    /// The fast path of `sendall`: how much the kernel (under TLS, the
+    /// session) took at once, and whether all of it is out.
+    fn send_now(&self, py: Python<'_>, data: &[u8]) -> PyResult<(usize, bool)> {
         match self.conn.try_send_now(data) {
             Some(r) => core(py, r),
-            None => Ok(0),
+            None => Ok((0, true)),
         }
     }
 }
@@ -160,10 +178,13 @@ fn reply_of<'a>(
 #[pymethods]
 impl AsyncTcpClient {
     /// ``await AsyncTcpClient.connect(address, *, timeout=None,
-    /// source_address=None, **options)``. ``tls=`` is reserved: TLS for
-    /// aio clients is not built yet (NotImplementedError).
+    /// source_address=None, tls=None, family=None, **options)``: the
+    /// arguments of ``TcpClient``. ``tls`` (``True`` or a
+    /// ``socketkit.TlsConfig``) runs the handshake inside the same
+    /// deadline; a cancelled connect closes its socket, handshake or not.
     #[classmethod]
-    #[pyo3(signature = (address, *, timeout=None, source_address=None, tls=None, **options))]
+    #[pyo3(signature = (address, *, timeout=None, source_address=None, tls=None, family=None, **options))]
+    #[allow(clippy::too_many_arguments)]
     fn connect<'py>(
         _cls: &Bound<'py, PyType>,
         py: Python<'py>,
@@ -171,6 +192,7 @@ impl AsyncTcpClient {
         timeout: Option<&Bound<'py, PyAny>>,
         source_address: Option<&Bound<'py, PyAny>>,
         tls: Option<&Bound<'py, PyAny>>,
+        family: Option<&Bound<'py, PyAny>>,
         options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let target = args::remote_address("address", address)?;
@@ -179,24 +201,23 @@ impl AsyncTcpClient {
             Some(s) if !s.is_none() => Some(args::ip_address("source_address", s)?),
             _ => None,
         };
-        if let Some(t) = tls {
-            let plain =
-                t.is_none() || (t.is_instance_of::<pyo3::types::PyBool>() && !t.is_truthy()?);
-            if !plain {
-                return Err(PyNotImplementedError::new_err(
-                    "tls= is not supported by socketkit.aio yet; use socketkit.TcpClient(tls=...) \
-                     in a thread meanwhile",
-                ));
-            }
-        }
+        let family = family_arg(family)?;
         let opts = from_kwargs("AsyncTcpClient", options)?;
         core(py, opts.validate(crate::options::Proto::Tcp))?;
+        let tls = client_tls_arg(py, tls)?;
         let c = ctx(py)?;
         let owner = Owner::of(&c.lp)?;
         let lp = c.lp.clone().unbind();
         c.spawn(async move {
-            let (stream, peer) = connect(&target, &opts, source, timeout).await?;
+            // One deadline: resolution, connect and handshake together.
+            let deadline = Deadline::after(timeout);
+            let (stream, peer) = connect_family(&target, &opts, source, family, deadline).await?;
             let conn = Arc::new(AsyncConn::new(stream, peer, timeout)?);
+            if let Some(t) = &tls {
+                let until = deadline.instant().map(tokio::time::Instant::from_std);
+                conn.start_tls_client(t, &target.host, until).await?;
+            }
+            let host = target.host;
             Ok(Value::Make(Box::new(move |py| {
                 let reader = Reader::new(py, conn.clone(), lp)?;
                 Ok(Bound::new(
@@ -205,6 +226,7 @@ impl AsyncTcpClient {
                         conn,
                         reader,
                         owner,
+                        host,
                     },
                 )?
                 .into_any())
@@ -216,9 +238,21 @@ impl AsyncTcpClient {
     fn send<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.ctx(py)?;
         let buf = ReadBuf::get("data", data)?;
-        let n = self.send_now(py, buf.as_slice())?;
-        if n > 0 || buf.as_slice().is_empty() {
+        let (n, out) = self.send_now(py, buf.as_slice())?;
+        if (n > 0 && out) || buf.as_slice().is_empty() {
             return c.ready(Ok(n.into_pyobject(py)?.into_any()));
+        }
+        if n > 0 {
+            // TLS records the session took but the socket did not: they go
+            // out before this send counts as done.
+            let taken = buf.as_slice()[..n].to_vec();
+            let guard = self.conn.pending(true);
+            let conn = self.conn.clone();
+            return c.spawn(async move {
+                let r = conn.send_all(&taken, n).await;
+                drop(guard);
+                r.map(|()| Value::Int(n))
+            });
         }
         let data = buf.as_slice().to_vec();
         let guard = self.conn.pending(true);
@@ -240,8 +274,8 @@ impl AsyncTcpClient {
         let c = self.ctx(py)?;
         let buf = ReadBuf::get("data", data)?;
         let s = buf.as_slice();
-        let n = self.send_now(py, s)?;
-        if n == s.len() {
+        let (n, out) = self.send_now(py, s)?;
+        if n == s.len() && out {
             return c.ready(Ok(py.None().into_bound(py)));
         }
         self.write_rest(&c, s.to_vec(), n)
@@ -338,9 +372,9 @@ impl AsyncTcpClient {
             None => OwnedWant::Until(delim, max),
         };
         let s = buf.as_slice();
-        let sent = self.send_now(py, s)?;
+        let (sent, out) = self.send_now(py, s)?;
         let fut = self.reader.read(py, want, Kind::Bytes)?;
-        if sent < s.len() {
+        if sent < s.len() || !out {
             // The rest goes out through the runtime; if it fails, the
             // reply never comes: the read fails with the write's error.
             let rest = s.to_vec();
@@ -428,6 +462,94 @@ impl AsyncTcpClient {
     fn options<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let v = core(py, self.conn.options())?;
         to_dict(py, v)
+    }
+
+    /// Upgrade this plaintext connection to TLS (STARTTLS): ``tls`` is
+    /// ``True`` (the default) or a ``socketkit.TlsConfig``; ``starttls``
+    /// (``"smtp"``, ``"imap"``, ``"pop3"``, ``"ftp"``, ``"postgres"``)
+    /// first runs that protocol's plaintext exchange. Under the client's
+    /// timeout. Cancelling it closes the client.
+    #[pyo3(signature = (tls=None, *, starttls=None), text_signature = "($self, tls=True, *, starttls=None)")]
+    fn start_tls<'py>(
+        &self,
+        py: Python<'py>,
+        tls: Option<&Bound<'py, PyAny>>,
+        starttls: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.ctx(py)?;
+        aio_tls::start_tls(c, &self.conn, &self.reader, &self.host, tls, starttls)
+    }
+
+    /// Run a dialogue (``socketkit.Send``, ``Expect``, ``StartTls`` steps)
+    /// under the client's timeout; the groups of the last regex match or
+    /// None; ``socketkit.DialogueError`` when a step does not pass. Bytes
+    /// past the last match stay buffered for the next read. Cancelling it
+    /// closes the client.
+    #[pyo3(signature = (steps, *, tls=None), text_signature = "($self, steps, *, tls=True)")]
+    fn run_steps<'py>(
+        &self,
+        py: Python<'py>,
+        steps: &Bound<'py, PyAny>,
+        tls: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.ctx(py)?;
+        aio_tls::run_steps(c, &self.conn, &self.reader, &self.host, steps, tls)
+    }
+
+    /// What the TLS handshake agreed on (``socketkit.TlsInfo``), or None
+    /// on a plain connection.
+    fn tls_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.conn.tls_info() {
+            Some(i) => info_to_py(py, &i).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The kernel's view of the connection (Linux TCP_INFO), as
+    /// ``TcpClient.tcp_info()``.
+    fn tcp_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        tcp_info_dict(py, &core(py, self.conn.tcp_info())?)
+    }
+
+    /// Adopt a connected stdlib ``socket.socket`` (SOCK_STREAM) in the
+    /// running loop; the stdlib object is detached, its timeout kept.
+    #[classmethod]
+    fn from_socket(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        sock: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let c = ctx(py)?;
+        let owner = Owner::of(&c.lp)?;
+        let (stream, peer, timeout) = aio_tls::adopt_socket(py, sock)?;
+        let conn = Arc::new(AsyncConn::from_std(stream, peer, timeout));
+        let reader = Reader::new(py, conn.clone(), c.lp.clone().unbind())?;
+        Ok(AsyncTcpClient {
+            conn,
+            reader,
+            owner,
+            host: peer.ip().to_string(),
+        })
+    }
+
+    /// Close this object and return the connection as a stdlib
+    /// ``socket.socket`` with the same timeout. Refused under TLS, with
+    /// bytes still buffered, or with a call in flight.
+    fn detach<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.ctx(py)?;
+        self.reader.pause(py, "detach")?;
+        let timeout = self.conn.timeout();
+        let s = core(py, self.conn.detach())?;
+        if timeout.is_none() {
+            s.set_nonblocking(false).map_err(|e| {
+                to_pyerr(
+                    py,
+                    crate::error::Error::io(crate::error::Phase::Recv, None, e),
+                    None,
+                )
+            })?;
+        }
+        args::stdlib_socket(py, socket2::Socket::from(s), timeout)
     }
 
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {

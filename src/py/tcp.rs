@@ -13,11 +13,12 @@ use crate::py::blocking::{blocking, core};
 use crate::py::options::{from_kwargs, to_dict};
 use crate::py::probe_args::family_arg;
 use crate::py::service::{captures_to_py, starttls_arg, steps_arg};
+use crate::py::tcp_info::tcp_info_dict;
 use crate::py::tls::{client_tls_arg, info_to_py, start_tls_arg};
 use crate::service::starttls::negotiate;
 use crate::service::steps::{run_steps, Step, TlsSetup};
 use crate::sock::parse_shutdown;
-use crate::tcp::{connect_until, Reply, TcpConnection, TCP_STATES};
+use crate::tcp::{connect_until, Reply, TcpConnection};
 use crate::wait::Deadline;
 
 /// A connected TCP socket (``socket.create_connection`` done right).
@@ -504,35 +505,7 @@ impl TcpClient {
     /// ``mss``, ``rcv_mss``, ``pmtu``, ``bytes_acked``, ``bytes_received``,
     /// ``segs_out``, ``segs_in``, ``notsent_bytes``.
     fn tcp_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let i = core(py, self.conn.tcp_info())?;
-        let d = PyDict::new(py);
-        let ms = |us: u32| us as f64 / 1000.0;
-        d.set_item(
-            "state",
-            TCP_STATES
-                .get(i.state as usize)
-                .copied()
-                .unwrap_or("UNKNOWN"),
-        )?;
-        d.set_item("rtt_ms", ms(i.rtt_us))?;
-        d.set_item("rttvar_ms", ms(i.rttvar_us))?;
-        d.set_item("min_rtt_ms", ms(i.min_rtt_us))?;
-        d.set_item("rto_ms", ms(i.rto_us))?;
-        d.set_item("retransmits", i.retransmits)?;
-        d.set_item("total_retrans", i.total_retrans)?;
-        d.set_item("lost", i.lost)?;
-        d.set_item("unacked", i.unacked)?;
-        d.set_item("cwnd", i.snd_cwnd)?;
-        d.set_item("ssthresh", i.snd_ssthresh)?;
-        d.set_item("mss", i.snd_mss)?;
-        d.set_item("rcv_mss", i.rcv_mss)?;
-        d.set_item("pmtu", i.pmtu)?;
-        d.set_item("bytes_acked", i.bytes_acked)?;
-        d.set_item("bytes_received", i.bytes_received)?;
-        d.set_item("segs_out", i.segs_out)?;
-        d.set_item("segs_in", i.segs_in)?;
-        d.set_item("notsent_bytes", i.notsent_bytes)?;
-        Ok(d)
+        tcp_info_dict(py, &core(py, self.conn.tcp_info())?)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -88,6 +88,31 @@ impl TcpConnection {
         }
     }
 
+    /// A connection over a socket lent by an async client (`aio`) for a
+    /// blocking exchange on a helper thread (a STARTTLS preset, a
+    /// dialogue): the bytes it had buffered and its TLS session carry over;
+    /// [`Self::give_back`] returns what is left of them.
+    pub fn lent(
+        sock: Socket,
+        peer: SocketAddr,
+        timeout: Option<Duration>,
+        buffered: &[u8],
+        tls: Option<Arc<TlsSession>>,
+    ) -> Result<Self> {
+        let conn = Self::connected(sock, peer, timeout);
+        lock(&conn.rbuf).extend_from_slice(buffered)?;
+        if let Some(t) = tls {
+            let _ = conn.tls.set(t);
+        }
+        Ok(conn)
+    }
+
+    /// A lent connection's unread bytes and TLS session (see [`Self::lent`]).
+    pub fn give_back(self) -> (Vec<u8>, Option<Arc<TlsSession>>) {
+        let rest = lock(&self.rbuf).take_all();
+        (rest, self.tls.get().cloned())
+    }
+
     /// This end's address, asked of the kernel on first use.
     pub fn local_addr(&self) -> SocketAddr {
         *self.local.get_or_init(|| {
