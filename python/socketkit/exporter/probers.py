@@ -318,7 +318,9 @@ class _RegexFailed(ProbeFailed):
 def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
     regex = Gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", registry=p.registry)
     ip = resolve(p, host, spec)
-    tls = tls_config(spec.tls_config, host)
+    # A TlsConfig reads its CA files when made: only for a TLS probe.
+    uses_tls = spec.tls or any(step.starttls for step in spec.query_response)
+    tls = tls_config(spec.tls_config, host) if uses_tls else None
     if spec.source_ip_address:
         p.log("info", "Using local address", srcIP=spec.source_ip_address)
     p.log("info", "Dialing TCP with TLS" if spec.tls else "Dialing TCP without TLS")
@@ -354,6 +356,7 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
                     raise
             if step.starttls:
                 client.settimeout(p.left())
+                assert tls is not None
                 try:
                     client.start_tls(tls)
                 except OSError as e:

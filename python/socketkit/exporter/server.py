@@ -229,6 +229,11 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write (handle_one_request flushes after
+    # each request), and no small write waits on Nagle for the peer's
+    # delayed ACK: unbuffered, a keep-alive scrape took 40 ms.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
