@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 import socketkit
 from socketkit.exporter.config import Module, TcpingSpec, TcpSpec, TlsSpec, UdpSpec, _Addressing
@@ -110,14 +111,27 @@ class ProbeLog:
 
 class Probe:
     """One probe's registry, its clock, its log, and the metrics every
-    prober sets."""
+    prober sets. The gauges are prometheus_client metric families made at
+    exposition (the probe is their only collector): a Gauge object per
+    metric and its registration cost more than the probe's connect."""
 
     def __init__(self, timeout: float, log: ProbeLog | None = None) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry(auto_describe=False)
         self.start = time.monotonic()
         self.deadline = self.start + timeout
         self.log = log if log is not None else ProbeLog("", "")
-        self._gauges: dict[str, Gauge] = {}
+        #: name -> (help, label names, {label values: value}), in the order set.
+        self._gauges: dict[str, tuple[str, tuple[str, ...], dict[tuple[str, ...], float]]] = {}
+        self.registry.register(self)  # type: ignore[arg-type]
+
+    def collect(self) -> list[Metric]:
+        families: list[Metric] = []
+        for name, (doc, names, series) in self._gauges.items():
+            fam = GaugeMetricFamily(name, doc, labels=names)
+            for values, value in series.items():
+                fam.add_metric(values, value)
+            families.append(fam)
+        return families
 
     def left(self) -> float:
         left = self.deadline - time.monotonic()
@@ -127,11 +141,11 @@ class Probe:
 
     def gauge(self, name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> None:
         # A gauge set twice (TLS, then STARTTLS on the same probe) is one
-        # series updated, not a second registration.
+        # series updated.
         g = self._gauges.get(name)
         if g is None:
-            g = self._gauges[name] = Gauge(name, doc, list(labels or {}), registry=self.registry)
-        (g.labels(**labels) if labels else g).set(value)
+            g = self._gauges[name] = (doc, tuple(labels or ()), {})
+        g[2][tuple(labels.values()) if labels else ()] = float(value)
 
 
 def fnv32a(ip: str) -> float:
@@ -316,7 +330,8 @@ class _RegexFailed(ProbeFailed):
 
 
 def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
-    regex = Gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", registry=p.registry)
+    regex = "probe_failed_due_to_regex", "Indicates if probe failed due to regex"
+    p.gauge(*regex, 0)
     ip = resolve(p, host, spec)
     # A TlsConfig reads its CA files when made: only for a TLS probe.
     uses_tls = spec.tls or any(step.starttls for step in spec.query_response)
@@ -343,7 +358,7 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
                 try:
                     match = _expect(p, client, step.expect, buf)
                 except _RegexFailed:
-                    regex.set(1)
+                    p.gauge(*regex, 1)
                     raise
             if step.send is not None:
                 line = _expand(step.send, match)
@@ -422,11 +437,10 @@ def probe_tcping(p: Probe, host: str, port: int, spec: TcpingSpec) -> None:
     p.gauge("probe_tcping_packets_sent", "Handshakes attempted", stats.sent)
     p.gauge("probe_tcping_packets_received", "Handshakes completed", stats.received)
     p.gauge("probe_tcping_loss_ratio", "Handshakes lost, 0-1", stats.loss)
-    g = Gauge("probe_tcping_rtt_seconds", "Handshake time statistics", ["stat"], registry=p.registry)
     for name in ("min", "avg", "max", "stdev", "median", "p95", "jitter"):
         v = getattr(stats, name)
         if v is not None:
-            g.labels(stat=name).set(v / 1000)
+            p.gauge("probe_tcping_rtt_seconds", "Handshake time statistics", v / 1000, {"stat": name})
     h = Histogram(
         "probe_tcping_rtt_histogram_seconds", "Handshake times", buckets=spec.buckets, registry=p.registry
     )
