@@ -3,7 +3,7 @@ blackbox_exporter (Debian's ``prometheus-blackbox-exporter``) on the same
 machine in one run, each given the same ``blackbox.yml`` (a ``tcp`` module)
 and scraped by CONNS concurrent HTTP clients (keep-alive, back to back) for
 SECONDS, every probe against one local port that accepts and closes; each
-exporter's RSS (VmRSS and its peak VmHWM) beside it.
+exporter's CPU time per probe and RSS (VmRSS and its peak VmHWM) beside it.
 
     python benches/exporter.py [--quick] [--conns 50] [--seconds 10]
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -62,6 +63,12 @@ def rss_mib(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_http(port: int, proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
@@ -122,17 +129,22 @@ def measure(conns: int, seconds: float, repeats: int) -> dict[str, dict[str, flo
             with started(sk_argv, sk_port) as sk, started(bb_argv, bb_port) as bb:
                 exporters = {"socketkit": (sk, sk_port), "blackbox_exporter": (bb, bb_port)}
                 rates: dict[str, list[float]] = {name: [] for name in exporters}
+                # CPU per probe: a figure the shared machine's noise moves less than a rate.
+                cpu_us: dict[str, list[float]] = {name: [] for name in exporters}
                 bad: dict[str, int] = dict.fromkeys(exporters, 0)
                 for _, port in exporters.values():
                     load(loadgen, port, conns, min(1.0, seconds), target)  # warm-up
                 for _ in range(repeats):
-                    for name, (_, port) in exporters.items():
+                    for name, (proc, port) in exporters.items():
+                        cpu0 = cpu_seconds(proc.pid)
                         rate, failed, errors = load(loadgen, port, conns, seconds, target)
+                        cpu_us[name].append((cpu_seconds(proc.pid) - cpu0) / max(rate * seconds, 1) * 1e6)
                         rates[name].append(rate)
                         bad[name] += failed + errors
                 return {
                     name: {
                         "probes_per_s": statistics.median(rates[name]),
+                        "cpu_us_per_probe": statistics.median(cpu_us[name]),
                         "rss_mib": rss_mib(proc.pid)[0],
                         "peak_rss_mib": rss_mib(proc.pid)[1],
                         "not_answered": bad[name],
@@ -155,6 +167,14 @@ def rows(result: dict[str, dict[str, float]], conns: int) -> list[Row]:
             sk["probes_per_s"],
             {"blackbox_exporter": bb["probes_per_s"]},
             ">= 1.0x",
+        ),
+        Row(
+            "exporter CPU time per probe under that load",
+            "us",
+            False,
+            sk["cpu_us_per_probe"],
+            {"blackbox_exporter": bb["cpu_us_per_probe"]},
+            "",
         ),
         Row(
             "exporter peak RSS under that load",
