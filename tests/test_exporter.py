@@ -294,10 +294,17 @@ def test_cli_sighup_reloads_and_a_broken_config_keeps_the_old_one(tmp_path: Path
         assert "irc_banner" in hello["modules"]  # type: ignore[operator]
 
         def reloads(ok: float) -> None:
+            # Wait for this SIGHUP's reload itself: the success flag alone is
+            # already 1 from the start, so a success is seen by its timestamp.
+            key = "socketkit_exporter_config_last_reload_successful"
+            stamp = "socketkit_exporter_config_last_reload_success_timestamp_seconds"
+            before = samples(get(f"{base}/metrics")[1])
             proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 10
-            key = "socketkit_exporter_config_last_reload_successful"
-            while samples(get(f"{base}/metrics")[1]).get(key) != ok:
+            while True:
+                now = samples(get(f"{base}/metrics")[1])
+                if now.get(key) == ok and (not ok or now[stamp] > before[stamp]):
+                    break
                 assert time.monotonic() < deadline, "no reload"
                 time.sleep(0.05)
 

@@ -10,6 +10,11 @@ works unchanged; socketkit adds the ``udp`` prober (``payload``,
 ``expect``) and the ``tcping`` prober (``count``, ``interval``,
 ``buckets``: min/avg/max/stdev, loss and a latency histogram).
 
+``&debug=true`` answers what blackbox_exporter's does: the probe's log
+lines (its messages, in its logfmt), the metrics and the module, as
+text/plain. TLS probes add ``probe_tls_cipher_info{cipher="TLS_..."}``
+(the IANA name) beside ``probe_tls_version_info``.
+
 A probe's timeout is the scrape timeout Prometheus sends
 (``X-Prometheus-Scrape-Timeout-Seconds``) less 0.5 s, capped by the
 module's ``timeout``. Bad query parameters get HTTP 400 with the reason.
@@ -33,7 +38,7 @@ if _missing:  # pragma: no cover - the extra is not installed
     )
 
 from socketkit.exporter.config import Config, ConfigError, Module, load_config, parse_config  # noqa: E402
-from socketkit.exporter.probers import run_probe  # noqa: E402
+from socketkit.exporter.probers import ProbeLog, run_probe  # noqa: E402
 from socketkit.exporter.server import DEFAULT_ADDRESS, Exporter, serve  # noqa: E402
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "ConfigError",
     "Exporter",
     "Module",
+    "ProbeLog",
     "load_config",
     "parse_config",
     "run_probe",

@@ -11,6 +11,7 @@ a probe of one answers HTTP 400 saying the prober is not supported.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -296,6 +297,24 @@ class Module:
     tcp: TcpSpec = field(default_factory=TcpSpec)
     udp: UdpSpec = field(default_factory=UdpSpec)
     tcping: TcpingSpec = field(default_factory=TcpingSpec)
+    #: The module as the config file gave it (for ``debug=true``).
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The module in the config file's layout, with the defaults a
+        probe used filled in (``debug=true``'s "Module configuration")."""
+        raw = self.raw.get(self.prober) or {}
+        spec = getattr(self, self.prober, None)
+        section: dict[str, Any] = {}
+        if isinstance(spec, _Addressing):
+            section = {
+                "preferred_ip_protocol": spec.preferred_ip_protocol,
+                "ip_protocol_fallback": spec.ip_protocol_fallback,
+            }
+        section.update(raw)
+        doc: dict[str, Any] = {"prober": self.prober, "timeout": self.raw.get("timeout", "0s")}
+        doc[self.prober] = section
+        return doc
 
 
 def _module(name: str, value: object) -> Module:
@@ -314,6 +333,7 @@ def _module(name: str, value: object) -> Module:
         tcp=_tcp(m.get("tcp"), f"{where}.tcp"),
         udp=_udp(m.get("udp"), f"{where}.udp"),
         tcping=_tcping(m.get("tcping"), f"{where}.tcping"),
+        raw=copy.deepcopy(dict(m)),
     )
 
 

@@ -1,5 +1,7 @@
 """The exporter's HTTP side: ``GET /probe?target=HOST:PORT&module=NAME``
-(blackbox_exporter's), ``GET /metrics`` (its own), ``/-/healthy``,
+(blackbox_exporter's; ``&debug=true`` answers the probe's log lines, the
+metrics and the module as text/plain, as blackbox_exporter does), ``GET
+/metrics`` (its own), ``/-/healthy``,
 ``POST /-/reload``; config reload on SIGHUP (a broken file keeps the
 configuration in force), a clean stop on SIGTERM."""
 
@@ -35,7 +37,7 @@ from socketkit.exporter.config import (
     load_config,
     parse_config,
 )
-from socketkit.exporter.probers import run_probe
+from socketkit.exporter.probers import ProbeLog, run_probe
 
 __all__ = ["DEFAULT_ADDRESS", "Exporter", "parse_address", "serve"]
 
@@ -75,6 +77,22 @@ def probe_timeout(module_timeout: float | None, header: str | None) -> float:
     if module_timeout is not None:
         timeout = min(timeout, module_timeout)
     return timeout
+
+
+def is_debug(query: Mapping[str, list[str]]) -> bool:
+    """blackbox_exporter's test: the first ``debug`` value is ``true``
+    (any other value is a normal probe, not an error)."""
+    return (query.get("debug") or [""])[0] == "true"
+
+
+def debug_output(lines: list[str], exposition: bytes, module: Mapping[str, Any]) -> bytes:
+    """blackbox_exporter's DebugOutput: three sections in its words."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    head = "Logs for the probe:\n" + "".join(f"{line}\n" for line in lines)
+    body = "\n\n\nMetrics that would have been returned:\n"
+    tail = "\n\n\nModule configuration:\n" + yaml.safe_dump(dict(module), sort_keys=False)
+    return head.encode() + body.encode() + exposition + tail.encode()
 
 
 class _Metrics:
@@ -156,7 +174,8 @@ class Exporter:
         return True
 
     def probe(self, query: Mapping[str, list[str]], scrape_timeout: str | None) -> bytes:
-        """One /probe: its exposition, or BadRequest."""
+        """One /probe: its exposition (with ``debug=true``, blackbox's debug
+        text: the probe's log, the metrics, the module), or BadRequest."""
         target = (query.get("target") or [""])[-1]
         if not target:
             raise BadRequest("Target parameter is missing")
@@ -171,10 +190,14 @@ class Exporter:
         except (ValueError, TypeError) as e:
             raise BadRequest(f"Bad target {target!r}: {e}") from None
         timeout = probe_timeout(module.timeout, scrape_timeout)
-        registry, ok, why = run_probe(module, host, port, timeout)
+        debug = is_debug(query)
+        plog = ProbeLog(name, target, keep=debug)
+        registry, ok, why = run_probe(module, host, port, timeout, log=plog)
         self.metrics.probes.labels(module=name, result="success" if ok else "failure").inc()
         if not ok:
             log.info("probe %s of %s failed: %s", name, target, why)
+        if debug:
+            return debug_output(plog.lines or [], generate_latest(registry), module.describe())
         return generate_latest(registry)
 
     def start(self) -> Exporter:
@@ -206,6 +229,11 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write (handle_one_request flushes after
+    # each request), and no small write waits on Nagle for the peer's
+    # delayed ACK: unbuffered, a keep-alive scrape took 40 ms.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -229,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
                 exp.metrics.bad_requests.inc()
                 self._send(400, f"{e}\n".encode())
                 return
-            self._send(200, body, CONTENT_TYPE_LATEST)
+            self._send(200, body, "text/plain" if is_debug(query) else CONTENT_TYPE_LATEST)
         elif url.path == "/metrics":
             self._send(200, generate_latest(exp.metrics.registry), CONTENT_TYPE_LATEST)
         elif url.path == "/-/healthy":

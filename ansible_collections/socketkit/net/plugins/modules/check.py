@@ -17,7 +17,7 @@ description:
   - Each result says where it was measured from (RV(vantage)); C(socketkit report) merges the results of
     many hosts into one table.
   - Probes change nothing, so the module runs in check mode too and never reports a change.
-author: socketkit contributors
+author: socketkit contributors (@socketkit)
 requirements:
   - socketkit (C(pip install socketkit)) in the managed host's Python (C(ansible_python_interpreter)).
 options:
@@ -36,7 +36,7 @@ options:
     type: float
     default: 1.0
   proto:
-    description: V(udp) sends an empty datagram (or O(send)) and waits for a reply, as C(nmap -sU).
+    description: V(udp) sends an empty datagram and waits for a reply, as C(nmap -sU) (O(steps), O(service), O(tls) and O(starttls) are TCP only).
     type: str
     choices: [tcp, udp]
     default: tcp

@@ -13,7 +13,7 @@ description:
   - Connects to every port of every host from the managed host, thousands at once (socketkit's C(scan)),
     and reports the open ones (RV(open)), a count per state and each port scanned.
   - Scanning changes nothing, so the module runs in check mode too and never reports a change.
-author: socketkit contributors
+author: socketkit contributors (@socketkit)
 requirements:
   - socketkit (C(pip install socketkit)) in the managed host's Python (C(ansible_python_interpreter)).
 options:

@@ -13,7 +13,7 @@ description:
   - Connects O(count) times to each target, O(interval) seconds apart, all targets at once, and returns
     ping(8)'s statistics per target (loss, min/avg/max/stdev/median/p95, jitter, each rtt).
   - Pinging changes nothing, so the module runs in check mode too and never reports a change.
-author: socketkit contributors
+author: socketkit contributors (@socketkit)
 requirements:
   - socketkit (C(pip install socketkit)) in the managed host's Python (C(ansible_python_interpreter)).
 options:
@@ -104,7 +104,7 @@ results:
     sent: {description: Probes sent., type: int}
     received: {description: Probes that connected., type: int}
     loss: {description: Lost fraction., type: float}
-    avg: {description: Mean rtt in milliseconds (also min, max, stdev, median, p95, jitter)., type: float}
+    avg: {description: "Mean rtt in milliseconds (also min, max, stdev, median, p95, jitter).", type: float}
     rtts: {description: Each probe's rtt in milliseconds (null when lost)., type: list}
     vantage: {description: Where it was measured from., type: str}
 """

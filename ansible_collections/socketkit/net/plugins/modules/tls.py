@@ -15,7 +15,7 @@ description:
     whether it verified and why not.
   - A target passes when its certificate verified and stays valid for more than O(warn_days) days.
   - The handshake changes nothing, so the module runs in check mode too and never reports a change.
-author: socketkit contributors
+author: socketkit contributors (@socketkit)
 requirements:
   - socketkit (C(pip install socketkit)) in the managed host's Python (C(ansible_python_interpreter)).
 options:
@@ -69,7 +69,7 @@ options:
     type: str
 notes:
   - Supports check mode and never reports a change.
-  - With O(tls.verify=false) the trust and name checks do not fail a target; an expired certificate still does.
+  - "With C(verify: false) in O(tls) the trust and name checks do not fail a target; an expired certificate still does."
   - A host whose Python lacks socketkit fails with C(msg) saying to run C(pip install socketkit) on that host.
 seealso:
   - module: socketkit.net.check
@@ -119,11 +119,11 @@ results:
     version: {description: TLS version., type: str}
     subject: {description: The leaf's subject (RFC 4514)., type: str}
     issuer: {description: The leaf's issuer., type: str}
-    not_after: {description: The leaf's expiry (ISO 8601, UTC)., type: str}
-    days_left: {description: Days until expiry, negative once expired., type: float}
+    not_after: {description: "The leaf's expiry (ISO 8601, UTC).", type: str}
+    days_left: {description: "Days until expiry, negative once expired.", type: float}
     sha256: {description: The leaf's fingerprint., type: str}
     sans: {description: The leaf's subject alternative names., type: list}
-    reason: {description: Why the target fails, null when it passes., type: str}
+    reason: {description: "Why the target fails, null when it passes.", type: str}
     vantage: {description: Where it was measured from., type: str}
 """
 

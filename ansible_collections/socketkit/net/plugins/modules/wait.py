@@ -21,7 +21,7 @@ description:
     those of O(drain_ignore) (C(TIME_WAIT) by default, so closed connections do not stall the wait), read
     from C(/proc/net/tcp) and C(tcp6) (hosts without IPv6 included).
   - Waiting changes nothing, so the module runs in check mode too and never reports a change.
-author: socketkit contributors
+author: socketkit contributors (@socketkit)
 requirements:
   - socketkit (C(pip install socketkit)) in the managed host's Python (C(ansible_python_interpreter)).
 options:
@@ -169,7 +169,7 @@ results:
   elements: dict
   contains:
     target: {description: The target as waited for., type: str}
-    state: {description: The state reached, or V(timeout)., type: str}
+    state: {description: "The state reached, or V(timeout).", type: str}
     ok: {description: The target reached O(state)., type: bool}
     waited_s: {description: Seconds waited in all., type: float}
     error: {description: Why it did not make it., type: str}
