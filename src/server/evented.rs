@@ -186,15 +186,42 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bo
     }
 }
 
-/// One read into the decoder through a buffer on the thread's stack (a
-/// plain function, so the buffer is not part of the connection's future):
-/// a connection holds memory only for an unfinished message.
+thread_local! {
+    /// Each I/O thread's read buffer, zeroed once: zeroing a fresh 64 KiB
+    /// stack buffer for every read was 7% of an echo server's CPU
+    /// (perf record, one connection of 64-byte round trips).
+    static CHUNK: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice());
+}
+
+/// One read into the decoder through the thread's buffer (not part of the
+/// connection's future): a connection holds memory only for an unfinished
+/// message.
+///
+/// A short read emptied the socket, so the readiness is dropped as tokio's
+/// own `poll_read` does: the next round waits for the next edge at once
+/// instead of first trying a read that fails (an echo's round trip was
+/// read, write, failed read, epoll_wait; now one syscall fewer). The edge
+/// of bytes arriving after this read is still seen: epoll queues it.
 fn read_into(s: &TcpStream, dec: &mut Decoder) -> std::io::Result<usize> {
-    let mut chunk = [0u8; 64 * 1024];
-    let want = dec.read_size().min(chunk.len());
-    let n = s.try_read(&mut chunk[..want])?;
-    dec.push(&chunk[..n]);
-    Ok(n)
+    use std::io::{ErrorKind, Read};
+    CHUNK.with_borrow_mut(|chunk| {
+        let want = dec.read_size().min(chunk.len());
+        let mut got = 0;
+        let r = s.try_io(tokio::io::Interest::READABLE, || {
+            got = (&*socket2::SockRef::from(s)).read(&mut chunk[..want])?;
+            if got > 0 && got < want {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            Ok(got)
+        });
+        let n = match r {
+            Err(e) if e.kind() == ErrorKind::WouldBlock && got > 0 => got,
+            r => r?,
+        };
+        dec.push(&chunk[..n]);
+        Ok(n)
+    })
 }
 
 /// Write all of `data`, waiting for the socket as needed.
