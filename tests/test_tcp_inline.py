@@ -151,3 +151,14 @@ def test_second_reader_waits_without_the_gil(pair):
     first.join(5)
     second.join(5)
     assert sorted(results) == [b"a", b"b"]
+
+
+def test_message_split_across_reads(pair):
+    """Part of a message is there, the rest comes later: the inline read
+    takes the part, the blocking call waits for the rest."""
+    c, peer = pair
+    wait_buffered(c, peer, b"par")
+    threading.Timer(0.1, peer.sendall, (b"tial\nexa",)).start()
+    assert c.recv_line() == b"partial\n"
+    threading.Timer(0.1, peer.sendall, (b"ct",)).start()
+    assert c.recv_exact(5) == b"exact"

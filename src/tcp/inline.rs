@@ -89,12 +89,17 @@ impl TcpConnection {
         if self.is_tls() {
             return Ok(Attempt::Busy);
         }
-        match (&*s).read(rb.spare(want)?) {
+        let spare = rb.spare(want)?;
+        let room = spare.len();
+        match (&*s).read(spare) {
             Ok(0) if !self.sock.is_open() => Err(Error::ClosedSocket),
             Ok(n) => {
                 rb.commit(n);
                 match take(&mut rb, n == 0) {
                     Some(r) => r.map(Attempt::Done),
+                    // A short read emptied the socket: the rest of the
+                    // message has yet to come.
+                    None if n < room => Ok(Attempt::WouldBlock),
                     None => Ok(Attempt::Busy),
                 }
             }
