@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from common import Row, table  # noqa: E402
 
-MODULES = ["clients", "server", "scan", "tls"]
+MODULES = ["clients", "server", "redis", "scan", "tls"]
 
 
 def run_scan(quick: bool) -> tuple[list[Row], str]:

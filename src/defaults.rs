@@ -37,6 +37,12 @@ pub const BACKLOG: usize = 1024;
 pub const MAX_CONNECTIONS: usize = 1024;
 /// `on_message` servers: the largest frame (1 MiB).
 pub const MAX_MESSAGE: usize = 1 << 20;
+/// `on_message` servers: reply bytes one connection may have waiting to be
+/// sent (64 KiB, asyncio's and Netty's default high-water mark); past it the
+/// server reads no more from that connection, and calls no handler for it,
+/// until the client has read enough. A client that sends and never reads
+/// costs at most this, one reply and one read.
+pub const MAX_UNSENT: usize = 64 * 1024;
 /// `TcpServer.echo`: the largest chunk it echoes at once.
 pub const ECHO_MAX_MESSAGE: usize = 64 * 1024;
 /// TCP_NODELAY on every TCP connection socketkit makes or accepts, unless
@@ -82,6 +88,7 @@ pub const ALL: &[(&str, Value)] = &[
     ("backlog", Value::Int(BACKLOG)),
     ("max_connections", Value::Int(MAX_CONNECTIONS)),
     ("max_message", Value::Int(MAX_MESSAGE)),
+    ("max_unsent", Value::Int(MAX_UNSENT)),
     ("echo_max_message", Value::Int(ECHO_MAX_MESSAGE)),
     ("stop_timeout", Value::Seconds(STOP_TIMEOUT)),
     ("nodelay", Value::Bool(NODELAY)),

@@ -254,6 +254,7 @@ class TcpServer:
         on_message: Callable[[bytes], bytes | bytearray | memoryview | None] | None = None,
         framing: Literal["line", "length", "raw"] | None = "line",
         max_message: int | None = 1048576,
+        max_unsent: int | None = 65536,
         backlog: int | None = 1024,
         max_connections: int | None = 1024,
         idle_timeout: float | None = None,

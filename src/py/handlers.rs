@@ -165,16 +165,25 @@ pub struct PyMessageHandler {
 }
 
 impl MessageHandler for PyMessageHandler {
-    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>], budget: usize) -> Vec<Outcome> {
         Python::try_attach(|py| {
             let f = self.func.bind(py);
             let mut outs = Vec::with_capacity(msgs.len());
+            let mut replied = 0usize;
             for m in msgs {
+                if replied >= budget && !outs.is_empty() {
+                    break; // the rest once these are sent
+                }
                 let r = f
                     .call1((PyBytes::new(py, m),))
                     .and_then(|v| reply_bytes(&v, "on_message"));
                 match r {
-                    Ok(o) => outs.push(o),
+                    Ok(o) => {
+                        if let Outcome::Reply(b) = &o {
+                            replied = replied.saturating_add(b.len());
+                        }
+                        outs.push(o)
+                    }
                     Err(e) => {
                         log_exception(
                             py,
@@ -228,4 +237,28 @@ impl DatagramHandler for PyDatagramHandler {
         })
         .unwrap_or(Outcome::NoReply)
     }
+
+    fn reply_failed(&self, peer: SocketAddr, len: usize, err: &std::io::Error) {
+        let limit = match peer {
+            SocketAddr::V4(_) => MAX_UDP_REPLY_V4,
+            SocketAddr::V6(_) => MAX_UDP_REPLY_V6,
+        };
+        let _ = Python::try_attach(|py| {
+            let msg = format!(
+                "handler {} returned a {len}-byte reply to {} that was not sent ({err}; \
+                 a UDP datagram carries at most {limit} bytes over {})",
+                func_name(self.func.bind(py)),
+                peer_text(&peer),
+                if peer.is_ipv4() { "IPv4" } else { "IPv6" },
+            );
+            if let Err(e) = logger(py).and_then(|l| l.call_method1("error", (msg,))) {
+                e.write_unraisable(py, None);
+            }
+        });
+    }
 }
+
+/// The largest UDP payload: 65,535 less the IPv4 and UDP headers (20 + 8),
+/// or less the UDP header alone over IPv6 (its header is not counted).
+const MAX_UDP_REPLY_V4: usize = 65_507;
+const MAX_UDP_REPLY_V6: usize = 65_527;

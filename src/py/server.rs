@@ -56,6 +56,7 @@ fn listen_limits(
     max_connections: Option<&Bound<'_, PyAny>>,
     idle_timeout: Option<&Bound<'_, PyAny>>,
     max_message: usize,
+    max_unsent: usize,
 ) -> PyResult<(i32, Limits)> {
     let backlog = args::optional(backlog, |b| args::int_in("backlog", b, 0, 65535))?
         .unwrap_or(defaults::BACKLOG as i32);
@@ -67,6 +68,7 @@ fn listen_limits(
         max_connections,
         idle_timeout: idle_seconds(idle_timeout)?,
         max_message,
+        max_unsent,
     };
     Ok((backlog, limits))
 }
@@ -114,11 +116,14 @@ macro_rules! server_methods {
             /// finish fast: their connections stop reading at once (``recv``
             /// returns ``b""``, the client may be mid-request), while
             /// replies can still be sent; in ``on_message`` mode,
-            /// connections with no message in a handler close at once. Safe
-            /// from any thread, a handler included (its own thread ends when
-            /// it returns). A call while another thread is stopping the
-            /// server waits for it (up to ``timeout``); later calls do
-            /// nothing. Afterwards the port is closed.
+            /// connections with no message in a handler close at once. A
+            /// handler still running at the deadline is left to return on
+            /// its own, but its connection (or a UDP server's socket) is
+            /// closed first: its late reply is never sent. Safe from any
+            /// thread, a handler included (its own thread ends when it
+            /// returns, and its reply is sent). A call while another thread
+            /// is stopping the server waits for it (up to ``timeout``);
+            /// later calls do nothing. Afterwards the port is closed.
             #[pyo3(signature = (timeout=Some(defaults::STOP_TIMEOUT)), text_signature = "($self, timeout=5.0)")]
             fn stop(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
                 let t = stop_timeout(timeout)?;
@@ -174,8 +179,8 @@ macro_rules! server_methods {
 /// A TCP server.
 ///
 /// ``TcpServer(address=("127.0.0.1", 0), handler=None, *, on_message=None,
-/// framing="line", max_message=1048576, backlog=1024, max_connections=1024,
-/// idle_timeout=None, tls=None, **options)``
+/// framing="line", max_message=1048576, max_unsent=65536, backlog=1024,
+/// max_connections=1024, idle_timeout=None, tls=None, **options)``
 ///
 /// The socket is bound and listening when the constructor returns (port 0
 /// picks a free port: read it from ``address``). It binds 127.0.0.1 unless
@@ -202,19 +207,30 @@ macro_rules! server_methods {
 ///   work out of ``fn`` or use ``handler`` mode). ``framing``:
 ///
 ///   - ``"line"``: a message is a line without its ``\n``; a reply gets a
-///     ``\n`` appended unless it ends with one.
+///     ``\n`` appended unless it ends with one. When the client closes its
+///     side, bytes after its last ``\n`` are a last message (as asyncio's
+///     ``readline()`` and handler mode's ``conn.lines()`` return them); its
+///     reply is sent before the connection closes.
 ///   - ``"length"``: a 4-byte big-endian length, then that many bytes; the
 ///     reply is framed the same way.
 ///   - ``"raw"``: whatever one read returns; the reply is sent as is.
 ///
 ///   A message over ``max_message`` bytes closes that connection.
+///   ``max_unsent`` (bytes, default 64 KiB) bounds the replies a connection
+///   may have waiting to be sent: past it the server stops reading from
+///   that connection, and stops calling ``fn`` for it, until the client
+///   reads (asyncio's write-buffer high-water mark, applied for you), so a
+///   client that sends and never reads costs at most ``max_unsent``, one
+///   reply and one read, however much it sends.
 ///
 /// ``TcpServer.echo()`` makes a server that echoes in Rust alone.
 ///
 /// Limits: ``max_connections`` (a connection beyond it is closed at once
 /// and counted in ``stats["rejected"]``), ``idle_timeout`` (seconds; a
-/// client silent that long is closed). A handler that raises is logged with
-/// its traceback on the ``socketkit`` logger and counted in
+/// client silent that long is closed, and so is one that takes none of its
+/// replies for that long, as a handler's ``sendall`` would time out),
+/// ``max_message`` and ``max_unsent`` (above). A handler that raises is
+/// logged with its traceback on the ``socketkit`` logger and counted in
 /// ``stats["handler_errors"]``; its connection closes, the server goes on.
 ///
 /// TLS: ``tls=TlsConfig(cert_file=..., key_file=..., client_ca_file=None)``
@@ -293,8 +309,8 @@ impl TcpServer {
 server_methods!(TcpServer {
     #[new]
     #[pyo3(
-        signature = (address=None, handler=None, *, on_message=None, framing=None, max_message=None, backlog=None, max_connections=None, idle_timeout=None, tls=None, **options),
-        text_signature = "(address=('127.0.0.1', 0), handler=None, *, on_message=None, framing='line', max_message=1048576, backlog=1024, max_connections=1024, idle_timeout=None, tls=None, **options)"
+        signature = (address=None, handler=None, *, on_message=None, framing=None, max_message=None, max_unsent=None, backlog=None, max_connections=None, idle_timeout=None, tls=None, **options),
+        text_signature = "(address=('127.0.0.1', 0), handler=None, *, on_message=None, framing='line', max_message=1048576, max_unsent=65536, backlog=1024, max_connections=1024, idle_timeout=None, tls=None, **options)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -304,6 +320,7 @@ server_methods!(TcpServer {
         on_message: Option<&Bound<'_, PyAny>>,
         framing: Option<&Bound<'_, PyAny>>,
         max_message: Option<&Bound<'_, PyAny>>,
+        max_unsent: Option<&Bound<'_, PyAny>>,
         backlog: Option<&Bound<'_, PyAny>>,
         max_connections: Option<&Bound<'_, PyAny>>,
         idle_timeout: Option<&Bound<'_, PyAny>>,
@@ -345,7 +362,24 @@ server_methods!(TcpServer {
             }
             _ => defaults::MAX_MESSAGE,
         };
-        let (backlog, limits) = listen_limits(backlog, max_connections, idle_timeout, max_message)?;
+        let max_unsent = match max_unsent {
+            Some(m) if !m.is_none() => {
+                if on_message.is_none() {
+                    return Err(PyValueError::new_err(
+                        "max_unsent applies only with on_message",
+                    ));
+                }
+                args::int_in("max_unsent", m, 1, 1 << 40)?
+            }
+            _ => defaults::MAX_UNSENT,
+        };
+        let (backlog, limits) = listen_limits(
+            backlog,
+            max_connections,
+            idle_timeout,
+            max_message,
+            max_unsent,
+        )?;
         let idle_timeout = limits.idle_timeout;
         let mode = match (handler, on_message) {
             (Some(func), _) => Mode::Handler(Arc::new(PyConnHandler {
@@ -387,6 +421,7 @@ server_methods!(TcpServer {
             max_connections,
             idle_timeout,
             defaults::ECHO_MAX_MESSAGE,
+            defaults::MAX_UNSENT,
         )?;
         let tls = server_tls(py, tls)?;
         let addr = bind_target(py, address)?;
@@ -447,7 +482,10 @@ server_methods!(TcpServer {
 /// goes back to the sender. Without a handler the server discards what it
 /// receives (and counts it). ``UdpServer.echo()`` echoes in Rust alone. A
 /// handler that raises is logged on the ``socketkit`` logger with its
-/// traceback and counted; the server goes on. Same lifecycle as
+/// traceback and counted; the server goes on. A reply the socket refuses
+/// because of its size (over 65,507 bytes over IPv4, 65,527 over IPv6) is
+/// not sent: it is logged at ERROR level and counted in
+/// ``stats["handler_errors"]`` too. Same lifecycle as
 /// ``TcpServer``: bound at construction, ``start()``, ``serve_forever()``,
 /// ``stop(timeout=5.0)``, ``with``, ``address``, ``stats``. ``stats``
 /// counts ``datagrams_in``, ``datagrams_out``, ``handler_errors``,

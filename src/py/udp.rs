@@ -165,7 +165,8 @@ impl UdpSocket {
         Ok(PyBytes::new(py, &data))
     }
 
-    /// Send many datagrams in few system calls (sendmmsg on Linux).
+    /// Send many datagrams in few system calls (sendmmsg on Linux; runs of
+    /// one size to one address as UDP GSO trains where the kernel allows).
     /// ``messages`` holds ``(data, address)`` pairs, or bare ``data`` on a
     /// connected socket. Returns how many datagrams were sent (all of them,
     /// or an exception whose ``bytes_sent`` is the count that went out).
@@ -212,7 +213,9 @@ impl UdpSocket {
 
     /// Wait (up to the timeout) for at least one datagram, then return up to
     /// ``max_messages`` queued ones as ``[(data, (host, port)), ...]``
-    /// (recvmmsg on Linux: one system call for the batch).
+    /// (recvmmsg on Linux: one system call for the batch; the first call
+    /// turns on UDP GRO where the kernel has it, and buffers it coalesces
+    /// are cut back into the datagrams that were sent).
     #[pyo3(signature = (max_messages=Int::from(defaults::RECV_MANY), bufsize=Int::from(defaults::RECV_SIZE)),
            text_signature = "($self, max_messages=64, bufsize=65536)")]
     fn recv_many<'py>(
@@ -239,6 +242,18 @@ impl UdpSocket {
             out.push((PyBytes::new(py, d), peer));
         }
         Ok(out)
+    }
+
+    /// Private: allow or forbid UDP GSO in ``send_many`` and GRO in
+    /// ``recv_many`` (both allowed by default; the results are the same).
+    #[pyo3(signature = (*, gso, gro))]
+    fn _set_offload(&self, gso: bool, gro: bool) {
+        self.sock.set_offload(gso, gro);
+    }
+
+    /// Private: ``(GSO trains sent, coalesced GRO buffers received)``.
+    fn _offload_counts(&self) -> (u64, u64) {
+        self.sock.offload_counts()
     }
 
     /// Connect to ``address`` (fixes the peer of ``send``/``recv``).

@@ -2,8 +2,10 @@
 //!
 //! Wire formats:
 //! - `line`: a message is the bytes before a `\n`; the `\n` is not part of
-//!   it (a `\r` before it is kept). A reply gets a `\n` appended unless it
-//!   already ends with one. `max_message` bounds a line without its `\n`.
+//!   it (a `\r` before it is kept). At EOF, bytes after the last `\n` are a
+//!   last message, as asyncio's `readline()` returns them. A reply gets a
+//!   `\n` appended unless it already ends with one. `max_message` bounds a
+//!   line without its `\n`.
 //! - `length`: a 4-byte big-endian unsigned length, then that many bytes
 //!   (the framing of most binary protocols and of Netty's
 //!   `LengthFieldBasedFrameDecoder` with default settings). A reply is
@@ -114,6 +116,16 @@ impl Decoder {
             self.start = 0;
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// The peer has closed its side: `line` framing's unterminated last
+    /// line becomes a message (what asyncio's `readline()` and handler
+    /// mode's `lines()` return at EOF); an unfinished `length` frame stays
+    /// unfinished.
+    pub fn finish(&mut self) {
+        if self.framing == Framing::Line && self.buffered() > 0 {
+            self.buf.push(b'\n');
+        }
     }
 
     /// The next whole message, `None` until more bytes arrive.
@@ -240,6 +252,21 @@ mod tests {
         let mut d = Decoder::new(Framing::Line, 4);
         d.push(b"abcde");
         assert_eq!(d.next_message(), Err(TooLarge { limit: 4 }));
+    }
+
+    #[test]
+    fn finish_makes_the_unterminated_last_line_a_message() {
+        let mut d = Decoder::new(Framing::Line, 100);
+        d.push(b"one\ntw");
+        assert_eq!(all(&mut d), vec![b"one".to_vec()]);
+        d.finish();
+        assert_eq!(all(&mut d), vec![b"tw".to_vec()]);
+        d.finish();
+        assert_eq!(all(&mut d), Vec::<Vec<u8>>::new());
+        let mut d = Decoder::new(Framing::Length, 100);
+        d.push(&[0, 0, 0, 5, b'a']);
+        d.finish();
+        assert_eq!(all(&mut d), Vec::<Vec<u8>>::new());
     }
 
     #[test]

@@ -25,6 +25,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConnection;
 use tokio::net::TcpStream;
@@ -33,7 +34,8 @@ use tokio::sync::watch;
 use crate::tls::ServerTls;
 
 use super::codec::Decoder;
-use super::evented::{answer, readable, recycle, Ctx, Ready};
+use super::conns::Tracked;
+use super::evented::{answer, readable, recycle, writable, Ctx, Ready, Step};
 use super::stats::ActiveGuard;
 use super::Stats;
 
@@ -89,12 +91,17 @@ impl Failed {
     }
 }
 
-/// Send everything rustls has queued, waiting for room as needed.
-async fn flush(s: &TcpStream, conn: &mut ServerConnection) -> io::Result<()> {
+/// Send everything rustls has queued, waiting for room as needed (up to
+/// `idle` at a time, as the plain path).
+async fn flush(
+    s: &TcpStream,
+    conn: &mut ServerConnection,
+    idle: Option<Duration>,
+) -> io::Result<()> {
     while conn.wants_write() {
         match conn.write_tls(&mut TryIo(s)) {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable(s, idle).await?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -113,7 +120,8 @@ fn process(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), rustls::Err
 async fn handshake(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), Failed> {
     let mut spoke = false;
     loop {
-        flush(s, conn).await.map_err(Failed::Io)?;
+        // The handshake's own timeout bounds this wait.
+        flush(s, conn, None).await.map_err(Failed::Io)?;
         if !conn.is_handshaking() {
             return Ok(());
         }
@@ -142,7 +150,12 @@ async fn handshake(s: &TcpStream, conn: &mut ServerConnection) -> Result<(), Fai
 }
 
 /// Encrypt and send all of `data`.
-async fn send(s: &TcpStream, conn: &mut ServerConnection, data: &[u8]) -> io::Result<()> {
+async fn send(
+    s: &TcpStream,
+    conn: &mut ServerConnection,
+    data: &[u8],
+    idle: Option<Duration>,
+) -> io::Result<()> {
     let mut taken = 0;
     while taken < data.len() {
         // rustls takes plaintext up to its buffer limit, then only after
@@ -152,7 +165,7 @@ async fn send(s: &TcpStream, conn: &mut ServerConnection, data: &[u8]) -> io::Re
             return Err(io::ErrorKind::WriteZero.into());
         }
         taken += n;
-        flush(s, conn).await?;
+        flush(s, conn, idle).await?;
     }
     Ok(())
 }
@@ -192,7 +205,7 @@ fn goodbye(s: &TcpStream, conn: &mut ServerConnection) {
 }
 
 pub(super) async fn serve(
-    s: TcpStream,
+    s: Tracked,
     peer: SocketAddr,
     ctx: Arc<Ctx>,
     tls: &ServerTls,
@@ -244,46 +257,74 @@ async fn serve_messages(
         if *stop.borrow() {
             return;
         }
-        match plaintext(conn, &mut dec) {
+        let eof = match plaintext(conn, &mut dec) {
             Ok(Plain::Got(n)) => {
                 Stats::add(&ctx.stats.bytes_in, n as u64);
-                let go_on = answer(ctx, peer, &mut dec, &mut msgs, &mut out);
-                if !out.is_empty() {
-                    if send(s, conn, &out).await.is_err() {
-                        return;
-                    }
-                    Stats::add(&ctx.stats.bytes_out, out.len() as u64);
-                    recycle(&mut out);
-                }
-                if !go_on {
+                false
+            }
+            // EOF, perhaps a half-close: all that came is answered, an
+            // unterminated last line included.
+            Ok(Plain::Eof) => {
+                dec.finish();
+                true
+            }
+            Ok(Plain::Empty) => {
+                if !wait_for_records(s, ctx, conn, stop).await {
                     return;
                 }
                 continue;
             }
-            Ok(Plain::Empty) => {}
-            // EOF, perhaps a half-close: all that came is answered.
-            Ok(Plain::Eof) | Err(_) => return,
+            Err(_) => return,
+        };
+        // As the plain path: replies go out every `max_unsent` bytes.
+        loop {
+            let step = answer(ctx, peer, &mut dec, &mut msgs, &mut out);
+            if !out.is_empty() {
+                if send(s, conn, &out, ctx.limits.idle_timeout).await.is_err() {
+                    return;
+                }
+                Stats::add(&ctx.stats.bytes_out, out.len() as u64);
+                recycle(&mut out);
+            }
+            match step {
+                Step::Full => {}
+                Step::Drained if !eof => break,
+                Step::Drained | Step::Close => return,
+            }
+        }
+    }
+}
+
+/// Wait for the next TLS records and feed them to rustls; false when the
+/// connection ends (stop, idle timeout, reset, a TLS error).
+async fn wait_for_records(
+    s: &TcpStream,
+    ctx: &Ctx,
+    conn: &mut ServerConnection,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
         }
         tokio::select! {
             biased;
-            _ = stop.changed() => return,
+            _ = stop.changed() => return false,
             r = readable(s, ctx.limits.idle_timeout) => match r {
                 Ready::Yes => {}
-                Ready::TimedOut | Ready::Failed => return,
+                Ready::TimedOut | Ready::Failed => return false,
             }
         }
         match conn.read_tls(&mut TryIo(s)) {
             Ok(_) => {} // at EOF (0) rustls now knows; the reader says so
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return, // reset
+            Err(_) => return false, // reset
         }
         if process(s, conn).is_err() {
-            return;
+            return false;
         }
         // Post-handshake messages (a KeyUpdate's answer) go out now.
-        if flush(s, conn).await.is_err() {
-            return;
-        }
+        return flush(s, conn, ctx.limits.idle_timeout).await.is_ok();
     }
 }

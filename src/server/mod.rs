@@ -15,6 +15,7 @@
 //! GIL). Nothing here imports pyo3.
 
 pub mod codec;
+mod conns;
 pub mod evented;
 mod evented_tls;
 pub mod lifecycle;
@@ -128,6 +129,10 @@ pub struct Limits {
     /// The largest message a framed server accepts; a bigger one closes
     /// that connection.
     pub max_message: usize,
+    /// `on_message` and echo modes: reply bytes a connection may have
+    /// waiting to be sent; past it the server stops reading from that
+    /// connection (and handling its messages) until the peer drains it.
+    pub max_unsent: usize,
 }
 
 impl Limits {
@@ -148,6 +153,7 @@ impl Default for Limits {
             max_connections: crate::defaults::MAX_CONNECTIONS,
             idle_timeout: None,
             max_message: crate::defaults::MAX_MESSAGE,
+            max_unsent: crate::defaults::MAX_UNSENT,
         }
     }
 }
@@ -166,10 +172,13 @@ pub enum Outcome {
 /// Handles whole messages.
 pub trait MessageHandler: Send + Sync + 'static {
     /// One connection's messages in arrival order; one outcome per message
-    /// (the list may stop early after a `Failed`). Called on an event-loop
-    /// thread, one read's worth of messages at a time (the binding takes
-    /// the GIL once for all of them).
-    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome>;
+    /// handled, in order. Called on an event-loop thread with a batch of
+    /// messages (the binding takes the GIL once for all of them). It handles
+    /// at least one, and may stop early: after a `Failed`, or once the
+    /// replies so far total `budget` bytes or more (the server sends them
+    /// and hands over the rest later, so a client that never reads cannot
+    /// make it build replies without bound).
+    fn handle(&self, peer: SocketAddr, msgs: &[Vec<u8>], budget: usize) -> Vec<Outcome>;
 }
 
 /// How a connection handler ended.
@@ -189,4 +198,9 @@ pub trait ConnHandler: Send + Sync + 'static {
 /// Handles one datagram; `Outcome::Failed` is counted, nothing is closed.
 pub trait DatagramHandler: Send + Sync + 'static {
     fn handle(&self, data: &[u8], peer: SocketAddr) -> Outcome;
+
+    /// A reply the socket refused for a reason that is the handler's (over
+    /// the largest datagram the address family carries): the server counts
+    /// it in `handler_errors` and calls this so the binding can log it.
+    fn reply_failed(&self, _peer: SocketAddr, _len: usize, _err: &std::io::Error) {}
 }

@@ -120,6 +120,9 @@ impl TcpServerCore {
         if limits.max_message == 0 {
             return Err(Error::invalid("max_message", "must be at least 1, got 0"));
         }
+        if limits.max_unsent == 0 {
+            return Err(Error::invalid("max_unsent", "must be at least 1, got 0"));
+        }
         let s = listener::bind_tcp(addr, &opts, backlog)?;
         let local = listener::local_addr(&s)?;
         let stats = Arc::new(Stats::default());

@@ -49,7 +49,7 @@ fn closed_by_server(c: &mut TcpStream) -> bool {
 
 struct Upper;
 impl MessageHandler for Upper {
-    fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+    fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>], _: usize) -> Vec<Outcome> {
         msgs.iter()
             .map(|m| match m.as_slice() {
                 b"fail" => Outcome::Failed,
@@ -115,7 +115,7 @@ fn length_frames_and_max_message() {
 /// Blocks on "slow" until released; echoes everything else.
 struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
 impl MessageHandler for Gate {
-    fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+    fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>], _: usize) -> Vec<Outcome> {
         if msgs.iter().any(|m| m == b"slow") {
             let (open, cv) = &*self.0;
             let g = lock(open);

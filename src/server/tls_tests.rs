@@ -105,7 +105,7 @@ fn echo_round_trip(c: &TcpConnection, data: &[u8]) {
 
 struct Upper;
 impl MessageHandler for Upper {
-    fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>]) -> Vec<Outcome> {
+    fn handle(&self, _: SocketAddr, msgs: &[Vec<u8>], _: usize) -> Vec<Outcome> {
         msgs.iter()
             .map(|m| Outcome::Reply(m.to_ascii_uppercase()))
             .collect()

@@ -1,5 +1,11 @@
 //! The UDP server: one thread receives datagrams, runs the handler (or
 //! echoes) and sends the reply to the sender. Same lifecycle as TCP.
+//!
+//! The thread takes the socket from a lock shared with `stop()` for each
+//! receive and each send, never while the handler runs: a `stop()` whose
+//! timeout passes while a handler is stuck closes the socket (the port is
+//! free when `stop()` returns), and the handler's late reply, finding no
+//! socket, is not sent.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -26,8 +32,12 @@ pub enum UdpMode {
     Discard,
 }
 
+/// The server's socket until `stop()` (or the serving thread, when it ends
+/// by itself) closes it.
+type Shared = Arc<Mutex<Option<UdpSocket>>>;
+
 pub struct UdpServerCore {
-    sock: Mutex<Option<Arc<UdpSocket>>>,
+    sock: Shared,
     local: SocketAddr,
     stop: Arc<StopSignal>,
     stats: Arc<UdpStats>,
@@ -54,7 +64,7 @@ impl UdpServerCore {
         let s = listener::bind_udp(addr, &opts)?;
         let local = listener::local_addr(&s)?;
         Ok(UdpServerCore {
-            sock: Mutex::new(Some(Arc::new(s.into()))),
+            sock: Arc::new(Mutex::new(Some(s.into()))),
             local,
             stop: Arc::new(StopSignal::new()?),
             stats: Arc::new(UdpStats::default()),
@@ -93,7 +103,10 @@ impl Server for UdpServerCore {
     /// Start the receiving thread; idempotent.
     fn start(&self) -> Result<()> {
         self.life.start(|| {
-            let sock = lock(&self.sock).clone().ok_or(Error::Stopped)?;
+            if lock(&self.sock).is_none() {
+                return Err(Error::Stopped);
+            }
+            let sock = self.sock.clone();
             let stop = self.stop.clone();
             let stats = self.stats.clone();
             let mode = self.mode.clone();
@@ -111,23 +124,28 @@ impl Server for UdpServerCore {
     }
 
     /// Stop receiving, let a running handler finish within `timeout`, close
-    /// the socket, join the thread (unless the caller is that thread).
+    /// the socket, join the thread. Called by the handler itself, the
+    /// socket stays for its reply and the thread closes it as it ends.
     fn stop(&self, timeout: Duration) {
         self.stop.trigger();
         let Some(handle) = self.life.begin_stop(timeout) else {
             return;
         };
         if let Some(h) = handle {
+            if h.thread().id() == std::thread::current().id() {
+                self.stop.close();
+                self.life.finish();
+                return;
+            }
             let deadline = Deadline::after(Some(timeout));
-            if h.thread().id() != std::thread::current().id() {
-                while !h.is_finished() && !deadline.expired() {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                if h.is_finished() {
-                    let _ = h.join();
-                }
+            while !h.is_finished() && !deadline.expired() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if h.is_finished() {
+                let _ = h.join();
             }
         }
+        // A handler stuck past the deadline finds no socket when it returns.
         lock(&self.sock).take();
         self.stop.close();
         self.life.finish();
@@ -145,10 +163,17 @@ impl Drop for UdpServerCore {
     }
 }
 
-fn serve(sock: &UdpSocket, stop: &StopSignal, stats: &UdpStats, mode: &UdpMode) {
+fn serve(sock: &Shared, stop: &StopSignal, stats: &UdpStats, mode: &UdpMode) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.is_set() {
-        match sock.recv_from(&mut buf) {
+        let received = {
+            let s = lock(sock);
+            let Some(s) = s.as_ref() else {
+                return;
+            };
+            s.recv_from(&mut buf).map_err(|e| (e, s.as_raw_fd()))
+        };
+        match received {
             Ok((n, peer)) => {
                 Stats::add(&stats.datagrams_in, 1);
                 Stats::add(&stats.bytes_in, n as u64);
@@ -159,23 +184,48 @@ fn serve(sock: &UdpSocket, stop: &StopSignal, stats: &UdpStats, mode: &UdpMode) 
                 };
                 match reply {
                     Outcome::Reply(r) => {
-                        // A full send buffer drops the reply, as UDP may.
-                        if sock.send_to(&r, peer).is_ok() {
-                            Stats::add(&stats.datagrams_out, 1);
-                            Stats::add(&stats.bytes_out, r.len() as u64);
+                        let sent = match lock(sock).as_ref() {
+                            Some(s) => s.send_to(&r, peer),
+                            None => return, // stopped while the handler ran
+                        };
+                        match sent {
+                            Ok(_) => {
+                                Stats::add(&stats.datagrams_out, 1);
+                                Stats::add(&stats.bytes_out, r.len() as u64);
+                            }
+                            Err(e) if is_handlers_fault(&e) => {
+                                Stats::add(&stats.handler_errors, 1);
+                                if let UdpMode::Handler(h) = mode {
+                                    h.reply_failed(peer, r.len(), &e);
+                                }
+                            }
+                            // A full send buffer drops the reply, as UDP may.
+                            Err(_) => {}
                         }
                     }
                     Outcome::NoReply => {}
                     Outcome::Failed => Stats::add(&stats.handler_errors, 1),
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                stop.wait_readable(sock.as_raw_fd(), SLICE);
+            Err((e, fd)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Polled without the lock: if stop() closes the fd meanwhile,
+                // the stop signal (or POLLNVAL) ends the wait.
+                stop.wait_readable(fd, SLICE);
             }
             // ICMP errors queued by an earlier reply, EINTR: go on.
             Err(_) => {}
         }
     }
+    // Ended by stop() from the handler, or by the server's drop: the port
+    // closes now.
+    lock(sock).take();
+}
+
+/// A reply the socket refuses because of what the handler returned (over
+/// the largest datagram), as opposed to a moment's congestion or a
+/// destination the network cannot reach, which UDP may drop.
+fn is_handlers_fault(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EMSGSIZE)
 }
 
 #[cfg(test)]

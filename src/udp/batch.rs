@@ -8,6 +8,8 @@ use std::os::fd::AsRawFd;
 use socket2::{SockAddr, Socket};
 
 use crate::error::{Error, Phase, Result};
+use crate::udp::gro::Gro;
+use crate::udp::gso::{self, Gso};
 use crate::udp::MAX_DATAGRAM;
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
@@ -16,6 +18,8 @@ const MAX_BATCH: usize = 1024;
 
 /// Send every datagram (to its address, or the connected peer for `None`).
 /// Returns how many were sent; waits while the send buffer is full.
+/// With `gso`, runs of one size to one destination go out as GSO trains
+/// where the kernel allows (see `gso`); the datagrams are the same.
 ///
 /// `check_open` is asked after every wake-up: a socket shut down by
 /// `close()` in another thread stays "ready" while sends keep failing with
@@ -26,14 +30,26 @@ pub fn send_batch(
     deadline: Deadline,
     intr: &dyn Interrupt,
     check_open: &dyn Fn() -> Result<()>,
+    gso: Option<&Gso>,
 ) -> Result<usize> {
     let names: Vec<Option<SockAddr>> = msgs.iter().map(|(_, a)| a.map(SockAddr::from)).collect();
     let mut sent = 0;
+    // A train the kernel refused: the next call goes plain, and the refusal
+    // is remembered once that call works (else the error is not GSO's).
+    let mut refused: Option<(usize, i32)> = None;
     while sent < msgs.len() {
-        let end = (sent + MAX_BATCH).min(msgs.len());
-        match send_some(sock, &msgs[sent..end], &names[sent..end]) {
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        let r = send_front(sock, &msgs[sent..], &names[sent..], gso, refused.is_some());
+        match r {
+            Ok(n) => {
+                sent += n;
+                if let (Some(g), Some((seg, errno))) = (gso, refused.take()) {
+                    g.refuse(seg, errno);
+                }
+            }
+            Err((e, seg)) if seg > 0 && refused.is_none() && gso::refusal(&e).is_some() => {
+                refused = gso::refusal(&e).map(|errno| (seg, errno));
+            }
+            Err((e, _)) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_fd(sock.as_raw_fd(), libc::POLLOUT, deadline, intr)? {
                     return Err(Error::SendAll {
                         bytes_sent: sent,
@@ -42,8 +58,8 @@ pub fn send_batch(
                 }
                 check_open()?;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
-            Err(e) => {
+            Err((e, _)) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
+            Err((e, _)) => {
                 return Err(Error::SendAll {
                     bytes_sent: sent,
                     source: Box::new(Error::io(Phase::Send, msgs[sent].1.as_ref(), e)),
@@ -52,6 +68,27 @@ pub fn send_batch(
         }
     }
     Ok(sent)
+}
+
+/// One system call for the front of a batch; on error, also the segment
+/// size of the train that failed (0: a plain datagram).
+fn send_front(
+    sock: &Socket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    names: &[Option<SockAddr>],
+    gso: Option<&Gso>,
+    plain: bool,
+) -> std::result::Result<usize, (io::Error, usize)> {
+    #[cfg(target_os = "linux")]
+    if let Some(g) = gso {
+        let below = if plain { 0 } else { g.below(sock) };
+        if below > 0 {
+            return gso::send_some(sock, msgs, names, below, g, MAX_BATCH);
+        }
+    }
+    let _ = (gso, plain);
+    let end = msgs.len().min(MAX_BATCH);
+    send_some(sock, &msgs[..end], &names[..end]).map_err(|e| (e, 0))
 }
 
 #[cfg(target_os = "linux")]
@@ -110,7 +147,8 @@ pub fn send_some(
 }
 
 /// Wait for at least one datagram, then take up to `max` that are queued,
-/// each truncated to `bufsize` bytes.
+/// each truncated to `bufsize` bytes. With `gro` in use, coalesced buffers
+/// are cut back into their datagrams (see `gro`).
 /// `check_open` as for `send_batch`.
 pub fn recv_batch(
     sock: &Socket,
@@ -119,12 +157,18 @@ pub fn recv_batch(
     deadline: Deadline,
     intr: &dyn Interrupt,
     check_open: &dyn Fn() -> Result<()>,
+    gro: Option<&Gro>,
 ) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
     if max == 0 {
         return Ok(Vec::new());
     }
+    let (max, bufsize) = (max.min(MAX_BATCH), bufsize.min(MAX_DATAGRAM));
     loop {
-        match recv_some(sock, max.min(MAX_BATCH), bufsize.min(MAX_DATAGRAM)) {
+        let r = match gro {
+            Some(g) if g.in_use() => g.recv_some(sock, max, bufsize),
+            _ => recv_some(sock, max, bufsize),
+        };
+        match r {
             Ok(v) => return Ok(v),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_fd(sock.as_raw_fd(), libc::POLLIN, deadline, intr)? {
@@ -251,12 +295,12 @@ mod tests {
             payloads.iter().map(|p| (p.as_slice(), Some(to))).collect();
         let d = Deadline::after(Some(Duration::from_secs(2)));
         assert_eq!(
-            send_batch(&a, &msgs, d, &NoInterrupt, &|| Ok(())).unwrap(),
+            send_batch(&a, &msgs, d, &NoInterrupt, &|| Ok(()), None).unwrap(),
             100
         );
         let mut got = Vec::new();
         while got.len() < 100 {
-            got.extend(recv_batch(&b, 64, 2048, d, &NoInterrupt, &|| Ok(())).unwrap());
+            got.extend(recv_batch(&b, 64, 2048, d, &NoInterrupt, &|| Ok(()), None).unwrap());
         }
         let from = a.local_addr().unwrap().as_socket().unwrap();
         for (i, (data, src)) in got.iter().enumerate() {
@@ -275,6 +319,7 @@ mod tests {
             Deadline::after(Some(Duration::from_millis(50))),
             &NoInterrupt,
             &|| Ok(()),
+            None,
         )
         .unwrap_err();
         assert!(matches!(e, Error::Timeout { .. }));

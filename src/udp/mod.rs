@@ -1,5 +1,7 @@
 //! UDP sockets.
 pub mod batch;
+pub mod gro;
+pub mod gso;
 pub mod socket;
 
 pub use socket::UdpSock;

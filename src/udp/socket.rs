@@ -16,6 +16,8 @@ use crate::error::{Error, Phase, Result};
 use crate::options::{read_back, OptValue, Proto, SocketOptions};
 use crate::resolve::resolve;
 use crate::sock::{SockHandle, Timeout};
+use crate::udp::gro::Gro;
+use crate::udp::gso::Gso;
 use crate::udp::{batch, MAX_DATAGRAM};
 use crate::wait::{wait_fd, Deadline, Interrupt};
 
@@ -25,6 +27,8 @@ pub struct UdpSock {
     timeout: Timeout,
     opts: SocketOptions,
     peer: Mutex<Option<SocketAddr>>,
+    gso: Gso,
+    gro: Gro,
 }
 
 /// The address to use of a resolved name: the socket's family when it has
@@ -57,6 +61,8 @@ impl UdpSock {
             timeout: Timeout::new(timeout),
             opts,
             peer: Mutex::new(None),
+            gso: Gso::default(),
+            gro: Gro::default(),
         };
         let deadline = me.timeout.deadline();
         if let Some(b) = bind {
@@ -153,6 +159,8 @@ impl UdpSock {
     }
 
     pub fn detach(&self) -> Result<Socket> {
+        // The stdlib socket would see coalesced buffers as single datagrams.
+        self.gro.off(self.sock.get().ok().as_deref());
         let s = self.sock.take()?;
         if self.timeout().is_none() {
             s.set_nonblocking(false)
@@ -241,10 +249,17 @@ impl UdpSock {
         intr: &dyn Interrupt,
     ) -> Result<(usize, SocketAddr)> {
         loop {
-            // SAFETY: recv_from only writes initialised bytes into the
-            // buffer; viewing an initialised [u8] as [MaybeUninit<u8>] is sound.
-            let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-            match s.recv_from(uninit) {
+            let r = if self.gro.in_use() {
+                self.gro
+                    .recv_into(s, buf)
+                    .map(|(n, a)| (n, SockAddr::from(a)))
+            } else {
+                // SAFETY: recv_from only writes initialised bytes into the
+                // buffer; viewing an initialised [u8] as [MaybeUninit<u8>] is sound.
+                let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+                s.recv_from(uninit)
+            };
+            match r {
                 Ok((n, from)) => {
                     let from = from
                         .as_socket()
@@ -424,9 +439,15 @@ impl UdpSock {
         if self.peer_addr().is_none() && msgs.iter().any(|(_, a)| a.is_none()) {
             return Err(not_connected());
         }
-        batch::send_batch(&s, msgs, self.timeout.deadline(), intr, &|| {
-            self.check_open()
-        })
+        let deadline = self.timeout.deadline();
+        batch::send_batch(
+            &s,
+            msgs,
+            deadline,
+            intr,
+            &|| self.check_open(),
+            Some(&self.gso),
+        )
     }
 
     /// Wait for at least one datagram, then take up to `max` queued ones
@@ -438,9 +459,22 @@ impl UdpSock {
         intr: &dyn Interrupt,
     ) -> Result<Vec<(Vec<u8>, SocketAddr)>> {
         let s = self.bound()?;
-        batch::recv_batch(&s, max, bufsize, self.timeout.deadline(), intr, &|| {
-            self.check_open()
-        })
+        self.gro.enable(&s);
+        let deadline = self.timeout.deadline();
+        let open = || self.check_open();
+        batch::recv_batch(&s, max, bufsize, deadline, intr, &open, Some(&self.gro))
+    }
+
+    /// Private switch (tests, benchmarks): allow or forbid GSO on
+    /// `send_many` and GRO on `recv_many`.
+    pub fn set_offload(&self, gso: bool, gro: bool) {
+        self.gso.set_enabled(gso);
+        self.gro.set_enabled(self.sock.get().ok().as_deref(), gro);
+    }
+
+    /// (GSO trains sent, coalesced GRO buffers received) so far.
+    pub fn offload_counts(&self) -> (u64, u64) {
+        (self.gso.trains(), self.gro.coalesced())
     }
 
     pub fn options(&self) -> Result<Vec<(&'static str, OptValue)>> {
@@ -501,91 +535,5 @@ pub(crate) fn not_bound() -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wait::NoInterrupt;
-    use std::net::UdpSocket;
-
-    fn hp(h: &str, p: u16) -> HostPort {
-        HostPort::new(h, p)
-    }
-
-    #[test]
-    fn sendto_recvfrom_round_trip() {
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = peer.local_addr().unwrap().port();
-        let u = UdpSock::new(
-            None,
-            None,
-            SocketOptions::default(),
-            Some(Duration::from_secs(2)),
-            &NoInterrupt,
-        )
-        .unwrap();
-        assert_eq!(
-            u.send_to(b"hi", &hp("127.0.0.1", port), &NoInterrupt)
-                .unwrap(),
-            2
-        );
-        let mut buf = [0u8; 10];
-        let (n, from) = peer.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"hi");
-        peer.send_to(b"yo", from).unwrap();
-        let (data, src) = u.recv_from(100, &NoInterrupt).unwrap();
-        assert_eq!(data, b"yo");
-        assert_eq!(src.port(), port);
-    }
-
-    #[test]
-    fn request_resends_until_answered() {
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = peer.local_addr().unwrap().port();
-        let t = std::thread::spawn(move || {
-            let mut buf = [0u8; 10];
-            // Ignore the first datagram, answer the second.
-            let _ = peer.recv_from(&mut buf).unwrap();
-            let (n, from) = peer.recv_from(&mut buf).unwrap();
-            peer.send_to(&buf[..n], from).unwrap();
-        });
-        let u = UdpSock::new(
-            None,
-            Some(&hp("127.0.0.1", port)),
-            SocketOptions::default(),
-            None,
-            &NoInterrupt,
-        )
-        .unwrap();
-        let r = u
-            .request(
-                b"ping",
-                None,
-                Duration::from_millis(200),
-                2,
-                100,
-                &NoInterrupt,
-            )
-            .unwrap();
-        assert_eq!(r, b"ping");
-        t.join().unwrap();
-    }
-
-    #[test]
-    fn connected_send_to_closed_port_is_refused() {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let u = UdpSock::new(
-            None,
-            Some(&hp("127.0.0.1", port)),
-            SocketOptions::default(),
-            Some(Duration::from_secs(1)),
-            &NoInterrupt,
-        )
-        .unwrap();
-        u.send(b"x", &NoInterrupt).unwrap();
-        let e = u.recv_from(10, &NoInterrupt).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED), "{e:?}");
-    }
-}
+#[path = "socket_tests.rs"]
+mod tests;
