@@ -1,8 +1,10 @@
 """Server benchmarks (issue 3): requests per second with 50 connections
 doing 64-byte request/response, driven by a native load generator
 (peers/src/bin/loadgen.rs), for socketkit's three serving modes against
-socketserver, asyncio, uvloop and a Rust std::net echo; plus the memory an
-on_message server needs to hold 10,000 idle connections.
+socketserver, asyncio, uvloop and a Rust std::net echo; the round-trip
+time of one connection to `TcpServer.echo()` against the std::net echo
+(issue 16); plus the memory an on_message server needs to hold 10,000 idle
+connections.
 
 Every server runs in its own process (`server.py --serve KIND` prints its
 port and serves until its stdin closes). Ratios are measured in one run,
@@ -143,6 +145,40 @@ def loadgen(port: int, seconds: float) -> float:
     return rate
 
 
+def round_trip_us(port: int, n: int) -> float:
+    """Microseconds per 64-byte round trip on one connection, stdlib client."""
+    msg = b"x" * SIZE
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(200):  # warm-up
+            s.sendall(msg)
+            s.recv(SIZE)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            s.sendall(msg)
+            got = s.recv(SIZE)
+            while len(got) < SIZE:
+                got += s.recv(SIZE - len(got))
+        return (time.perf_counter() - t0) / n * 1e6
+
+
+ECHO_LATENCY = [
+    ("socketkit TcpServer.echo", "sk-echo"),
+    ("Rust std::net thread per connection", "rust-std"),
+]
+
+
+def echo_latency(n: int, rounds: int) -> dict[str, list[float]]:
+    """Round-trip us of each echo server per round, the servers taking turns
+    (fresh processes every round, like `measure`)."""
+    samples: dict[str, list[float]] = {name: [] for name, _ in ECHO_LATENCY}
+    for _ in range(rounds):
+        for name, kind in ECHO_LATENCY:
+            with server(kind) as (_proc, port):
+                samples[name].append(round_trip_us(port, n))
+    return samples
+
+
 def ensure_uvloop() -> bool:
     try:
         import uvloop  # noqa: F401
@@ -202,6 +238,8 @@ TARGETS = [
     ("socketkit on_message (line)", "uvloop start_server", 1.0),
     ("socketkit TcpServer.echo", "Rust std::net thread per connection", 0.9),
 ]
+# Lower is better: socketkit's round trip at most this many times the peer's.
+LATENCY_TARGET = 1.05
 
 
 # Thread-per-connection servers (socketkit handler mode, socketserver) land
@@ -248,6 +286,17 @@ def run(quick: bool = False) -> list[Row]:
         if name in goals:
             target = f">= {goals[name][1]}x {goals[name][0]}"
         rows.append(Row(f"TcpServer: {name}, 50 conns x 64 B", "req/s", True, v, dict(peers), target))
+    lat = medians(echo_latency(5000 if quick else 20000, rounds))
+    rows.append(
+        Row(
+            "TcpServer.echo() round trip, 1 conn x 64 B",
+            "us",
+            False,
+            lat["socketkit TcpServer.echo"],
+            {"Rust std::net thread per connection": lat["Rust std::net thread per connection"]},
+            f"<= {LATENCY_TARGET}x Rust std",
+        )
+    )
     n, before, after = idle_connections_rss(idle)
     rows.append(
         Row(
@@ -299,6 +348,16 @@ def main() -> None:
         if mine in rates and peer in rates:
             r = rates[mine] / rates[peer]
             print(f"| {mine} vs {peer} | {r:.2f}x | >= {goal}x | {'yes' if r >= goal else 'no'} |")
+    lat_samples = echo_latency(5000 if a.quick else 20000, a.rounds)
+    lat = medians(lat_samples)
+    print(f"\n### One connection, {SIZE}-byte round trips from a stdlib client, median of {a.rounds}\n")
+    print("| server | us per round trip | rounds (min-max) |")
+    print("|---|---:|---:|")
+    for name, v in lat.items():
+        print(f"| {name} | {v:.1f} | {min(lat_samples[name]):.1f}-{max(lat_samples[name]):.1f} |")
+    r = lat["socketkit TcpServer.echo"] / lat["Rust std::net thread per connection"]
+    met = "met" if r <= LATENCY_TARGET else "not met"
+    print(f"\nTcpServer.echo / Rust std: {r:.2f}x (goal <= {LATENCY_TARGET}x, {met})")
     n, before, after = idle_connections_rss(a.idle)
     growth = (after - before) / 1024
     print(f"\n### {n:,} idle connections held by an on_message server\n")

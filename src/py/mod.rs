@@ -11,6 +11,7 @@ pub mod args;
 pub mod blocking;
 pub mod errors;
 pub mod handlers;
+pub mod inline;
 pub mod options;
 pub mod ping;
 pub mod probe;

@@ -10,6 +10,7 @@ use socket2::Socket;
 use crate::defaults;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
 use crate::py::blocking::{blocking, core};
+use crate::py::inline;
 use crate::py::options::{from_kwargs, to_dict};
 use crate::py::probe_args::family_arg;
 use crate::py::service::{captures_to_py, starttls_arg, steps_arg};
@@ -285,14 +286,14 @@ impl TcpClient {
     /// Send some of ``data``; returns the number of bytes sent.
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
         let buf = ReadBuf::get("data", data)?;
-        blocking(py, |intr| self.conn.send(buf.as_slice(), intr))
+        inline::send(py, &self.conn, buf.as_slice())
     }
 
     /// Send all of ``data`` (bytes-like) or raise; returns None like the
     /// stdlib. On failure the exception's ``bytes_sent`` says how much went out.
     fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let buf = ReadBuf::get("data", data)?;
-        blocking(py, |intr| self.conn.send_all(buf.as_slice(), intr))
+        inline::send_all(py, &self.conn, buf.as_slice())
     }
 
     /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
@@ -300,7 +301,7 @@ impl TcpClient {
            text_signature = "($self, bufsize=65536)")]
     fn recv<'py>(&self, py: Python<'py>, bufsize: Int) -> PyResult<Bound<'py, PyBytes>> {
         let n = bufsize.size("bufsize")?;
-        let data = blocking(py, |intr| self.conn.recv(n, intr))?;
+        let data = inline::recv(py, &self.conn, n)?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -311,7 +312,7 @@ impl TcpClient {
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, nbytes: Int) -> PyResult<usize> {
         let buf = WriteBuf::get("buffer", buffer)?;
         let n = args::nbytes(nbytes, buf.len())?;
-        blocking(py, |intr| self.conn.recv_into(buf.slice_mut(n), intr))
+        inline::recv_into(py, &self.conn, || buf.slice_mut(n))
     }
 
     /// Exactly ``n`` bytes. Raises ``ConnectionClosedError`` (with
@@ -322,7 +323,7 @@ impl TcpClient {
         n: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let n = args::size("n", n)?;
-        let data = blocking(py, |intr| self.conn.recv_exact(n, intr))?;
+        let data = inline::recv_exact(py, &self.conn, n)?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -339,7 +340,7 @@ impl TcpClient {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let delim = args::delimiter("delimiter", delimiter)?;
         let max_size = max_size.size("max_size")?;
-        let data = blocking(py, |intr| self.conn.recv_until(&delim, max_size, intr))?;
+        let data = inline::recv_until(py, &self.conn, &delim, max_size)?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -349,7 +350,7 @@ impl TcpClient {
            text_signature = "($self, max_size=65536)")]
     fn recv_line<'py>(&self, py: Python<'py>, max_size: Int) -> PyResult<Bound<'py, PyBytes>> {
         let max_size = max_size.size("max_size")?;
-        let data = blocking(py, |intr| self.conn.recv_line(max_size, intr))?;
+        let data = inline::recv_line(py, &self.conn, max_size)?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -560,7 +561,7 @@ impl LineIterator {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let client = self.client.get();
         let max = self.max_size;
-        let line = blocking(py, |intr| client.conn.recv_line(max, intr))?;
+        let line = inline::recv_line(py, &client.conn, max)?;
         if line.is_empty() {
             return Ok(None);
         }

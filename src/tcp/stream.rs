@@ -5,7 +5,7 @@
 //! once `start_tls_*` ran, so each recv/send method works the same under TLS.
 
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::framing::{resume_from, ReadBuffer};
 use crate::options::{read_back, OptValue, Proto};
 use crate::sock::{SockHandle, Timeout};
 use crate::tls::TlsSession;
-use crate::wait::{Deadline, Interrupt};
+use crate::wait::{wait_fd, Deadline, Interrupt};
 
 pub use super::info::socket_tcp_info;
 use super::info::TcpInfo;
@@ -34,9 +34,18 @@ pub struct TcpConnection {
     pub(super) tls: OnceLock<Arc<TlsSession>>,
 }
 
+/// How a blocking recv begins: with a read, or, right after a nonblocking
+/// attempt found the socket empty (`inline.rs`), with the wait, so an idle
+/// socket costs one failed read per call rather than two.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Start {
+    Read,
+    Wait,
+}
+
 /// What a recv-until search does when the peer closes first.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum AtEof {
+pub(super) enum AtEof {
     /// `recv_until`: raise ConnectionClosedError with what arrived.
     Raise,
     /// `recv_line`: return what arrived, like `file.readline()`.
@@ -204,6 +213,10 @@ impl TcpConnection {
 
     /// Up to `n` bytes: what is buffered, else one read. Empty at EOF.
     pub fn recv(&self, n: usize, intr: &dyn Interrupt) -> Result<Vec<u8>> {
+        self.recv_from(n, Start::Read, intr)
+    }
+
+    pub fn recv_from(&self, n: usize, start: Start, intr: &dyn Interrupt) -> Result<Vec<u8>> {
         let s = self.sock.get()?;
         let mut rb = lock(&self.rbuf);
         if n == 0 {
@@ -212,7 +225,7 @@ impl TcpConnection {
         if rb.is_empty() {
             let spare = rb.spare(n)?;
             let k = n.min(spare.len());
-            let got = self.read(&s, &mut spare[..k], self.timeout.deadline(), intr)?;
+            let got = self.read_from(&s, &mut spare[..k], start, self.timeout.deadline(), intr)?;
             rb.commit(got);
         }
         Ok(rb.take(n))
@@ -221,6 +234,15 @@ impl TcpConnection {
     /// Fill `dst` with what is buffered, else with one read straight from
     /// the kernel (no intermediate copy). 0 at EOF.
     pub fn recv_into(&self, dst: &mut [u8], intr: &dyn Interrupt) -> Result<usize> {
+        self.recv_into_from(dst, Start::Read, intr)
+    }
+
+    pub fn recv_into_from(
+        &self,
+        dst: &mut [u8],
+        start: Start,
+        intr: &dyn Interrupt,
+    ) -> Result<usize> {
         let s = self.sock.get()?;
         let mut rb = lock(&self.rbuf);
         if dst.is_empty() {
@@ -229,31 +251,63 @@ impl TcpConnection {
         if !rb.is_empty() {
             return Ok(rb.take_into(dst));
         }
-        self.read(&s, dst, self.timeout.deadline(), intr)
+        self.read_from(&s, dst, start, self.timeout.deadline(), intr)
     }
 
-    /// Read more into the buffer; returns 0 at EOF.
+    /// One read, after waiting for the socket first when `start` says so.
+    /// Under TLS the session may hold decrypted bytes the socket does not
+    /// show, so it always reads first.
+    fn read_from(
+        &self,
+        s: &Socket,
+        buf: &mut [u8],
+        start: Start,
+        deadline: Deadline,
+        intr: &dyn Interrupt,
+    ) -> Result<usize> {
+        if start == Start::Wait
+            && !self.is_tls()
+            && !wait_fd(s.as_raw_fd(), libc::POLLIN, deadline, intr)?
+        {
+            return Err(Error::timeout(Phase::Recv, Some(self.peer.to_string())));
+        }
+        self.read(s, buf, deadline, intr)
+    }
+
+    /// Read more into the buffer; returns 0 at EOF. Only the first read of
+    /// a call may start with the wait: `start` becomes `Read` after it.
     fn fill(
         &self,
         s: &Socket,
         rb: &mut ReadBuffer,
         want: usize,
+        start: &mut Start,
         deadline: Deadline,
         intr: &dyn Interrupt,
     ) -> Result<usize> {
-        let n = self.read(s, rb.spare(want)?, deadline, intr)?;
+        let n = self.read_from(s, rb.spare(want)?, *start, deadline, intr)?;
+        *start = Start::Read;
         rb.commit(n);
         Ok(n)
     }
 
     /// Exactly `n` bytes, or ConnectionClosedError carrying what arrived.
     pub fn recv_exact(&self, n: usize, intr: &dyn Interrupt) -> Result<Vec<u8>> {
+        self.recv_exact_from(n, Start::Read, intr)
+    }
+
+    pub fn recv_exact_from(
+        &self,
+        n: usize,
+        mut start: Start,
+        intr: &dyn Interrupt,
+    ) -> Result<Vec<u8>> {
         let s = self.sock.get()?;
         let mut rb = lock(&self.rbuf);
         let deadline = self.timeout.deadline();
         while rb.len() < n {
             let want = n - rb.len();
-            if self.fill(&s, &mut rb, want, deadline, intr)? == 0 {
+            if self.fill(&s, &mut rb, want, &mut start, deadline, intr)? == 0 {
                 return Err(Error::Closed {
                     partial: rb.take_all(),
                     expected: format!("{n}"),
@@ -270,19 +324,20 @@ impl TcpConnection {
         max_size: usize,
         intr: &dyn Interrupt,
     ) -> Result<Vec<u8>> {
-        self.read_delimited(delim, max_size, AtEof::Raise, intr)
+        self.read_delimited(delim, max_size, AtEof::Raise, Start::Read, intr)
     }
 
     /// One line including its `\n`; at EOF the unterminated rest, then b"".
     pub fn recv_line(&self, max_size: usize, intr: &dyn Interrupt) -> Result<Vec<u8>> {
-        self.read_delimited(b"\n", max_size, AtEof::ReturnRest, intr)
+        self.read_delimited(b"\n", max_size, AtEof::ReturnRest, Start::Read, intr)
     }
 
-    fn read_delimited(
+    pub(super) fn read_delimited(
         &self,
         delim: &[u8],
         max_size: usize,
         at_eof: AtEof,
+        mut start: Start,
         intr: &dyn Interrupt,
     ) -> Result<Vec<u8>> {
         if delim.is_empty() {
@@ -293,30 +348,12 @@ impl TcpConnection {
         let deadline = self.timeout.deadline();
         let mut from = 0;
         loop {
-            if let Some(end) = rb.find(delim, from) {
-                if end > max_size {
-                    return Err(Error::LimitExceeded {
-                        what: "message",
-                        limit: max_size,
-                    });
-                }
-                return Ok(rb.take(end));
-            }
-            if rb.len() >= max_size {
-                return Err(Error::LimitExceeded {
-                    what: "message",
-                    limit: max_size,
-                });
+            if let Some(r) = take_delimited(&mut rb, delim, from, max_size) {
+                return r;
             }
             from = resume_from(rb.len(), delim.len());
-            if self.fill(&s, &mut rb, 0, deadline, intr)? == 0 {
-                return match at_eof {
-                    AtEof::ReturnRest => Ok(rb.take_all()),
-                    AtEof::Raise => Err(Error::Closed {
-                        partial: rb.take_all(),
-                        expected: format!("a delimiter {delim:?}"),
-                    }),
-                };
+            if self.fill(&s, &mut rb, 0, &mut start, deadline, intr)? == 0 {
+                return at_eof.finish(&mut rb, delim);
             }
         }
     }
@@ -343,6 +380,39 @@ impl TcpConnection {
     /// The shared socket, for callers (servers) that need the raw fd.
     pub fn socket(&self) -> Result<Arc<Socket>> {
         self.sock.get()
+    }
+}
+
+impl AtEof {
+    /// The result of a delimited read once the peer has closed.
+    pub(super) fn finish(self, rb: &mut ReadBuffer, delim: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            AtEof::ReturnRest => Ok(rb.take_all()),
+            AtEof::Raise => Err(Error::Closed {
+                partial: rb.take_all(),
+                expected: format!("a delimiter {delim:?}"),
+            }),
+        }
+    }
+}
+
+/// The buffered bytes up to and including `delim` (searching from `from`),
+/// the limit error, or `None` while more must be read.
+pub(super) fn take_delimited(
+    rb: &mut ReadBuffer,
+    delim: &[u8],
+    from: usize,
+    max_size: usize,
+) -> Option<Result<Vec<u8>>> {
+    let limit = Error::LimitExceeded {
+        what: "message",
+        limit: max_size,
+    };
+    match rb.find(delim, from) {
+        Some(end) if end > max_size => Some(Err(limit)),
+        Some(end) => Some(Ok(rb.take(end))),
+        None if rb.len() >= max_size => Some(Err(limit)),
+        None => None,
     }
 }
 
