@@ -90,7 +90,9 @@ def test_ctrl_c_stops_check_iter_of_a_million_refused_ports() -> None:
     _run(ITERATE.format(it=f"socketkit.check_iter({MILLION})"))
 
 
-needs_netns = pytest.mark.skipif(not can_make_netns(), reason="needs root and iproute2 for a network namespace")
+needs_netns = pytest.mark.skipif(
+    not can_make_netns(), reason="needs root and iproute2 for a network namespace"
+)
 
 
 @needs_netns
