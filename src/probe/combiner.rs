@@ -36,15 +36,8 @@ pub struct Combiner {
 impl Combiner {
     /// A combiner for `plan` probed as `jobs` (`plan.jobs()`). Also returns
     /// the targets that are finished before any probe (their host did not
-    /// resolve).
-    pub fn new(plan: &Plan, jobs: Jobs) -> (Combiner, Vec<TargetResult>) {
-        let mut pace = Pacer::new(&crate::wait::NoInterrupt);
-        Self::new_paced(plan, jobs, &mut pace).unwrap_or_else(|_| unreachable!())
-    }
-
-    /// [`Combiner::new`], asking `pace` while it looks for targets without
-    /// an address.
-    pub fn new_paced(
+    /// resolve); `pace` is asked while looking for them.
+    pub fn new(
         plan: &Plan,
         jobs: Jobs,
         pace: &mut Pacer<'_>,
@@ -162,9 +155,10 @@ mod tests {
             targets: vec![(0, 1), (0, 2), (1, 3)],
             ..Plan::default()
         };
-        let jobs = Arc::new(plan.jobs());
+        let mut pace = Pacer::new(&crate::wait::NoInterrupt);
+        let jobs = Arc::new(plan.jobs(&mut pace).unwrap());
         assert_eq!(jobs.len(), 4);
-        let (mut c, early) = Combiner::new(&plan, jobs);
+        let (mut c, early) = Combiner::new(&plan, jobs, &mut pace).unwrap();
         assert_eq!(early.len(), 1);
         assert_eq!(early[0].target, 2);
         assert_eq!(early[0].outcome.error.as_deref(), Some("no such name"));

@@ -125,14 +125,8 @@ impl Plan {
 
     /// The per-address jobs: (target index, address). A target's jobs are
     /// next to each other, in its host's address order (the combiner
-    /// relies on both).
-    pub fn jobs(&self) -> Vec<(u32, SocketAddr)> {
-        let mut pace = crate::probe::Pacer::new(&crate::wait::NoInterrupt);
-        self.jobs_paced(&mut pace).unwrap_or_default()
-    }
-
-    /// [`Plan::jobs`], asking `pace` as it goes (a plan may hold millions).
-    pub fn jobs_paced(
+    /// relies on both). `pace` is asked as it goes: a plan may hold millions.
+    pub fn jobs(
         &self,
         pace: &mut crate::probe::Pacer<'_>,
     ) -> crate::error::Result<Vec<(u32, SocketAddr)>> {
