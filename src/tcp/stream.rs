@@ -137,8 +137,10 @@ impl TcpConnection {
         // Not `lock`: a reader blocked in another thread holds the buffer
         // until the close wakes it. Then its bytes stay until the object
         // goes, unreadable (every recv asks for the open socket first).
+        // Replaced, not drained: draining copies the bytes out, and a close
+        // right after MemoryError must not allocate what was just refused.
         if let Ok(mut rb) = self.rbuf.try_lock() {
-            rb.take_all();
+            *rb = ReadBuffer::new();
         }
         closed
     }
