@@ -160,7 +160,9 @@ def check_many(
 
     ``concurrency`` caps the connects in flight (kept below the process's
     open-file limit, whose soft value is raised to the hard one), ``rate``
-    caps new connects per second (nmap's ``--max-rate``). ``progress=True``
+    caps new connects per second (nmap's ``--max-rate``: close to the cap
+    when the machine keeps up; after a stall, at most 50 ms' worth of
+    connects catch up at once, never more). ``progress=True``
     draws a progress bar; a callable gets ``(done, total)``, last with
     ``done == total``. Targets whose name does not resolve come back with
     state ``"error"``. ``each_address=True``: one result per address of a

@@ -1,20 +1,33 @@
 //! Folds the per-address outcomes of a target into one result per target:
 //! open as soon as any address accepts, otherwise the outcome of the first
 //! address (a name's addresses are in Happy Eyeballs order).
+//!
+//! Only targets with several addresses, partly answered, take memory here:
+//! a target's jobs are next to each other in the job list, which gives its
+//! address count and each job's position without per-target tables. Dense
+//! tables cost ~100 bytes per target up front (1.6 GB for the largest
+//! scan) and seconds before the first probe (issue 15 item 9).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::error::Result;
 use crate::probe::run::Jobs;
 use crate::probe::types::{Outcome, Plan, State, TargetResult};
+use crate::probe::Pacer;
 
-/// Marks a target whose result has been handed out.
-const EMITTED: u32 = u32::MAX;
+/// A target with several addresses, some answered.
+struct Partial {
+    /// Addresses not yet answered.
+    left: u32,
+    /// (address position, address, outcome) of the best so far.
+    best: Option<(u32, SocketAddr, Outcome)>,
+    /// Handed out already (an address accepted).
+    emitted: bool,
+}
 
 pub struct Combiner {
-    /// Per target: addresses not yet answered, or `EMITTED`.
-    pending: Vec<u32>,
-    /// Per target: (address position, address, outcome) of the best so far.
-    best: Vec<Option<(u32, std::net::SocketAddr, Outcome)>>,
-    /// Per job: its position among its target's addresses.
-    position: Vec<u32>,
+    partial: HashMap<u32, Partial>,
     jobs: Jobs,
     pub done: usize,
     pub total: usize,
@@ -23,78 +36,98 @@ pub struct Combiner {
 impl Combiner {
     /// A combiner for `plan` probed as `jobs` (`plan.jobs()`). Also returns
     /// the targets that are finished before any probe (their host did not
-    /// resolve).
-    pub fn new(plan: &Plan, jobs: Jobs) -> (Combiner, Vec<TargetResult>) {
-        let n = plan.targets.len();
-        let mut pending = vec![0u32; n];
-        let mut position = Vec::with_capacity(jobs.len());
-        for &(t, _) in jobs.iter() {
-            position.push(pending[t as usize]);
-            pending[t as usize] += 1;
-        }
+    /// resolve); `pace` is asked while looking for them.
+    pub fn new(
+        plan: &Plan,
+        jobs: Jobs,
+        pace: &mut Pacer<'_>,
+    ) -> Result<(Combiner, Vec<TargetResult>)> {
         let mut early = Vec::new();
-        for (i, &(h, _)) in plan.targets.iter().enumerate() {
-            if pending[i] == 0 {
-                let why = match &plan.hosts[h as usize].addrs {
-                    Err(e) => e.clone(),
-                    Ok(_) => "no address".into(),
-                };
-                pending[i] = EMITTED;
-                early.push(TargetResult {
-                    target: i,
-                    address: None,
-                    outcome: Outcome::new(State::Error, None, Some(why)),
-                });
+        let no_address = |h: u32| !matches!(&plan.hosts[h as usize].addrs, Ok(a) if !a.is_empty());
+        if (0..plan.hosts.len() as u32).any(no_address) {
+            for (i, &(h, _)) in plan.targets.iter().enumerate() {
+                pace.tick()?;
+                if no_address(h) {
+                    let why = match &plan.hosts[h as usize].addrs {
+                        Err(e) => e.clone(),
+                        Ok(_) => "no address".into(),
+                    };
+                    early.push(TargetResult {
+                        target: i,
+                        address: None,
+                        outcome: Outcome::new(State::Error, None, Some(why)),
+                    });
+                }
             }
         }
         let c = Combiner {
-            pending,
-            best: vec![None; n],
-            position,
+            partial: HashMap::new(),
             jobs,
             done: early.len(),
-            total: n,
+            total: plan.targets.len(),
         };
-        (c, early)
+        Ok((c, early))
+    }
+
+    /// The jobs of job `job`'s target: (first job, how many).
+    fn span(&self, job: usize) -> (usize, usize) {
+        let t = self.jobs[job].0;
+        let mut first = job;
+        while first > 0 && self.jobs[first - 1].0 == t {
+            first -= 1;
+        }
+        let mut end = job + 1;
+        while end < self.jobs.len() && self.jobs[end].0 == t {
+            end += 1;
+        }
+        (first, end - first)
     }
 
     /// Take one job's outcome; returns the target's result once final.
     pub fn add(&mut self, job: u32, o: Outcome) -> Option<TargetResult> {
-        let (t, addr) = self.jobs[job as usize];
-        let ti = t as usize;
-        if self.pending[ti] == EMITTED {
-            return None;
-        }
-        self.pending[ti] -= 1;
-        let pos = self.position[job as usize];
-        if o.state == State::Open {
-            self.pending[ti] = EMITTED;
-            self.best[ti] = None;
-            self.done += 1;
-            return Some(TargetResult {
-                target: ti,
-                address: Some(addr),
-                outcome: o,
-            });
-        }
-        let better = match &self.best[ti] {
-            None => true,
-            Some((p, _, _)) => pos < *p,
+        let job = job as usize;
+        let (t, addr) = self.jobs[job];
+        let result = |address, outcome| TargetResult {
+            target: t as usize,
+            address: Some(address),
+            outcome,
         };
-        if better {
-            self.best[ti] = Some((pos, addr, o));
-        }
-        if self.pending[ti] == 0 {
-            self.pending[ti] = EMITTED;
+        let (first, n) = self.span(job);
+        if n == 1 {
             self.done += 1;
-            let (_, addr, o) = self.best[ti].take()?;
-            return Some(TargetResult {
-                target: ti,
-                address: Some(addr),
-                outcome: o,
-            });
+            return Some(result(addr, o));
         }
-        None
+        let pos = (job - first) as u32;
+        let p = self.partial.entry(t).or_insert(Partial {
+            left: n as u32,
+            best: None,
+            emitted: false,
+        });
+        p.left -= 1;
+        let last = p.left == 0;
+        let out = if p.emitted {
+            None
+        } else if o.state == State::Open {
+            p.emitted = true;
+            p.best = None;
+            Some(result(addr, o))
+        } else {
+            if p.best.as_ref().is_none_or(|(b, _, _)| pos < *b) {
+                p.best = Some((pos, addr, o));
+            }
+            if last {
+                p.best.take().map(|(_, a, o)| result(a, o))
+            } else {
+                None
+            }
+        };
+        if last {
+            self.partial.remove(&t);
+        }
+        if out.is_some() {
+            self.done += 1;
+        }
+        out
     }
 }
 
@@ -122,9 +155,10 @@ mod tests {
             targets: vec![(0, 1), (0, 2), (1, 3)],
             ..Plan::default()
         };
-        let jobs = Arc::new(plan.jobs());
+        let mut pace = Pacer::new(&crate::wait::NoInterrupt);
+        let jobs = Arc::new(plan.jobs(&mut pace).unwrap());
         assert_eq!(jobs.len(), 4);
-        let (mut c, early) = Combiner::new(&plan, jobs);
+        let (mut c, early) = Combiner::new(&plan, jobs, &mut pace).unwrap();
         assert_eq!(early.len(), 1);
         assert_eq!(early[0].target, 2);
         assert_eq!(early[0].outcome.error.as_deref(), Some("no such name"));

@@ -2,7 +2,7 @@
 //! each (on [`resolve_all`]'s bounded helper threads, under one deadline),
 //! and the scan-size limit of the blocking `scan()`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::probe::target::HostSpec;
 use crate::probe::types::AddrControl;
 use crate::probe::types::{HostEntry, Plan};
+use crate::probe::Pacer;
 use crate::resolve::resolve_all_timed;
 use crate::wait::{Deadline, Interrupt};
 
@@ -92,7 +93,10 @@ pub fn plan_targets(
     let mut plan = Plan::default();
     let mut names: Vec<String> = Vec::new();
     let mut name_hosts: Vec<u32> = Vec::new();
+    let mut pace = Pacer::new(intr);
+    plan.targets.reserve(targets.len());
     for t in targets {
+        pace.tick()?;
         let h = match index.get(t.host.as_str()) {
             Some(&h) => h,
             None => {
@@ -146,13 +150,17 @@ pub fn plan_scan(
 ) -> Result<Plan> {
     let family = ctl.family.with_source(ctl.source.as_ref())?;
     let mut plan = Plan::default();
-    let mut seen: HashMap<String, ()> = HashMap::new();
+    // Addresses dedup as addresses, not as their text: sixteen /16 blocks
+    // formatted and hashed every label twice (issue 15 item 9).
+    let mut seen_names: HashSet<&str> = HashSet::new();
+    let mut seen_ips: HashSet<IpAddr> = HashSet::new();
     let mut names: Vec<String> = Vec::new();
     let mut name_hosts: Vec<u32> = Vec::new();
+    let mut pace = Pacer::new(intr);
     for spec in hosts {
         match spec {
             HostSpec::Name(n) => {
-                if seen.insert(n.clone(), ()).is_none() {
+                if seen_names.insert(n.as_str()) {
                     name_hosts.push(plan.hosts.len() as u32);
                     names.push(n.clone());
                     plan.hosts.push(HostEntry {
@@ -163,10 +171,10 @@ pub fn plan_scan(
             }
             HostSpec::Addrs(ips) => {
                 for ip in ips.iter().filter(|ip| family.admits(ip)) {
-                    let label = ip.to_string();
-                    if seen.insert(label.clone(), ()).is_none() {
+                    pace.tick()?;
+                    if seen_ips.insert(*ip) {
                         plan.hosts.push(HostEntry {
-                            label,
+                            label: ip.to_string(),
                             addrs: Ok(vec![*ip]),
                         });
                     }
@@ -195,8 +203,10 @@ pub fn plan_scan(
         plan.resolve_times[h as usize] = Some(took);
     }
     plan.targets.reserve(probes);
+    let mut pace = Pacer::new(intr);
     for h in 0..plan.hosts.len() as u32 {
         for &p in ports {
+            pace.tick()?;
             plan.targets.push((h, p));
         }
     }

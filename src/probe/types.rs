@@ -123,17 +123,23 @@ impl Plan {
         out
     }
 
-    /// The per-address jobs: (target index, address).
-    pub fn jobs(&self) -> Vec<(u32, SocketAddr)> {
+    /// The per-address jobs: (target index, address). A target's jobs are
+    /// next to each other, in its host's address order (the combiner
+    /// relies on both). `pace` is asked as it goes: a plan may hold millions.
+    pub fn jobs(
+        &self,
+        pace: &mut crate::probe::Pacer<'_>,
+    ) -> crate::error::Result<Vec<(u32, SocketAddr)>> {
         let mut jobs = Vec::with_capacity(self.targets.len());
         for (i, &(h, port)) in self.targets.iter().enumerate() {
+            pace.tick()?;
             if let Ok(addrs) = &self.hosts[h as usize].addrs {
                 for ip in addrs {
                     jobs.push((i as u32, SocketAddr::new(*ip, port)));
                 }
             }
         }
-        jobs
+        Ok(jobs)
     }
 }
 

@@ -120,6 +120,12 @@ impl<'a> Worker<'a> {
             let mut rate_wait: Option<Duration> = None;
             let mut now = Instant::now();
             while self.flights.len() < self.limit && self.has_job(now) {
+                // Refused loopback connects finish inside this loop without
+                // ever filling the poll set: without this check a cancelled
+                // run went on through every remaining job (issue 15 item 9).
+                if self.sh.cancel.load(Ordering::Relaxed) {
+                    return;
+                }
                 if let Some(rl) = &self.sh.rate {
                     if let Err(wait) = rl.acquire() {
                         rate_wait = Some(wait);

@@ -29,15 +29,17 @@ use crate::py::probe_args::{
 /// Builds result tuples, caching the host and address strings.
 pub(crate) struct Tuples<'py> {
     py: Python<'py>,
-    labels: Vec<Option<Bound<'py, PyString>>>,
+    /// By host index; a map, not a table: the iterators make a `Tuples`
+    /// per result, and a /16 has 65,536 hosts.
+    labels: HashMap<u32, Bound<'py, PyString>>,
     addrs: HashMap<IpAddr, Bound<'py, PyString>>,
 }
 
 impl<'py> Tuples<'py> {
-    pub(crate) fn new(py: Python<'py>, plan: &Plan) -> Self {
+    pub(crate) fn new(py: Python<'py>, _plan: &Plan) -> Self {
         Tuples {
             py,
-            labels: vec![None; plan.hosts.len()],
+            labels: HashMap::new(),
             addrs: HashMap::new(),
         }
     }
@@ -50,8 +52,10 @@ impl<'py> Tuples<'py> {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let py = self.py;
         let (h, port) = plan.targets[r.target];
-        let label = self.labels[h as usize]
-            .get_or_insert_with(|| PyString::new(py, &plan.hosts[h as usize].label))
+        let label = self
+            .labels
+            .entry(h)
+            .or_insert_with(|| PyString::new(py, &plan.hosts[h as usize].label))
             .clone();
         let address = r.address.map(|a| {
             self.addrs
@@ -152,7 +156,16 @@ fn run_plan<'py>(
             .unwrap_or(e)
     })?;
     let mut t = Tuples::new(py, &plan);
-    results.iter().map(|r| t.make(&plan, r, "tcp")).collect()
+    let mut out = Vec::with_capacity(results.len());
+    for (i, r) in results.iter().enumerate() {
+        // A million results take a while to wrap, with the GIL held: let
+        // Ctrl-C in (issue 15 item 9).
+        if i % 4096 == 4095 {
+            py.check_signals()?;
+        }
+        out.push(t.make(&plan, r, "tcp")?);
+    }
+    Ok(out)
 }
 
 /// `check_many` in the core: a list of result tuples, input order.
@@ -251,8 +264,12 @@ pub struct ProbeIter {
 }
 
 impl ProbeIter {
-    fn start(plan: Plan, cfg: &Config) -> crate::error::Result<Self> {
-        let stream = ResultStream::start(plan, cfg)?;
+    fn start(
+        plan: Plan,
+        cfg: &Config,
+        intr: &dyn crate::wait::Interrupt,
+    ) -> crate::error::Result<Self> {
+        let stream = ResultStream::start(plan, cfg, intr)?;
         Ok(ProbeIter {
             canceller: stream.canceller(),
             total: stream.total(),
@@ -266,7 +283,7 @@ impl ProbeIter {
     /// Plan (names resolved without the GIL) and start the run.
     fn planned(py: Python<'_>, job: Job) -> PyResult<Self> {
         let Job { cfg, plan } = job;
-        blocking(py, move |intr| ProbeIter::start(plan(intr)?, &cfg))
+        blocking(py, move |intr| ProbeIter::start(plan(intr)?, &cfg, intr))
     }
 }
 

@@ -72,6 +72,11 @@ pub(crate) fn targets_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<HostPort>> {
     })?;
     let mut out = Vec::new();
     for (i, item) in iter.enumerate() {
+        // A million targets take seconds to convert, with the GIL held:
+        // let Ctrl-C in (issue 15 item 9).
+        if i % 4096 == 4095 {
+            obj.py().check_signals()?;
+        }
         let item = item?;
         match target_arg("targets", &item, None) {
             Ok(t) => out.push(t),

@@ -22,6 +22,11 @@ use crate::sock::parse_shutdown;
 use crate::tcp::{connect_until, Reply, TcpConnection};
 use crate::wait::Deadline;
 
+// `lines()`'s iterator lives next door: this file stays under 600 lines.
+#[path = "tcp_lines.rs"]
+mod lines;
+pub use lines::LineIterator;
+
 /// A connected TCP socket (``socket.create_connection`` done right).
 ///
 /// ``TcpClient(address, *, timeout=None, source_address=None, tls=None, **options)``
@@ -189,7 +194,10 @@ impl TcpClient {
     }
 
     /// Close this object and return the connection as a stdlib
-    /// ``socket.socket`` with the same timeout.
+    /// ``socket.socket`` with the same timeout. Refused while received
+    /// bytes wait unread; on a closed client, ``OSError`` (EBADF) as every
+    /// other call (the stdlib's ``detach()`` returns -1 there: there is no
+    /// socket to return).
     fn detach<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let timeout = self.conn.timeout();
         let s = core(py, self.conn.detach())?;
@@ -455,7 +463,9 @@ impl TcpClient {
     }
 
     /// Close the connection (idempotent). A call blocked in another thread
-    /// wakes up with an error.
+    /// wakes up with an error. Bytes received and not yet read are dropped;
+    /// ``local_address`` and ``peer_address`` stay readable (the addresses
+    /// the connection had), every other call raises ``OSError`` (EBADF).
     fn close(&self) {
         self.conn.close();
     }
@@ -477,7 +487,8 @@ impl TcpClient {
         args::timeout_out(self.conn.timeout())
     }
 
-    /// ``(host, port)`` of this end.
+    /// ``(host, port)`` of this end; after ``close()`` or ``detach()``,
+    /// the address it had (as ``peer_address``).
     #[getter]
     fn local_address(&self) -> (String, u16) {
         args::sockaddr_out(&self.conn.local_addr())
@@ -541,30 +552,5 @@ impl TcpClient {
             self.conn.peer_addr(),
             self.conn.fileno()
         )
-    }
-}
-
-/// Iterator returned by ``TcpClient.lines()``: one line (with ``\n``) per
-/// step, the unterminated rest last, stops at EOF.
-#[pyclass(module = "socketkit._core", frozen)]
-pub struct LineIterator {
-    client: Py<TcpClient>,
-    max_size: usize,
-}
-
-#[pymethods]
-impl LineIterator {
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let client = self.client.get();
-        let max = self.max_size;
-        let line = inline::recv_line(py, &client.conn, max)?;
-        if line.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(PyBytes::new(py, &line)))
     }
 }

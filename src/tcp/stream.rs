@@ -122,7 +122,9 @@ impl TcpConnection {
         (rest, self.tls.get().cloned())
     }
 
-    /// This end's address, asked of the kernel on first use.
+    /// This end's address, asked of the kernel on first use (and at the
+    /// latest by `close`/`detach`, so a closed connection still reports
+    /// the address it had, as its peer address stays readable too).
     pub fn local_addr(&self) -> SocketAddr {
         *self.local.get_or_init(|| {
             self.sock
@@ -159,13 +161,33 @@ impl TcpConnection {
         lock(&self.rbuf).len()
     }
 
+    /// Close (idempotent). Bytes received and not read are dropped: no
+    /// call can return them once the socket is closed, and a closed
+    /// client should not hold them (issue 15 item 11).
     pub fn close(&self) -> bool {
-        self.sock.close()
+        // A closed client reported port 0 when its address was never asked.
+        let _ = self.local_addr();
+        let closed = self.sock.close();
+        // Not `lock`: a reader blocked in another thread holds the buffer
+        // until the close wakes it. Then its bytes stay until the object
+        // goes, unreadable (every recv asks for the open socket first).
+        // Replaced, not drained: draining copies the bytes out, and a close
+        // right after MemoryError must not allocate what was just refused.
+        if let Ok(mut rb) = self.rbuf.try_lock() {
+            *rb = ReadBuffer::new();
+        }
+        closed
     }
 
     /// Hand the socket back (blocking again if there is no timeout); refused
     /// while unread bytes sit in the read buffer, since they would be lost.
+    /// A closed connection raises the closed-socket error of every other
+    /// call (there is no descriptor to hand back), not a complaint about
+    /// bytes it dropped when it closed.
     pub fn detach(&self) -> Result<Socket> {
+        if !self.is_open() {
+            return Err(Error::ClosedSocket);
+        }
         if self.is_tls() {
             // The fd alone cannot carry the TLS session's keys and state:
             // a stdlib socket would see ciphertext.
@@ -181,6 +203,7 @@ impl TcpConnection {
                 format!("{pending} bytes already received are still buffered; read them first"),
             ));
         }
+        let _ = self.local_addr();
         let s = self.sock.take()?;
         if self.timeout().is_none() {
             s.set_nonblocking(false)
