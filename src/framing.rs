@@ -85,6 +85,19 @@ impl ReadBuffer {
         Ok(())
     }
 
+    /// Put `bytes` back in front of the unread part (a dialogue read past
+    /// its last match: those bytes belong to the next recv).
+    pub fn unread(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.start >= bytes.len() {
+            self.start -= bytes.len();
+            self.data[self.start..self.start + bytes.len()].copy_from_slice(bytes);
+            return Ok(());
+        }
+        let rest = self.take_all();
+        self.extend_from_slice(bytes)?;
+        self.extend_from_slice(&rest)
+    }
+
     /// Remove and return the first `n` unread bytes (all if fewer).
     pub fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.len());
@@ -167,6 +180,19 @@ mod tests {
         assert_eq!(b.take(end), b"hello\n");
         assert_eq!(b.take(100), b"world");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn unread_goes_in_front_whether_or_not_it_fits_before_start() {
+        let mut b = ReadBuffer::new();
+        fill(&mut b, b"abcdef");
+        assert_eq!(b.take(3), b"abc");
+        b.unread(b"XY").unwrap();
+        assert_eq!(b.buffered(), b"XYdef");
+        b.unread(b"0123456789").unwrap();
+        assert_eq!(b.take_all(), b"0123456789XYdef");
+        b.unread(b"z").unwrap();
+        assert_eq!(b.take_all(), b"z");
     }
 
     #[test]

@@ -34,6 +34,16 @@ def test_run_steps_failure_names_the_step_and_what_arrived(tcp_peer):
     assert "step 1" in str(e)
 
 
+def test_run_steps_leaves_bytes_after_the_last_match_buffered(echo_server):
+    # The docstring's promise: what arrived after the last Expect's match is
+    # the next recv's, not lost (the echo sends both lines in one segment).
+    with socketkit.TcpClient(echo_server.address, timeout=5) as c:
+        assert c.run_steps([Send(b"first\nsecond\n"), Expect(b"first\n")]) is None
+        assert c.recv_line() == b"second\n"
+        c.sendall(b"third\n")
+        assert c.recv_line() == b"third\n"
+
+
 def test_run_steps_rejects_bad_steps(echo_server):
     with socketkit.TcpClient(echo_server.address, timeout=5) as c:
         with pytest.raises(TypeError, match=r"steps\[0\]"):

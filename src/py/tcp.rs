@@ -267,7 +267,10 @@ impl TcpClient {
             });
             let deadline = Deadline::after(self.conn.timeout());
             match run_steps(&self.conn, &steps, setup.as_ref(), deadline, intr)? {
-                Ok(f) => Ok(f),
+                Ok(mut f) => {
+                    self.conn.unread(&std::mem::take(&mut f.rest))?;
+                    Ok(f)
+                }
                 Err(fail) => Err(crate::error::Error::Dialogue {
                     step: fail.step,
                     received: fail.received,

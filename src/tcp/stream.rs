@@ -116,6 +116,11 @@ impl TcpConnection {
         Ok(conn)
     }
 
+    /// Put `bytes` back in front of what the next recv returns.
+    pub fn unread(&self, bytes: &[u8]) -> Result<()> {
+        lock(&self.rbuf).unread(bytes)
+    }
+
     /// A lent connection's unread bytes and TLS session (see [`Self::lent`]).
     pub fn give_back(self) -> (Vec<u8>, Option<Arc<TlsSession>>) {
         let rest = lock(&self.rbuf).take_all();
