@@ -50,13 +50,25 @@ impl Write for NoSigPipe<'_> {
     }
 }
 
+/// Ciphertext one socket read takes at least: a whole record (16 KiB of
+/// plaintext plus its overhead), so a record never needs two reads.
+const MIN_READ: usize = 16 * 1024 + 512;
+/// ... and at most, whatever the caller asked for (memory per connection).
+const MAX_READ: usize = 256 * 1024;
+/// Plaintext rustls may hold encrypted for the socket: a 256 KiB `sendall`
+/// becomes one writev of 16 records instead of four of 64 KiB.
+const SEND_BUFFER: usize = 256 * 1024;
+
 /// What rustls holds, behind the session's mutex.
 struct State {
     conn: rustls::Connection,
-    /// Bytes the caller had already read from the socket when TLS started
-    /// (STARTTLS): fed to rustls before anything from the socket.
-    early: Vec<u8>,
-    early_pos: usize,
+    /// Ciphertext read from the socket (or already read when TLS started:
+    /// STARTTLS) that rustls has not taken yet. rustls's own `read_tls`
+    /// reads at most 4 KiB per system call; one `recv` here takes all the
+    /// kernel has (up to what the caller asked for), and rustls is fed from
+    /// memory. Freed once drained: an idle connection holds none.
+    inbuf: Vec<u8>,
+    in_pos: usize,
 }
 
 /// How a nonblocking step ended when it could not finish.
@@ -68,20 +80,62 @@ enum Step {
 }
 
 impl State {
-    /// Feed rustls TLS bytes: the early ones first, then the socket's.
-    fn pull(&mut self, sock: &Socket) -> io::Result<usize> {
-        if self.early_pos < self.early.len() {
-            let mut rest = &self.early[self.early_pos..];
-            let n = self.conn.read_tls(&mut rest)?;
-            self.early_pos += n;
-            if self.early_pos == self.early.len() {
-                self.early = Vec::new();
-                self.early_pos = 0;
+    fn pending_in(&self) -> usize {
+        self.inbuf.len() - self.in_pos
+    }
+
+    /// Give rustls buffered ciphertext, decrypting as it goes, until none
+    /// is left or `plaintext_max` decrypted bytes wait to be read. Returns
+    /// the bytes taken.
+    fn feed(&mut self, plaintext_max: usize) -> std::result::Result<usize, rustls::Error> {
+        let mut taken = 0;
+        while self.in_pos < self.inbuf.len() {
+            let mut rest = &self.inbuf[self.in_pos..];
+            // Refused when its plaintext buffer is full (the reader has
+            // not taken it yet) or after a close_notify: the rest waits.
+            match self.conn.read_tls(&mut rest) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.in_pos += n;
+                    taken += n;
+                }
             }
+            if self.conn.process_new_packets()?.plaintext_bytes_to_read() >= plaintext_max {
+                break;
+            }
+        }
+        if self.in_pos == self.inbuf.len() {
+            self.inbuf = Vec::new();
+            self.in_pos = 0;
+        }
+        Ok(taken)
+    }
+
+    /// Read ciphertext from the socket (one `recv`, up to `want` bytes,
+    /// at least a record's worth) and hand it to rustls. `Ok(0)` at EOF,
+    /// which rustls is told of.
+    fn pull(&mut self, sock: &Socket, want: usize) -> io::Result<usize> {
+        if self.pending_in() > 0 {
+            // Left over because rustls would not take it: it will not now.
+            let mut rest = &self.inbuf[self.in_pos..];
+            let n = self.conn.read_tls(&mut rest)?;
+            self.in_pos += n;
             return Ok(n);
         }
-        let mut s: &Socket = sock;
-        self.conn.read_tls(&mut s as &mut dyn Read)
+        let size = want.clamp(MIN_READ, MAX_READ);
+        let mut buf = Vec::with_capacity(size);
+        let n = sock.recv(&mut buf.spare_capacity_mut()[..size])?;
+        if n == 0 {
+            return self.conn.read_tls(&mut &[][..]);
+        }
+        // SAFETY: recv initialised the first n bytes of the spare capacity.
+        unsafe { buf.set_len(n) };
+        self.inbuf = buf;
+        self.in_pos = 0;
+        let mut rest = &self.inbuf[..];
+        let took = self.conn.read_tls(&mut rest)?;
+        self.in_pos = took;
+        Ok(n)
     }
 
     /// Send what rustls has queued; `Ok(true)` once all of it is out,
@@ -160,11 +214,13 @@ impl TlsSession {
         peer: Option<SocketAddr>,
         early: Vec<u8>,
     ) -> TlsSession {
+        let mut conn = conn;
+        conn.set_buffer_limit(Some(SEND_BUFFER));
         TlsSession {
             state: Mutex::new(State {
                 conn,
-                early,
-                early_pos: 0,
+                inbuf: early,
+                in_pos: 0,
             }),
             rlock: Mutex::new(()),
             wlock: Mutex::new(()),
@@ -232,7 +288,7 @@ impl TlsSession {
         if !st.conn.is_handshaking() {
             return Ok(None);
         }
-        match st.pull(sock) {
+        match st.pull(sock, MIN_READ) {
             Ok(0) => {
                 // What arrived before the close may hold the peer's alert,
                 // or the last of its handshake (then reads will see EOF).
@@ -254,6 +310,8 @@ impl TlsSession {
 
     /// Read decrypted bytes into `buf`; 0 at EOF: a close_notify, or the
     /// peer closing without one (Python's `suppress_ragged_eofs=True`).
+    /// Returns as soon as some bytes are there, with all that arrived
+    /// (up to `buf.len()`) rather than one record.
     pub fn read(
         &self,
         sock: &Socket,
@@ -282,26 +340,58 @@ impl TlsSession {
         }
     }
 
-    /// Decrypted bytes if rustls has some, else one nonblocking pull.
+    /// Copy out decrypted bytes, feeding rustls what was already read, until
+    /// `buf` is full or nothing more is there without a system call.
+    /// `Some(0)` at EOF, `None` when nothing is there.
+    fn drain(&self, st: &mut State, sock: &Socket, buf: &mut [u8]) -> Result<Option<usize>> {
+        let mut got = 0;
+        loop {
+            match st.conn.reader().read(&mut buf[got..]) {
+                Ok(0) if got == 0 => return Ok(Some(0)),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && got == 0 => {
+                    return Ok(Some(0))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
+                Err(e) => return Err(self.io_error(Phase::Recv, e)),
+            }
+            if got == buf.len() || st.pending_in() == 0 {
+                break;
+            }
+            match st.feed(buf.len() - got) {
+                Ok(0) => break, // rustls takes no more (after a close_notify)
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = st.push(sock);
+                    return Err(self.tls_error(&e));
+                }
+            }
+        }
+        Ok((got > 0).then_some(got))
+    }
+
+    /// Decrypted bytes if there are some, else one nonblocking pull.
     fn read_step(&self, sock: &Socket, buf: &mut [u8]) -> Result<std::result::Result<usize, Step>> {
         let mut st = lock(&self.state);
-        match st.conn.reader().read(buf) {
-            Ok(n) => return Ok(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Ok(0)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(self.io_error(Phase::Recv, e)),
-        }
         // A connection that already failed (in another thread's call) says
         // so rather than waiting for bytes that will not come.
         self.process(&mut st, sock)?;
-        match st.pull(sock) {
+        if let Some(n) = self.drain(&mut st, sock, buf)? {
+            if st.conn.wants_write() {
+                // Post-handshake replies (a KeyUpdate's) go out if they can;
+                // a full socket leaves them to the next write.
+                let _ = st.push(sock);
+            }
+            return Ok(Ok(n));
+        }
+        // Room for the whole request plus the records' overhead.
+        let want = buf.len() + buf.len() / 64;
+        match st.pull(sock, want) {
             Ok(_) => {
                 // At EOF (0) rustls now knows: the next reader() call says
                 // Ok(0) after a close_notify, UnexpectedEof without one.
                 self.process(&mut st, sock)?;
-                // Post-handshake replies (a KeyUpdate's) go out if they can;
-                // a full socket leaves them to the next write.
-                let _ = st.push(sock);
                 Ok(Err(Step::Again))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Err(Step::Wait(libc::POLLIN))),
@@ -401,12 +491,15 @@ impl TlsSession {
         }
     }
 
-    /// Decrypted bytes already received and not yet read.
+    /// Decrypted bytes already received and not yet read (ciphertext read
+    /// and not yet decrypted counts too: it is there without waiting).
     pub fn buffered(&self) -> usize {
         let mut st = lock(&self.state);
-        st.conn
-            .process_new_packets()
-            .map_or(0, |s| s.plaintext_bytes_to_read())
+        let _ = st.feed(usize::MAX);
+        st.pending_in()
+            + st.conn
+                .process_new_packets()
+                .map_or(0, |s| s.plaintext_bytes_to_read())
     }
 
     /// The certificates the peer presented, leaf first, as facts. Client
