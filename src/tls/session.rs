@@ -17,6 +17,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use socket2::Socket;
 
@@ -26,6 +27,7 @@ use crate::wait::{wait_fd, Deadline, Interrupt};
 use super::certinfo::CertInfo;
 use super::context::{ClientTls, ServerTls};
 use super::info::{cipher_name, failure_of, version_name, TlsInfo};
+use super::spin::{spin_until_readable, STREAMING};
 use super::verify::VerifyRecord;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,7 +161,8 @@ impl State {
 /// One TLS connection, client or server side.
 pub struct TlsSession {
     state: Mutex<State>,
-    rlock: Mutex<()>,
+    /// Readers queue here; it holds when the last read returned data.
+    rlock: Mutex<Option<Instant>>,
     wlock: Mutex<()>,
     /// Client side: the verifier's outcome.
     record: Option<Arc<VerifyRecord>>,
@@ -223,7 +226,7 @@ impl TlsSession {
                 inbuf: early,
                 in_pos: 0,
             }),
-            rlock: Mutex::new(()),
+            rlock: Mutex::new(None),
             wlock: Mutex::new(()),
             record,
             client_auth,
@@ -324,12 +327,19 @@ impl TlsSession {
             return Ok(0);
         }
         self.handshake(sock, deadline, intr)?;
-        let _r = lock(&self.rlock);
+        let mut last = lock(&self.rlock);
         loop {
             match self.read_step(sock, buf)? {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    *last = Some(Instant::now());
+                    return Ok(n);
+                }
                 Err(Step::Again) => intr.check()?,
                 Err(Step::Wait(events)) => {
+                    let streaming = last.is_some_and(|t| t.elapsed() < STREAMING);
+                    if streaming && spin_until_readable(sock.as_raw_fd()) {
+                        continue;
+                    }
                     if !wait_fd(sock.as_raw_fd(), events, deadline, intr)? {
                         return Err(Error::timeout(
                             Phase::Recv,
