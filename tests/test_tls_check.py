@@ -122,3 +122,22 @@ def test_no_fd_left_behind(nginx_tls, tls_pki, stalled_server):
         assert len(list(socketkit.tls_check_iter(targets * 3, tls=trusting(tls_pki)))) == 6
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_many_progress_error_stops_the_run(nginx_tls, tls_pki, stalled_server):
+    # The first progress call (0, total) raises: the stalled handshake is
+    # abandoned rather than waited for (30 s), and the error is the caller's.
+    def refuse(done: int, total: int) -> None:
+        raise RuntimeError(f"stop at {done}/{total}")
+
+    targets = [("localhost", nginx_tls.ports["valid"]), stalled_server.address]
+    with pytest.raises(RuntimeError, match="stop at 0/2"):
+        socketkit.tls_check_many(targets, tls=trusting(tls_pki), timeout=30, progress=refuse)
+
+    # Raising at the end (every result converted) still raises.
+    def last(done: int, total: int) -> None:
+        if done == total:
+            raise RuntimeError("at the end")
+
+    with pytest.raises(RuntimeError, match="at the end"):
+        socketkit.tls_check_many(targets[:1] * 3, tls=trusting(tls_pki), progress=last)

@@ -64,6 +64,22 @@ pub struct ServiceResult {
     pub banner: Option<Vec<u8>>,
 }
 
+impl ServiceResult {
+    /// The result of target `t` when the run ended before checking it.
+    pub fn not_checked(t: usize) -> ServiceResult {
+        ServiceResult {
+            target: t,
+            address: None,
+            outcome: Outcome::new(State::Error, None, Some("not checked".into())),
+            timings: Timings::default(),
+            captures: None,
+            failed: None,
+            tls: None,
+            banner: None,
+        }
+    }
+}
+
 /// What a failed connect says about the target, in the probes' states.
 fn connect_failure(e: &Error) -> Outcome {
     match e {
@@ -381,18 +397,7 @@ impl ServiceRun {
         Ok(out
             .into_iter()
             .enumerate()
-            .map(|(t, r)| {
-                r.unwrap_or(ServiceResult {
-                    target: t,
-                    address: None,
-                    outcome: Outcome::new(State::Error, None, Some("not checked".into())),
-                    timings: Timings::default(),
-                    captures: None,
-                    failed: None,
-                    tls: None,
-                    banner: None,
-                })
-            })
+            .map(|(t, r)| r.unwrap_or_else(|| ServiceResult::not_checked(t)))
             .collect())
     }
 

@@ -37,6 +37,7 @@ mod info;
 mod pemfile;
 mod roots;
 mod session;
+mod spin;
 mod verify;
 
 #[cfg(test)]

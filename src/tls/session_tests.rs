@@ -305,6 +305,72 @@ fn ragged_eof_reads_as_eof() {
     server.join().unwrap().unwrap();
 }
 
+/// What the server sends for the bulk tests: 100 KiB (seven records) of a
+/// pattern that tells one offset from another.
+fn pattern() -> Vec<u8> {
+    (0..100 * 1024u32).map(|i| (i % 251) as u8).collect()
+}
+
+/// Ciphertext bytes waiting in the kernel for `sock`.
+fn unread(sock: &Socket) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the valid pointer.
+    unsafe { libc::ioctl(sock.as_raw_fd(), libc::FIONREAD, &mut n) };
+    n as usize
+}
+
+#[test]
+fn one_read_returns_every_record_that_arrived() {
+    need_openssl!();
+    let (addr, server) = serve(server_cfg("rsa"), |s, sock| {
+        s.write_all(sock, &pattern(), soon(), &NoInterrupt)?;
+        echo(s, sock)
+    });
+    let (sess, sock) = client(&client_cfg(), addr, "localhost");
+    sess.handshake(&sock, soon(), &NoInterrupt).unwrap();
+    // Every record is in the kernel (plus the TLS overhead) before the
+    // read: one read, one system call, all seven records decrypted.
+    let t0 = Instant::now();
+    while unread(&sock) < 100 * 1024 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the server sent too little"
+        );
+        thread::yield_now();
+    }
+    let mut buf = vec![0u8; 256 * 1024];
+    let n = sess.read(&sock, &mut buf, soon(), &NoInterrupt).unwrap();
+    assert_eq!(n, 100 * 1024);
+    assert!(buf[..n] == pattern()[..]);
+    sess.send_close_notify(&sock, soon(), &NoInterrupt).unwrap();
+    assert_eq!(server.join().unwrap().unwrap(), 0);
+}
+
+#[test]
+fn small_reads_across_records_lose_nothing() {
+    need_openssl!();
+    let (addr, server) = serve(server_cfg("rsa"), |s, sock| {
+        s.write_all(sock, &pattern(), soon(), &NoInterrupt)?;
+        s.send_close_notify(sock, soon(), &NoInterrupt)?;
+        Ok(())
+    });
+    let (sess, sock) = client(&client_cfg(), addr, "localhost");
+    // Reads smaller than a record and not dividing it: what one socket
+    // read brought in waits, in order, for the next calls.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1000];
+    loop {
+        let n = sess.read(&sock, &mut buf, soon(), &NoInterrupt).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got == pattern(), "{} bytes, differing", got.len());
+    server.join().unwrap().unwrap();
+}
+
 #[test]
 fn starttls_takes_over_buffered_bytes() {
     need_openssl!();
