@@ -7,9 +7,11 @@ Loopback only; every wait is bounded."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import time
+import traceback
 
 import pytest
 from _fault_util import (
@@ -30,6 +32,8 @@ from _server_util import closed_by_peer, wait_until
 import socketkit
 
 pytestmark = pytest.mark.timeout(60)
+
+LOCAL_ADDR = ("127.0.0.1", 0)
 
 
 @pytest.fixture
@@ -203,3 +207,68 @@ def test_tls_plaintext_and_garbage_do_not_stop_service(tls_pki) -> None:
             assert wait_until(lambda: srv.stats["active"] == 0, within=10)
         finally:
             srv.stop()
+
+
+SECRET = b"SECRET-PAYLOAD-7f3a"
+
+
+def test_nothing_logs_payloads(caplog: pytest.LogCaptureFixture, tls_pki) -> None:
+    """Every server mode at DEBUG, through replies, handler errors, a wrong
+    reply type, oversized messages and resets: the socketkit logger never
+    shows a byte of what peers sent or handlers returned."""
+
+    def raising(m: bytes) -> bytes:
+        if m.startswith(b"raise"):
+            raise ValueError("handler refused a message")
+        return m.decode()  # type: ignore[return-value]  # a str: wrong type, logged
+
+    def handler(conn: socketkit.TcpClient) -> None:
+        for line in conn.lines():
+            if line.startswith(b"raise"):
+                raise ValueError("handler refused a line")
+            conn.sendall(line)
+
+    def udp(data: bytes, peer: tuple[str, int]) -> bytes:
+        if data.startswith(b"raise"):
+            raise ValueError("handler refused a datagram")
+        return data.decode()  # type: ignore[return-value]
+
+    tls = server_tls(tls_pki)
+    servers = [
+        socketkit.TcpServer(LOCAL_ADDR, handler, max_connections=4),
+        socketkit.TcpServer(LOCAL_ADDR, on_message=raising, framing="line", max_message=64),
+        socketkit.TcpServer(LOCAL_ADDR, on_message=raising, framing="length", max_message=64),
+        socketkit.TcpServer.echo(LOCAL_ADDR),
+        socketkit.TcpServer(LOCAL_ADDR, on_message=raising, tls=tls, max_message=64),
+    ]
+    with caplog.at_level(logging.DEBUG, logger="socketkit"):
+        for srv in servers:
+            srv.start()
+            try:
+                for msg in (SECRET + b"\n", b"raise " + SECRET + b"\n", SECRET * 10 + b"\n"):
+                    c = socket.create_connection(srv.address, timeout=10)
+                    if srv is servers[4]:
+                        c = client_ctx(tls_pki).wrap_socket(c, server_hostname="localhost")
+                    with c:
+                        c.sendall(msg if srv is not servers[2] else len(msg).to_bytes(4, "big") + msg)
+                        closed_by_peer(c, within=0.5)
+                c = socket.create_connection(srv.address, timeout=10)
+                c.sendall(SECRET)
+                reset(c)
+            finally:
+                srv.stop()
+        usrv = socketkit.UdpServer(LOCAL_ADDR, udp)
+        usrv.start()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                for msg in (SECRET, b"raise " + SECRET):
+                    u.sendto(msg, usrv.address)
+            assert wait_until(lambda: usrv.stats["handler_errors"] == 2, within=10)
+        finally:
+            usrv.stop()
+    assert caplog.records, "nothing was logged: the test exercised no error path"
+    assert SECRET.decode() not in caplog.text
+    for r in caplog.records:
+        assert SECRET.decode() not in r.getMessage()
+        if r.exc_info:
+            assert SECRET.decode() not in "".join(traceback.format_exception(*r.exc_info))

@@ -12,19 +12,15 @@ import struct
 from collections.abc import Iterator
 
 import pytest
+from _hypothesis_util import bounded
 from _server_util import connect, frame, recv_exactly
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import socketkit
 
 LOCAL = ("127.0.0.1", 0)
-FAST = settings(
-    max_examples=60,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+FAST = bounded(60)
 
 # A line is any bytes but '\n' ('\r' included: it stays part of the line).
 lines = st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=20)
