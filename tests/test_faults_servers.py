@@ -272,3 +272,29 @@ def test_nothing_logs_payloads(caplog: pytest.LogCaptureFixture, tls_pki) -> Non
         assert SECRET.decode() not in r.getMessage()
         if r.exc_info:
             assert SECRET.decode() not in "".join(traceback.format_exception(*r.exc_info))
+
+
+def test_accept_mode_reset_and_stop_back_to_baseline() -> None:
+    """The fifth kind, accept() for your own loop: a client that resets
+    before and after being accepted, then stop()."""
+    with back_to_baseline("accept"):
+        srv = socketkit.TcpServer(LOCAL_ADDR)
+        srv.start()
+        try:
+            early = socket.create_connection(srv.address, timeout=10)
+            reset(early)  # reset while still in the accept queue
+            c = socket.create_connection(srv.address, timeout=10)
+            conn, peer = srv.accept(timeout=10)
+            if peer != c.getsockname():  # the reset one may have been queued first
+                conn.close()
+                conn, peer = srv.accept(timeout=10)
+            try:
+                assert peer == c.getsockname()
+                c.sendall(b"half a line")
+                reset(c)
+                with pytest.raises((ConnectionError, socketkit.Error)):
+                    conn.recv_line()
+            finally:
+                conn.close()
+        finally:
+            srv.stop()
