@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
 
-use crate::py::args::{self, type_name};
+use crate::py::args;
 use crate::py::tcp::TcpClient;
 use crate::server::{
     ConnHandler, ConnOutcome, DatagramHandler, MessageHandler, Outcome, StopSignal,
@@ -153,9 +153,14 @@ fn reply_bytes(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Outcome> {
             return Ok(Outcome::Reply(buf.as_slice().to_vec()));
         }
     }
+    // The type only, never the value: a reply is payload, and this error
+    // is logged (nothing logs payloads).
+    let name = v
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string());
     Err(PyTypeError::new_err(format!(
-        "{what} must return bytes or None, got {}",
-        type_name(v)
+        "{what} must return bytes or None, got {name}"
     )))
 }
 

@@ -3,7 +3,9 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyInt, PyList, PyRange, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyInt, PyList, PyMemoryView, PyRange, PyString, PyTuple,
+};
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -162,6 +164,12 @@ pub(crate) fn ports_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u16>> {
     let mut set = PortSet::default();
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyInt>() {
         add_ports(&mut set, obj, true)?;
+    } else if obj.is_instance_of::<PyBytes>()
+        || obj.is_instance_of::<PyByteArray>()
+        || obj.is_instance_of::<PyMemoryView>()
+    {
+        // Iterable, but of byte values: b"80" would scan ports 56 and 48.
+        add_ports(&mut set, obj, false)?;
     } else if obj.try_iter().is_ok() {
         for item in obj.try_iter()? {
             add_ports(&mut set, &item?, true)?;

@@ -224,7 +224,14 @@ impl TcpServerCore {
         match listener::accept(&l, &self.stop, Deadline::after(timeout), intr)? {
             Accepted::Conn(s, peer) => {
                 Stats::add(&self.stats.accepted, 1);
-                Ok((TcpConnection::new(s, self.limits.idle_timeout)?, peer))
+                // The peer is known from accept(2): asking getpeername again
+                // failed (ENOTCONN) for a client that reset while queued,
+                // and raised out of the caller's accept loop. Like the
+                // stdlib, return it; its first recv reports the reset.
+                Ok((
+                    TcpConnection::connected(s, peer, self.limits.idle_timeout),
+                    peer,
+                ))
             }
             Accepted::Stopped => Err(Error::Stopped),
             Accepted::TimedOut => Err(timed_out()),
