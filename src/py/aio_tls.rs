@@ -4,11 +4,10 @@
 //! a dialogue runs the core's blocking code on a helper thread over the
 //! lent socket (`AsyncConn::lend`), which ends with the call.
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::aio::tcp::AsyncConn;
@@ -19,10 +18,10 @@ use crate::py::aio_probe::{Flag, SetOnDrop};
 use crate::py::args;
 use crate::py::blocking::core;
 use crate::py::errors::to_pyerr;
-use crate::py::service::{captures_to_py, starttls_arg, steps_arg};
+use crate::py::service::{captures_to_py, dialogue_args, starttls_arg};
 use crate::py::tls::start_tls_arg;
 use crate::service::starttls::negotiate;
-use crate::service::steps::{run_steps as run_dialogue, Step, TlsSetup};
+use crate::service::steps::{run_steps as run_dialogue, TlsSetup};
 use crate::tcp::TcpConnection;
 use crate::wait::{Deadline, Interrupt};
 
@@ -183,13 +182,7 @@ pub fn run_steps<'py>(
     tls: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = c.lp.py();
-    let steps = steps_arg(steps)?;
-    let needs_tls = steps.iter().any(|s| matches!(s, Step::StartTls { .. }));
-    let client_tls = if needs_tls {
-        Some(start_tls_arg(py, tls)?)
-    } else {
-        None
-    };
+    let (steps, client_tls) = dialogue_args(py, steps, tls)?;
     let busy = begin(py, conn, reader, "run_steps")?;
     let host = host.to_string();
     let fut = lend(
@@ -236,33 +229,7 @@ pub fn adopt_socket(
     std::net::SocketAddr,
     Option<std::time::Duration>,
 )> {
-    let socket_mod = py.import("socket")?;
-    if !sock.is_instance(&socket_mod.getattr("socket")?)? {
-        return Err(PyTypeError::new_err(format!(
-            "sock must be a socket.socket, got {}",
-            sock.get_type().name()?
-        )));
-    }
-    if sock
-        .getattr("type")?
-        .ne(socket_mod.getattr("SOCK_STREAM")?)?
-    {
-        return Err(PyValueError::new_err(
-            "sock: must be a SOCK_STREAM (TCP) socket",
-        ));
-    }
-    let family = sock.getattr("family")?;
-    if !(family.eq(socket_mod.getattr("AF_INET")?)? || family.eq(socket_mod.getattr("AF_INET6")?)?)
-    {
-        return Err(PyValueError::new_err(
-            "sock: must be an AF_INET or AF_INET6 socket",
-        ));
-    }
-    sock.call_method0("getpeername")?; // OSError(ENOTCONN) if not connected
-    let timeout = args::timeout("timeout", Some(&sock.call_method0("gettimeout")?))?;
-    let fd: i32 = sock.call_method0("detach")?.extract()?;
-    // SAFETY: detach() handed us sole ownership of this open fd.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (owned, timeout) = args::adopt_stdlib_socket(py, sock)?;
     let stream = std::net::TcpStream::from(owned);
     let r = stream
         .set_nonblocking(true)

@@ -460,3 +460,40 @@ pub fn stdlib_socket<'py>(
     out.call_method1("settimeout", (timeout_out(timeout),))?;
     Ok(out)
 }
+
+/// Take a connected stdlib TCP `socket.socket` over (`from_socket` of the
+/// blocking and the async client): checked before `detach()`, so a refused
+/// socket stays the caller's; returns the fd and the timeout it had.
+pub fn adopt_stdlib_socket(
+    py: Python<'_>,
+    sock: &Bound<'_, PyAny>,
+) -> PyResult<(std::os::fd::OwnedFd, Option<Duration>)> {
+    use std::os::fd::FromRawFd;
+    let socket_mod = py.import("socket")?;
+    if !sock.is_instance(&socket_mod.getattr("socket")?)? {
+        return Err(PyTypeError::new_err(format!(
+            "sock must be a socket.socket, got {}",
+            sock.get_type().name()?
+        )));
+    }
+    if sock
+        .getattr("type")?
+        .ne(socket_mod.getattr("SOCK_STREAM")?)?
+    {
+        return Err(PyValueError::new_err(
+            "sock: must be a SOCK_STREAM (TCP) socket",
+        ));
+    }
+    let family = sock.getattr("family")?;
+    if !(family.eq(socket_mod.getattr("AF_INET")?)? || family.eq(socket_mod.getattr("AF_INET6")?)?)
+    {
+        return Err(PyValueError::new_err(
+            "sock: must be an AF_INET or AF_INET6 socket",
+        ));
+    }
+    sock.call_method0("getpeername")?; // OSError(ENOTCONN) if not connected
+    let timeout = timeout("timeout", Some(&sock.call_method0("gettimeout")?))?;
+    let fd: i32 = sock.call_method0("detach")?.extract()?;
+    // SAFETY: detach() handed us sole ownership of this open fd.
+    Ok((unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }, timeout))
+}

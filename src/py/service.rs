@@ -68,6 +68,23 @@ fn step_arg(i: usize, obj: &Bound<'_, PyAny>) -> PyResult<Step> {
     }
 }
 
+/// `run_steps(steps, *, tls=)` of both clients: the steps, and the TLS
+/// client config only when a `StartTls` step needs one.
+pub(crate) fn dialogue_args(
+    py: Python<'_>,
+    steps: &Bound<'_, PyAny>,
+    tls: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Vec<Step>, Option<std::sync::Arc<crate::tls::ClientTls>>)> {
+    let steps = steps_arg(steps)?;
+    let needs_tls = steps.iter().any(|s| matches!(s, Step::StartTls { .. }));
+    let client_tls = if needs_tls {
+        Some(crate::py::tls::start_tls_arg(py, tls)?)
+    } else {
+        None
+    };
+    Ok((steps, client_tls))
+}
+
 pub(crate) fn steps_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Step>> {
     let iter = obj.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(

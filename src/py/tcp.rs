@@ -1,7 +1,5 @@
 //! `TcpClient`: argument and result conversion around `tcp::TcpConnection`.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple, PyType};
@@ -13,11 +11,11 @@ use crate::py::blocking::{blocking, core};
 use crate::py::inline;
 use crate::py::options::{from_kwargs, to_dict};
 use crate::py::probe_args::family_arg;
-use crate::py::service::{captures_to_py, starttls_arg, steps_arg};
+use crate::py::service::{captures_to_py, dialogue_args, starttls_arg};
 use crate::py::tcp_info::tcp_info_dict;
 use crate::py::tls::{client_tls_arg, info_to_py, start_tls_arg};
 use crate::service::starttls::negotiate;
-use crate::service::steps::{run_steps, Step, TlsSetup};
+use crate::service::steps::{run_steps, TlsSetup};
 use crate::sock::parse_shutdown;
 use crate::tcp::{connect_until, Reply, TcpConnection};
 use crate::wait::Deadline;
@@ -155,35 +153,7 @@ impl TcpClient {
         py: Python<'_>,
         sock: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let socket_mod = py.import("socket")?;
-        if !sock.is_instance(&socket_mod.getattr("socket")?)? {
-            return Err(PyTypeError::new_err(format!(
-                "sock must be a socket.socket, got {}",
-                sock.get_type().name()?
-            )));
-        }
-        if sock
-            .getattr("type")?
-            .ne(socket_mod.getattr("SOCK_STREAM")?)?
-        {
-            return Err(PyValueError::new_err(
-                "sock: must be a SOCK_STREAM (TCP) socket",
-            ));
-        }
-        let family = sock.getattr("family")?;
-        if !(family.eq(socket_mod.getattr("AF_INET")?)?
-            || family.eq(socket_mod.getattr("AF_INET6")?)?)
-        {
-            // Checked before detach(), so a refused socket stays the caller's.
-            return Err(PyValueError::new_err(
-                "sock: must be an AF_INET or AF_INET6 socket",
-            ));
-        }
-        sock.call_method0("getpeername")?; // raises OSError(ENOTCONN) if not connected
-        let timeout = args::timeout("timeout", Some(&sock.call_method0("gettimeout")?))?;
-        let fd: i32 = sock.call_method0("detach")?.extract()?;
-        // SAFETY: detach() handed us sole ownership of this open fd.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (owned, timeout) = args::adopt_stdlib_socket(py, sock)?;
         let conn = core(py, TcpConnection::new(Socket::from(owned), timeout))?;
         let host = conn.peer_addr().ip().to_string();
         Ok(TcpClient {
@@ -253,13 +223,7 @@ impl TcpClient {
         steps: &Bound<'py, PyAny>,
         tls: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let steps = steps_arg(steps)?;
-        let needs_tls = steps.iter().any(|s| matches!(s, Step::StartTls { .. }));
-        let client_tls = if needs_tls {
-            Some(start_tls_arg(py, tls)?)
-        } else {
-            None
-        };
+        let (steps, client_tls) = dialogue_args(py, steps, tls)?;
         let finished = blocking(py, |intr| {
             let setup = client_tls.as_ref().map(|t| TlsSetup {
                 tls: t,
