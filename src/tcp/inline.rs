@@ -25,9 +25,10 @@ use crate::wait::Interrupt;
 
 use super::stream::{take_delimited, AtEof, Start, TcpConnection};
 
-/// The most one nonblocking send may carry with the GIL held: a larger one
-/// copies long enough that other Python threads should run meanwhile.
-const INLINE_SEND_MAX: usize = 64 * 1024;
+/// The most one nonblocking send or read may carry with the GIL held: a
+/// larger one copies long enough that other Python threads (a sender
+/// feeding this reader, say) should run meanwhile, as the stdlib lets them.
+const INLINE_MAX: usize = 64 * 1024;
 
 /// What a call that must not wait achieved.
 pub enum Attempt<T> {
@@ -89,8 +90,9 @@ impl TcpConnection {
         if self.is_tls() {
             return Ok(Attempt::Busy);
         }
-        let spare = rb.spare(want)?;
-        let room = spare.len();
+        let spare = rb.spare(want.min(INLINE_MAX))?;
+        let room = spare.len().min(INLINE_MAX);
+        let spare = &mut spare[..room];
         match (&*s).read(spare) {
             Ok(0) if !self.sock.is_open() => Err(Error::ClosedSocket),
             Ok(n) => {
@@ -185,7 +187,7 @@ impl TcpConnection {
         if !rb.is_empty() {
             return Ok(Attempt::Done(rb.take_into(dst)));
         }
-        if self.is_tls() {
+        if self.is_tls() || dst.len() > INLINE_MAX {
             return Ok(Attempt::Busy);
         }
         match (&*s).read(dst) {
@@ -198,7 +200,7 @@ impl TcpConnection {
 
     /// `send(data)` if it need not wait.
     pub fn try_send(&self, data: &[u8]) -> Result<Attempt<usize>> {
-        if data.len() > INLINE_SEND_MAX || self.is_tls() {
+        if data.len() > INLINE_MAX || self.is_tls() {
             return Ok(Attempt::Busy);
         }
         let s = self.sock.get()?;
@@ -217,7 +219,7 @@ impl TcpConnection {
 
     /// `send_all(data)` as far as the socket takes it without waiting.
     pub fn try_send_all(&self, data: &[u8]) -> Result<SendAll<'_>> {
-        if data.len() > INLINE_SEND_MAX || self.is_tls() {
+        if data.len() > INLINE_MAX || self.is_tls() {
             return Ok(SendAll::Busy);
         }
         let s = self.sock.get()?;
