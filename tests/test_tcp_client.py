@@ -363,6 +363,10 @@ def test_close_closed_and_idempotent(echo_server):
 
 def test_close_releases_the_fd(echo_server):
     c = socketkit.TcpClient(echo_server.address, timeout=5)
+    # A round trip first: the peer's thread has then accepted, so its
+    # accept() cannot take the lowest free fd (this one) after close().
+    c.sendall(b"x")
+    assert c.recv_exact(1) == b"x"
     fd = c.fileno()
     os.fstat(fd)
     c.close()
