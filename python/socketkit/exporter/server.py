@@ -440,6 +440,10 @@ def serve(
     if workers > 1:
         # Signals wait until each side has its own handlers.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        # All processes wake on a new connection and one wins the accept:
+        # a blocking accept would leave the others stuck in it, where
+        # shutdown() cannot reach them.
+        exp.httpd.socket.setblocking(False)
         parent = os.getpid()
         try:
             for _ in range(workers - 1):
