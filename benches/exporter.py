@@ -3,9 +3,11 @@ blackbox_exporter (Debian's ``prometheus-blackbox-exporter``) on the same
 machine in one run, each given the same ``blackbox.yml`` (a ``tcp`` module)
 and scraped by CONNS concurrent HTTP clients (keep-alive, back to back) for
 SECONDS, every probe against one local port that accepts and closes; each
-exporter's CPU time per probe and RSS (VmRSS and its peak VmHWM) beside it.
+exporter's CPU time per probe and RSS (VmRSS and its peak VmHWM) beside it,
+summed over socketkit's worker processes (``--workers``, the CPU count
+unless given here).
 
-    python benches/exporter.py [--quick] [--conns 50] [--seconds 10]
+    python benches/exporter.py [--quick] [--conns 50] [--seconds 10] [--workers N]
 
 The load comes from a native client (peers/src/bin/httpload.rs), so the
 exporters' speed is what is measured; only answers that are a 200 with
@@ -55,20 +57,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def family(pid: int) -> list[int]:
+    """A process and its live children (the exporter's workers)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, kids)]
+
+
 def rss_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
+    """(VmRSS, VmHWM) of a process and its workers in MiB (summed; shared
+    pages count once per process, so this is an upper bound)."""
+    fields = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for p in family(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in fields:
+                fields[key] += int(value.split()[0]) / 1024
     return fields["VmRSS"], fields["VmHWM"]
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its workers (all their
+    threads), in seconds."""
+    total = 0
+    for p in family(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wait_http(port: int, proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
@@ -111,7 +125,9 @@ def load(loadgen: Path, port: int, conns: int, seconds: float, target: str) -> t
     return float(out[0]), int(out[2]), int(out[3])
 
 
-def measure(conns: int, seconds: float, repeats: int) -> dict[str, dict[str, float]]:
+def measure(
+    conns: int, seconds: float, repeats: int, workers: int | None = None
+) -> dict[str, dict[str, float]]:
     if BLACKBOX is None:
         raise SystemExit("prometheus-blackbox-exporter is not installed (apt-get install it)")
     loadgen = build_peers() / "httpload"
@@ -124,6 +140,8 @@ def measure(conns: int, seconds: float, repeats: int) -> dict[str, dict[str, flo
         sk_port, bb_port = free_port(), free_port()
         sk_argv = [sys.executable, "-m", "socketkit", "exporter", "--config", str(cfg)]
         sk_argv += ["--listen", f"127.0.0.1:{sk_port}"]
+        if workers is not None:
+            sk_argv += ["--workers", str(workers)]
         bb_argv = [str(BLACKBOX), f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{bb_port}"]
         try:
             with started(sk_argv, sk_port) as sk, started(bb_argv, bb_port) as bb:
@@ -198,10 +216,11 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None, help="socketkit's --workers (default: its own)")
     args = ap.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     repeats = args.repeats or (1 if args.quick else 3)
-    result = measure(args.conns, seconds, repeats)
+    result = measure(args.conns, seconds, repeats, args.workers)
     print(json.dumps(result, indent=2))
     from common import table
 

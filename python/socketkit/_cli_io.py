@@ -96,8 +96,11 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         else:
             print(f"socketkit exporter: listening on http://{where}/ ({len(modules)} modules)", flush=True)
 
+    workers = exporter.default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
     try:
-        exporter.serve(args.config, args.listen, on_ready=ready)
+        exporter.serve(args.config, args.listen, on_ready=ready, workers=workers)
     except exporter.ConfigError as e:
         raise UsageError(f"config: {e}") from None
     except KeyboardInterrupt:

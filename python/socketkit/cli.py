@@ -429,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to serve HTTP on (default %(default)s; 0.0.0.0:9115 for every interface)",
     )
     sp.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes serving the one port (default: the CPU count; SIGHUP and SIGTERM reach them all)",
+    )
+    sp.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="log to stderr"
     )
     sp.set_defaults(func=cmd_exporter)

@@ -23,6 +23,9 @@ Needs the ``exporter`` extra: ``pip install 'socketkit[exporter]'``
 (prometheus_client and PyYAML).
 
 >>> from socketkit import exporter
+``serve(..., workers=N)`` (the CLI's ``--workers``, the CPU count by
+default) runs N processes on the one port; see ``socketkit.exporter.server``.
+
 >>> exporter.serve("blackbox.yml", "127.0.0.1:9115")  # until SIGTERM
 """
 
@@ -39,7 +42,7 @@ if _missing:  # pragma: no cover - the extra is not installed
 
 from socketkit.exporter.config import Config, ConfigError, Module, load_config, parse_config  # noqa: E402
 from socketkit.exporter.probers import ProbeLog, run_probe  # noqa: E402
-from socketkit.exporter.server import DEFAULT_ADDRESS, Exporter, serve  # noqa: E402
+from socketkit.exporter.server import DEFAULT_ADDRESS, Exporter, default_workers, serve  # noqa: E402
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -48,6 +51,7 @@ __all__ = [
     "Exporter",
     "Module",
     "ProbeLog",
+    "default_workers",
     "load_config",
     "parse_config",
     "run_probe",

@@ -3,15 +3,34 @@
 metrics and the module as text/plain, as blackbox_exporter does), ``GET
 /metrics`` (its own), ``/-/healthy``,
 ``POST /-/reload``; config reload on SIGHUP (a broken file keeps the
-configuration in force), a clean stop on SIGTERM."""
+configuration in force), a clean stop on SIGTERM.
+
+Workers: ``serve(workers=N)`` (``socketkit exporter --workers N``, the CPU
+count by default there) binds the port once, loads the config, then forks
+N-1 copies of itself that accept on the same listening socket, so probes
+use every core (one Python process is held to one by the GIL). The first
+process stays the parent: SIGHUP reloads its config and is passed on to
+every worker (each reloads the file itself), SIGTERM is passed on and the
+parent returns only once every worker has exited; a worker whose parent
+is gone stops by itself. The exporter's own counters
+(``socketkit_exporter_probes_total``, ``..._bad_requests_total``) live in
+memory shared by all workers, so ``/metrics`` from whichever worker answers
+counts every worker's requests; the config gauges are each worker's (all
+reload the same file), the process_/python_ metrics are the answering
+worker's."""
 
 from __future__ import annotations
 
 import logging
 import math
+import mmap
+import multiprocessing
+import os
 import signal
+import struct
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,13 +39,13 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     Gauge,
     gc_collector,
     generate_latest,
     platform_collector,
     process_collector,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from socketkit import _probe_core
 from socketkit.exporter.config import (
@@ -95,6 +114,84 @@ def debug_output(lines: list[str], exposition: bytes, module: Mapping[str, Any])
     return head.encode() + body.encode() + exposition + tail.encode()
 
 
+class SharedCounters:
+    """Counters that forked workers add to together: fixed slots (a key of
+    up to 248 bytes, a 64-bit count) in an anonymous shared mmap made before
+    the fork, under one lock shared the same way. A full table drops new
+    keys (logged once) rather than grow: keys are module names x results."""
+
+    SLOTS = 1024
+    SLOT = 256
+    KEY = SLOT - 8
+
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, self.SLOTS * self.SLOT)
+        self._lock = multiprocessing.Lock()
+        self._where: dict[tuple[str, ...], int] = {}  # this process's cache of slot offsets
+        self._full = False
+
+    def _slot(self, key: tuple[str, ...]) -> int | None:
+        raw = "\0".join(key).encode()[: self.KEY]
+        for i in range(self.SLOTS):
+            off = i * self.SLOT
+            stored = self._mem[off : off + self.KEY].rstrip(b"\0")
+            if stored == raw:
+                return off
+            if not stored:
+                self._mem[off : off + len(raw)] = raw
+                return off
+        if not self._full:
+            log.warning("shared counter table full: %r and later keys are not counted", key)
+            self._full = True
+        return None
+
+    def inc(self, *key: str) -> None:
+        with self._lock:  # also orders the slot search against other workers'
+            off = self._where.get(key)
+            if off is None:
+                off = self._slot(key)
+                if off is None:
+                    return
+                self._where[key] = off
+            at = off + self.KEY
+            (n,) = struct.unpack_from("<Q", self._mem, at)
+            struct.pack_into("<Q", self._mem, at, n + 1)
+
+    def items(self) -> Iterator[tuple[tuple[str, ...], int]]:
+        with self._lock:
+            data = bytes(self._mem)
+        for off in range(0, len(data), self.SLOT):
+            raw = data[off : off + self.KEY].rstrip(b"\0")
+            if not raw:
+                break
+            yield (
+                tuple(raw.decode(errors="replace").split("\0")),
+                struct.unpack_from("<Q", data, off + self.KEY)[0],
+            )
+
+
+class _CountersCollector:
+    """The shared counters as the exposition's counters."""
+
+    def __init__(self, counters: SharedCounters) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        probes = CounterMetricFamily(
+            "socketkit_exporter_probes", "Probes run, by module and result", labels=["module", "result"]
+        )
+        bad = CounterMetricFamily("socketkit_exporter_bad_requests", "Requests answered with HTTP 400")
+        bad_n = 0
+        for key, n in self.counters.items():
+            if key[0] == "probe" and len(key) == 3:
+                probes.add_metric([key[1], key[2]], n)
+            elif key == ("bad_request",):
+                bad_n = n
+        bad.add_metric([], bad_n)
+        yield probes
+        yield bad
+
+
 class _Metrics:
     """The exporter's own metrics (/metrics), in a registry of its own so
     that several exporters can run in one process (the tests do)."""
@@ -104,12 +201,8 @@ class _Metrics:
         process_collector.ProcessCollector(registry=r)
         platform_collector.PlatformCollector(registry=r)
         gc_collector.GCCollector(registry=r)
-        self.probes = Counter(
-            "socketkit_exporter_probes", "Probes run, by module and result", ["module", "result"], registry=r
-        )
-        self.bad_requests = Counter(
-            "socketkit_exporter_bad_requests", "Requests answered with HTTP 400", registry=r
-        )
+        self.counters = SharedCounters()
+        r.register(_CountersCollector(self.counters))  # type: ignore[arg-type]
         self.reload_ok = Gauge(
             "socketkit_exporter_config_last_reload_successful",
             "Whether the last configuration reload worked",
@@ -193,7 +286,7 @@ class Exporter:
         debug = is_debug(query)
         plog = ProbeLog(name, target, keep=debug)
         registry, ok, why = run_probe(module, host, port, timeout, log=plog)
-        self.metrics.probes.labels(module=name, result="success" if ok else "failure").inc()
+        self.metrics.counters.inc("probe", name, "success" if ok else "failure")
         if not ok:
             log.info("probe %s of %s failed: %s", name, target, why)
         if debug:
@@ -236,7 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        if log.isEnabledFor(logging.DEBUG):  # called for every request: skip the formatting
+            log.debug("%s " + format, self.address_string(), *args)
 
     def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
         self.send_response(code)
@@ -254,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query = parse_qs(url.query, keep_blank_values=True)
                 body = exp.probe(query, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
             except BadRequest as e:
-                exp.metrics.bad_requests.inc()
+                exp.metrics.counters.inc("bad_request")
                 self._send(400, f"{e}\n".encode())
                 return
             self._send(200, body, "text/plain" if is_debug(query) else CONTENT_TYPE_LATEST)
@@ -287,33 +381,136 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(405, b"Method not allowed\n")
 
 
+def default_workers() -> int:
+    """The CPU count this process may run on (the CLI's ``--workers``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+_SIGNALS = {signal.SIGTERM, signal.SIGHUP}
+
+
+def _worker(exp: Exporter, parent: int) -> None:
+    """A forked worker's life: serve until SIGTERM, Ctrl-C or the parent's
+    exit; SIGHUP reloads. Never returns (no caller's cleanup runs twice)."""
+    status = 0
+    try:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=exp.reload, daemon=True).start())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        exp.start()
+        # The parent passes SIGTERM on; a parent killed outright cannot, so
+        # its disappearance stops the worker too.
+        while not stop.wait(0.1) and os.getppid() == parent:
+            pass
+        exp.stop()
+    except KeyboardInterrupt:
+        exp.stop()
+    except BaseException:  # pragma: no cover - logged, the parent sees the status
+        log.exception("exporter worker %d failed", os.getpid())
+        status = 1
+    finally:
+        os._exit(status)
+
+
 def serve(
     config: str | Path | Mapping[str, Any] | None = None,
     address: str = DEFAULT_ADDRESS,
     *,
     on_ready: Callable[[Exporter], object] | None = None,
+    workers: int = 1,
 ) -> None:
     """Run the exporter in the foreground until SIGTERM (returns) or
     Ctrl-C (raises KeyboardInterrupt after stopping); SIGHUP reloads the
     config file. Signal handlers are installed only from the main thread.
-    ``on_ready(exporter)`` is called once it listens. Raises ConfigError
-    for a bad configuration, OSError when the address cannot be bound."""
-    exp = Exporter(config, address).start()
+    ``on_ready(exporter)`` is called once it listens. ``workers`` > 1 forks
+    that many processes in all on the one listening socket (see the module
+    docstring; needs the main thread, as SIGTERM and SIGHUP are passed on
+    from its handlers). Raises ConfigError for a bad configuration, OSError
+    when the address cannot be bound, ValueError for ``workers`` < 1."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers!r}")
+    main = threading.current_thread() is threading.main_thread()
+    if workers > 1 and not main:
+        raise ValueError(f"workers={workers} needs the main thread (it handles SIGTERM and SIGHUP)")
+    exp = Exporter(config, address)
+    children: list[int] = []
+    if workers > 1:
+        # Signals wait until each side has its own handlers.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        # All processes wake on a new connection and one wins the accept:
+        # a blocking accept would leave the others stuck in it, where
+        # shutdown() cannot reach them.
+        exp.httpd.socket.setblocking(False)
+        parent = os.getpid()
+        try:
+            for _ in range(workers - 1):
+                pid = os.fork()
+                if pid == 0:
+                    _worker(exp, parent)
+                children.append(pid)
+        except BaseException:
+            _stop_workers(children)
+            exp.httpd.server_close()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            raise
+    exp.start()
     stop = threading.Event()
     old: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
+
+    def hup(*_: object) -> None:
+        for pid in children:
+            _signal(pid, signal.SIGHUP)
+        threading.Thread(target=exp.reload, daemon=True).start()
+
+    if main:
         old[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        old[signal.SIGHUP] = signal.signal(
-            signal.SIGHUP, lambda *_: threading.Thread(target=exp.reload, daemon=True).start()
-        )
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, hup)
+    if workers > 1:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     host, port = exp.address
-    log.info("listening on %s:%d", host, port)
+    log.info("listening on %s:%d (%d worker%s)", host, port, workers, "" if workers == 1 else "s")
     try:
         if on_ready is not None:
             on_ready(exp)
         while not stop.wait(0.1):
-            pass
+            for pid in list(children):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    log.error("exporter worker %d exited; %d left", pid, len(children) - 1)
+                    children.remove(pid)
     finally:
+        _stop_workers(children)
         exp.stop()
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # already gone (and reaped)
+        pass
+
+
+def _stop_workers(children: list[int], within: float = 5.0) -> None:
+    """SIGTERM every worker and reap it; one that outlives ``within`` is
+    killed, so none is left behind."""
+    for pid in children:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + within
+    for pid in children:
+        while True:
+            try:
+                done = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                break
+            if done:
+                break
+            if time.monotonic() > deadline:
+                _signal(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.01)
