@@ -288,7 +288,10 @@ def _started(argv: list[str]) -> tuple[subprocess.Popen[str], dict[str, object]]
 def test_cli_sighup_reloads_and_a_broken_config_keeps_the_old_one(tmp_path: Path) -> None:
     cfg = tmp_path / "blackbox.yml"
     cfg.write_text(BLACKBOX_TCP)
-    proc, hello = _started(["--config", str(cfg), "--listen", "127.0.0.1:0"])
+    # One process: with several workers each reloads the file on its own
+    # SIGHUP, so a worker may read the next edit (test_exporter_workers.py
+    # covers reload in every worker, one worker at a time).
+    proc, hello = _started(["--config", str(cfg), "--listen", "127.0.0.1:0", "--workers", "1"])
     base = f"http://{hello['listening']}"
     try:
         assert "irc_banner" in hello["modules"]  # type: ignore[operator]
