@@ -180,3 +180,28 @@ def test_gso_and_gro_over_ipv6_loopback() -> None:
         assert _recv_socketkit(rx, len(payloads)) == payloads
         assert tx._offload_counts()[0] == 5
         assert rx._offload_counts()[1] >= 1
+
+
+def test_aio_send_many_uses_the_same_trains() -> None:
+    # socketkit.aio's send_many drives the same batch sender as the blocking
+    # one: same datagrams, same trains.
+    if not _kernel_has_gso():
+        pytest.skip("kernel without UDP GSO")
+    import asyncio
+
+    from socketkit import aio
+
+    payloads = _payloads()
+
+    async def send(to: tuple[str, int]) -> int:
+        tx = await aio.AsyncUdpSocket.create(("127.0.0.1", 0))
+        try:
+            assert await tx.send_many([(p, to) for p in payloads]) == len(payloads)
+            return tx._gso_trains()
+        finally:
+            tx.close()
+
+    with _stdlib_rx() as rx:
+        trains = asyncio.run(send(rx.getsockname()))
+        assert [d for d, _ in _recv_stdlib(rx, len(payloads))] == payloads
+    assert trains == 5

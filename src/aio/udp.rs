@@ -20,7 +20,8 @@ use crate::addr::HostPort;
 use crate::error::{Error, Phase, Result};
 use crate::options::{read_back, OptValue, Proto, SocketOptions};
 use crate::sock::Timeout;
-use crate::udp::batch::{recv_some, send_some};
+use crate::udp::batch::{recv_some, BatchSender};
+use crate::udp::gso::Gso;
 use crate::udp::socket::{not_bound, not_connected, pick, same_peer};
 use crate::udp::MAX_DATAGRAM;
 
@@ -38,6 +39,8 @@ pub struct AsyncUdp {
     timeout: Timeout,
     opts: SocketOptions,
     peer: Mutex<Option<SocketAddr>>,
+    /// What the kernel allows for `send_many`'s GSO trains (as `UdpSocket`).
+    gso: Gso,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -59,6 +62,7 @@ impl AsyncUdp {
             timeout: Timeout::new(timeout),
             opts,
             peer: Mutex::new(None),
+            gso: Gso::default(),
         };
         if let Some(b) = bind {
             let addrs = resolve_async(b, me.timeout.deadline()).await?;
@@ -375,7 +379,12 @@ impl AsyncUdp {
         self.send_many(&out).await
     }
 
-    /// Send every datagram with sendmmsg, waiting while the buffer is full.
+    /// GSO trains `send_many` sent (tests: which path ran).
+    pub fn gso_trains(&self) -> u64 {
+        self.gso.trains()
+    }
+
+    /// Send every datagram with sendmmsg (GSO trains where the kernel allows), waiting while the buffer is full.
     pub async fn send_many(&self, msgs: &[(Vec<u8>, Option<SocketAddr>)]) -> Result<usize> {
         let f = match msgs.iter().find_map(|(_, a)| *a) {
             Some(first) => self.sock_for(&first)?,
@@ -390,14 +399,14 @@ impl AsyncUdp {
         let names: Vec<Option<SockAddr>> =
             refs.iter().map(|(_, a)| a.map(SockAddr::from)).collect();
         let mut sent = 0;
+        let mut sender = BatchSender::new(Some(&self.gso));
         let work = async {
             while sent < refs.len() {
-                let end = (sent + 1024).min(refs.len());
                 let mut g = self
                     .or_closed(f.writable())
                     .await?
                     .map_err(|e| Error::io(Phase::Send, None, e))?;
-                match g.try_io(|s| send_some(s.get_ref(), &refs[sent..end], &names[sent..end])) {
+                match g.try_io(|s| sender.send_front(s.get_ref(), &refs[sent..], &names[sent..])) {
                     Ok(Ok(n)) => sent += n,
                     Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Ok(Err(e)) => return Err(Error::io(Phase::Send, refs[sent].1.as_ref(), e)),

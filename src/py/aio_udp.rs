@@ -258,6 +258,11 @@ impl AsyncUdpSocket {
         self.sock.close();
     }
 
+    /// Private: GSO trains ``send_many`` sent (tests).
+    fn _gso_trains(&self) -> u64 {
+        self.sock.gso_trains()
+    }
+
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.sock.close();
         ctx(py)?.ready(Ok(py.None().into_bound(py)))

@@ -33,23 +33,12 @@ pub fn send_batch(
     gso: Option<&Gso>,
 ) -> Result<usize> {
     let names: Vec<Option<SockAddr>> = msgs.iter().map(|(_, a)| a.map(SockAddr::from)).collect();
+    let mut sender = BatchSender::new(gso);
     let mut sent = 0;
-    // A train the kernel refused: the next call goes plain, and the refusal
-    // is remembered once that call works (else the error is not GSO's).
-    let mut refused: Option<(usize, i32)> = None;
     while sent < msgs.len() {
-        let r = send_front(sock, &msgs[sent..], &names[sent..], gso, refused.is_some());
-        match r {
-            Ok(n) => {
-                sent += n;
-                if let (Some(g), Some((seg, errno))) = (gso, refused.take()) {
-                    g.refuse(seg, errno);
-                }
-            }
-            Err((e, seg)) if seg > 0 && refused.is_none() && gso::refusal(&e).is_some() => {
-                refused = gso::refusal(&e).map(|errno| (seg, errno));
-            }
-            Err((e, _)) if e.kind() == io::ErrorKind::WouldBlock => {
+        match sender.send_front(sock, &msgs[sent..], &names[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_fd(sock.as_raw_fd(), libc::POLLOUT, deadline, intr)? {
                     return Err(Error::SendAll {
                         bytes_sent: sent,
@@ -58,8 +47,8 @@ pub fn send_batch(
                 }
                 check_open()?;
             }
-            Err((e, _)) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
-            Err((e, _)) => {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => intr.check()?,
+            Err(e) => {
                 return Err(Error::SendAll {
                     bytes_sent: sent,
                     source: Box::new(Error::io(Phase::Send, msgs[sent].1.as_ref(), e)),
@@ -68,6 +57,47 @@ pub fn send_batch(
         }
     }
     Ok(sent)
+}
+
+/// A batch's sends one system call at a time (the blocking `send_batch`
+/// and `aio`'s `send_many` both drive it), GSO trains where the kernel
+/// allows: a train the kernel refuses is sent again plain, and the refusal
+/// is remembered once that plain call works (else the error is not GSO's).
+pub struct BatchSender<'a> {
+    gso: Option<&'a Gso>,
+    refused: Option<(usize, i32)>,
+}
+
+impl<'a> BatchSender<'a> {
+    pub fn new(gso: Option<&'a Gso>) -> Self {
+        BatchSender { gso, refused: None }
+    }
+
+    /// One sendmmsg for the front of `msgs`: how many went out (0 after a
+    /// refused train: call again, it goes plain).
+    pub fn send_front(
+        &mut self,
+        sock: &Socket,
+        msgs: &[(&[u8], Option<SocketAddr>)],
+        names: &[Option<SockAddr>],
+    ) -> io::Result<usize> {
+        match send_front(sock, msgs, names, self.gso, self.refused.is_some()) {
+            Ok(n) => {
+                if let (Some(g), Some((seg, errno))) = (self.gso, self.refused.take()) {
+                    g.refuse(seg, errno);
+                }
+                Ok(n)
+            }
+            Err((e, seg)) if seg > 0 && self.refused.is_none() => match gso::refusal(&e) {
+                Some(errno) => {
+                    self.refused = Some((seg, errno));
+                    Ok(0)
+                }
+                None => Err(e),
+            },
+            Err((e, _)) => Err(e),
+        }
+    }
 }
 
 /// One system call for the front of a batch; on error, also the segment
