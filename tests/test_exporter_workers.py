@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -126,6 +127,50 @@ def test_sighup_reloads_every_worker_and_a_broken_config_keeps_the_old_one(tmp_p
                 assert probe(base, "127.0.0.1:1", "added")[0] == 200  # the old config is in force
                 assert probe(base, "127.0.0.1:1", "broken")[0] == 400
         assert all(alive(p) for p in pids)
+
+
+def eventually_everywhere(base: str, pids: list[int], module: str, code: int) -> None:
+    for pid in pids:
+        with only(pids, pid):
+            deadline = time.monotonic() + 10
+            while probe(base, "127.0.0.1:1", module)[0] != code:
+                assert time.monotonic() < deadline, f"process {pid}: {module} never {code}"
+                time.sleep(0.05)
+
+
+def test_workers_apply_the_text_the_parent_read_not_a_later_edit(tmp_path: Path) -> None:
+    # The workers are stopped while the parent reloads and while the file
+    # changes again: they must still apply what the parent read (a worker
+    # reading the file itself would find the later, broken edit).
+    cfg = tmp_path / "blackbox.yml"
+    cfg.write_text(BLACKBOX_TCP)
+    with cli(cfg) as (proc, base, pids):
+        parent = pids[0]
+        with only(pids, parent):
+            cfg.write_text(BLACKBOX_TCP + "  added:\n    prober: tcp\n")
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while probe(base, "127.0.0.1:1", "added")[0] != 200:
+                assert time.monotonic() < deadline, "the parent never reloaded"
+                time.sleep(0.05)
+            cfg.write_text("modules:\n  broken: {prober: tcp, timeout: soon}\n")
+        eventually_everywhere(base, pids, "added", 200)
+        key = "socketkit_exporter_config_last_reload_successful"
+        for pid in pids:
+            with only(pids, pid):
+                assert samples(get(f"{base}/metrics")[1])[key] == 1.0
+
+
+def test_post_reload_to_one_worker_reloads_them_all(tmp_path: Path) -> None:
+    cfg = tmp_path / "blackbox.yml"
+    cfg.write_text(BLACKBOX_TCP)
+    with cli(cfg) as (_proc, base, pids):
+        cfg.write_text(BLACKBOX_TCP + "  added:\n    prober: tcp\n")
+        with only(pids, pids[-1]):
+            req = urllib.request.Request(f"{base}/-/reload", method="POST")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == 200
+        eventually_everywhere(base, pids, "added", 200)
 
 
 def test_sigterm_leaves_no_worker_behind(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ if _missing:  # pragma: no cover - the extra is not installed
 
 from socketkit.exporter.config import Config, ConfigError, Module, load_config, parse_config  # noqa: E402
 from socketkit.exporter.probers import ProbeLog, run_probe  # noqa: E402
-from socketkit.exporter.server import DEFAULT_ADDRESS, Exporter, default_workers, serve  # noqa: E402
+from socketkit.exporter.server import DEFAULT_ADDRESS, Exporter, serve  # noqa: E402
+from socketkit.exporter.workers import default_workers  # noqa: E402
 
 __all__ = [
     "DEFAULT_ADDRESS",

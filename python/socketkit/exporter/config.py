@@ -28,6 +28,7 @@ __all__ = [
     "TcpingSpec",
     "TlsSpec",
     "UdpSpec",
+    "config_from_text",
     "load_config",
     "parse_config",
     "parse_duration",
@@ -352,19 +353,28 @@ def parse_config(doc: object, source: str = "<dict>") -> Config:
     return Config({str(k): _module(str(k), v) for k, v in mods.items()}, source)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and check a blackbox_exporter-style YAML file."""
+def read_config_text(path: str | Path) -> str:
+    """A config file's contents; ConfigError naming it when unreadable."""
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+
+
+def config_from_text(text: str, source: str) -> Config:
+    """Check a blackbox_exporter-style YAML document read from ``source``."""
     import yaml  # type: ignore[import-untyped,unused-ignore]
 
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror or e}") from None
-    try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
     try:
-        return parse_config(doc or {}, str(path))
+        return parse_config(doc or {}, source)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a blackbox_exporter-style YAML file."""
+    return config_from_text(read_config_text(path), str(path))

@@ -9,27 +9,25 @@ Workers: ``serve(workers=N)`` (``socketkit exporter --workers N``, the CPU
 count by default there) binds the port once, loads the config, then forks
 N-1 copies of itself that accept on the same listening socket, so probes
 use every core (one Python process is held to one by the GIL). The first
-process stays the parent: SIGHUP reloads its config and is passed on to
-every worker (each reloads the file itself), SIGTERM is passed on and the
+process stays the parent: a reload (SIGHUP to any of the processes, or
+``POST /-/reload`` to any) is the parent's: it reads the file once and
+hands every worker the same text over a pipe, so all apply the same
+configuration however the file changes meanwhile; SIGTERM is passed on and the
 parent returns only once every worker has exited; a worker whose parent
 is gone stops by itself. The exporter's own counters
 (``socketkit_exporter_probes_total``, ``..._bad_requests_total``) live in
 memory shared by all workers, so ``/metrics`` from whichever worker answers
 counts every worker's requests; the config gauges are each worker's (all
-reload the same file), the process_/python_ metrics are the answering
+apply the same text), the process_/python_ metrics are the answering
 worker's."""
 
 from __future__ import annotations
 
 import logging
 import math
-import mmap
-import multiprocessing
 import os
 import signal
-import struct
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,10 +51,13 @@ from socketkit.exporter.config import (
     DEFAULT_CONFIG,
     Config,
     ConfigError,
+    config_from_text,
     load_config,
     parse_config,
+    read_config_text,
 )
 from socketkit.exporter.probers import ProbeLog, run_probe
+from socketkit.exporter.workers import SIGNALS, SharedCounters, run_worker, send_config, stop_workers
 
 __all__ = ["DEFAULT_ADDRESS", "Exporter", "parse_address", "serve"]
 
@@ -112,62 +113,6 @@ def debug_output(lines: list[str], exposition: bytes, module: Mapping[str, Any])
     body = "\n\n\nMetrics that would have been returned:\n"
     tail = "\n\n\nModule configuration:\n" + yaml.safe_dump(dict(module), sort_keys=False)
     return head.encode() + body.encode() + exposition + tail.encode()
-
-
-class SharedCounters:
-    """Counters that forked workers add to together: fixed slots (a key of
-    up to 248 bytes, a 64-bit count) in an anonymous shared mmap made before
-    the fork, under one lock shared the same way. A full table drops new
-    keys (logged once) rather than grow: keys are module names x results."""
-
-    SLOTS = 1024
-    SLOT = 256
-    KEY = SLOT - 8
-
-    def __init__(self) -> None:
-        self._mem = mmap.mmap(-1, self.SLOTS * self.SLOT)
-        self._lock = multiprocessing.Lock()
-        self._where: dict[tuple[str, ...], int] = {}  # this process's cache of slot offsets
-        self._full = False
-
-    def _slot(self, key: tuple[str, ...]) -> int | None:
-        raw = "\0".join(key).encode()[: self.KEY]
-        for i in range(self.SLOTS):
-            off = i * self.SLOT
-            stored = self._mem[off : off + self.KEY].rstrip(b"\0")
-            if stored == raw:
-                return off
-            if not stored:
-                self._mem[off : off + len(raw)] = raw
-                return off
-        if not self._full:
-            log.warning("shared counter table full: %r and later keys are not counted", key)
-            self._full = True
-        return None
-
-    def inc(self, *key: str) -> None:
-        with self._lock:  # also orders the slot search against other workers'
-            off = self._where.get(key)
-            if off is None:
-                off = self._slot(key)
-                if off is None:
-                    return
-                self._where[key] = off
-            at = off + self.KEY
-            (n,) = struct.unpack_from("<Q", self._mem, at)
-            struct.pack_into("<Q", self._mem, at, n + 1)
-
-    def items(self) -> Iterator[tuple[tuple[str, ...], int]]:
-        with self._lock:
-            data = bytes(self._mem)
-        for off in range(0, len(data), self.SLOT):
-            raw = data[off : off + self.KEY].rstrip(b"\0")
-            if not raw:
-                break
-            yield (
-                tuple(raw.decode(errors="replace").split("\0")),
-                struct.unpack_from("<Q", data, off + self.KEY)[0],
-            )
 
 
 class _CountersCollector:
@@ -233,6 +178,8 @@ class Exporter:
         self.httpd = _Server(parse_address(address), _Handler)
         self.httpd.exporter = self
         self._thread: threading.Thread | None = None
+        #: With workers: the parent's pid, whose SIGHUP reloads them all.
+        self.leader: int | None = None
 
     def _load(self, config: str | Path | Mapping[str, Any] | None) -> Config:
         if config is None:
@@ -250,17 +197,22 @@ class Exporter:
         host, port = self.httpd.server_address[:2]
         return str(host), int(port)
 
-    def reload(self) -> bool:
-        """Read the config file again; a broken one keeps the old config
-        (logged, and socketkit_exporter_config_last_reload_successful 0)."""
+    def reload(self, text: str | ConfigError | None = None) -> bool:
+        """Read the config file again (or take ``text``: its contents as the
+        workers' parent read them, or why it could not); a broken one keeps
+        the old config (logged, socketkit_exporter_config_last_reload_successful 0)."""
         if self.path is None:
             return True
         try:
-            self.config = self._load(self.path)
+            if isinstance(text, ConfigError):
+                raise text
+            cfg = load_config(self.path) if text is None else config_from_text(text, str(self.path))
         except ConfigError as e:
             log.error("config reload failed, keeping the old one: %s", e)
             self.metrics.reload_ok.set(0)
             return False
+        self.config = cfg
+        self.metrics.modules.set(len(cfg.modules))
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set_to_current_time()
         log.info("config reloaded from %s", self.path)
@@ -373,47 +325,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if urlsplit(self.path).path == "/-/reload":
-            if self.server.exporter.reload():
+            exp = self.server.exporter
+            if exp.leader is not None:
+                # The answer says whether this process could load the file;
+                # the parent then has every process apply the same text.
+                os.kill(exp.leader, signal.SIGHUP)
+            if exp.reload():
                 self._send(200, b"Reloaded\n")
             else:
                 self._send(500, b"Reload failed: the old configuration stays\n")
         else:
             self._send(405, b"Method not allowed\n")
-
-
-def default_workers() -> int:
-    """The CPU count this process may run on (the CLI's ``--workers``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-_SIGNALS = {signal.SIGTERM, signal.SIGHUP}
-
-
-def _worker(exp: Exporter, parent: int) -> None:
-    """A forked worker's life: serve until SIGTERM, Ctrl-C or the parent's
-    exit; SIGHUP reloads. Never returns (no caller's cleanup runs twice)."""
-    status = 0
-    try:
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=exp.reload, daemon=True).start())
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        exp.start()
-        # The parent passes SIGTERM on; a parent killed outright cannot, so
-        # its disappearance stops the worker too.
-        while not stop.wait(0.1) and os.getppid() == parent:
-            pass
-        exp.stop()
-    except KeyboardInterrupt:
-        exp.stop()
-    except BaseException:  # pragma: no cover - logged, the parent sees the status
-        log.exception("exporter worker %d failed", os.getpid())
-        status = 1
-    finally:
-        os._exit(status)
 
 
 def serve(
@@ -438,39 +360,58 @@ def serve(
         raise ValueError(f"workers={workers} needs the main thread (it handles SIGTERM and SIGHUP)")
     exp = Exporter(config, address)
     children: list[int] = []
+    pipes: list[int] = []  # write ends, one per worker: its reloads
     if workers > 1:
         # Signals wait until each side has its own handlers.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         # All processes wake on a new connection and one wins the accept:
         # a blocking accept would leave the others stuck in it, where
         # shutdown() cannot reach them.
         exp.httpd.socket.setblocking(False)
-        parent = os.getpid()
+        parent = exp.leader = os.getpid()
         try:
             for _ in range(workers - 1):
+                r, w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
-                    _worker(exp, parent)
+                    for fd in (*pipes, w):
+                        os.close(fd)
+                    run_worker(exp, parent, r)
+                os.close(r)
+                pipes.append(w)
                 children.append(pid)
         except BaseException:
-            _stop_workers(children)
+            stop_workers(children)
+            for fd in pipes:
+                os.close(fd)
             exp.httpd.server_close()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             raise
     exp.start()
     stop = threading.Event()
     old: dict[int, Any] = {}
 
+    reloading = threading.Lock()  # one reload at a time: frames in order
+
+    def reload_all() -> None:
+        with reloading:
+            if exp.path is None:
+                return
+            try:
+                text: str | ConfigError = read_config_text(exp.path)
+            except ConfigError as e:
+                text = e
+            send_config(pipes, text)
+            exp.reload(text)
+
     def hup(*_: object) -> None:
-        for pid in children:
-            _signal(pid, signal.SIGHUP)
-        threading.Thread(target=exp.reload, daemon=True).start()
+        threading.Thread(target=reload_all, daemon=True).start()
 
     if main:
         old[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         old[signal.SIGHUP] = signal.signal(signal.SIGHUP, hup)
     if workers > 1:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     host, port = exp.address
     log.info("listening on %s:%d (%d worker%s)", host, port, workers, "" if workers == 1 else "s")
     try:
@@ -482,35 +423,9 @@ def serve(
                     log.error("exporter worker %d exited; %d left", pid, len(children) - 1)
                     children.remove(pid)
     finally:
-        _stop_workers(children)
+        stop_workers(children)
+        for fd in pipes:
+            os.close(fd)
         exp.stop()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:  # already gone (and reaped)
-        pass
-
-
-def _stop_workers(children: list[int], within: float = 5.0) -> None:
-    """SIGTERM every worker and reap it; one that outlives ``within`` is
-    killed, so none is left behind."""
-    for pid in children:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + within
-    for pid in children:
-        while True:
-            try:
-                done = os.waitpid(pid, os.WNOHANG)[0] == pid
-            except ChildProcessError:
-                break
-            if done:
-                break
-            if time.monotonic() > deadline:
-                _signal(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
