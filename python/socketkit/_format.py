@@ -15,8 +15,9 @@ import importlib
 import io
 import json
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self, SupportsIndex, TypeVar, overload
 
 __all__ = [
     "CHECK_FIELDS",
@@ -333,3 +334,57 @@ class Export:
     def _repr_html_(self) -> str:
         rows, caption, more = self._html()
         return html_table(rows, caption, more, self._columns)
+
+
+class _Row(Protocol):
+    """What a result list needs of its results."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Row)
+
+
+class ResultList(Export, list[R]):
+    """A list of results with what every result list has, written once:
+    ``counts``, ``all_ok``, the exports, and slices and sub-lists that keep
+    the list's own type."""
+
+    def _where(self, keep: Callable[[R], bool]) -> Self:
+        return type(self)(r for r in self if keep(r))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many results each state has, e.g. ``{"open": 3, "closed": 5}``."""
+        return dict(Counter(r.state for r in self))
+
+    @property
+    def all_ok(self) -> bool:
+        """True when every result is ok (a check: open; a TLS check: valid)
+        and there is at least one."""
+        return bool(self) and all(r.ok for r in self)
+
+    def _summary(self) -> str:
+        counts = fmt_counts(self.counts)
+        return plural(len(self), "result") + (f": {counts}" if counts else "")
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One dict per result (its ``to_dict()``)."""
+        return [r.to_dict() for r in self]
+
+    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
+        rows = [r.to_dict() for r in self[:MAX_ROWS]]
+        return rows, self._summary(), len(self) - len(rows)
+
+    @overload
+    def __getitem__(self, i: SupportsIndex) -> R: ...
+    @overload
+    def __getitem__(self, i: slice) -> Self: ...
+    def __getitem__(self, i: SupportsIndex | slice) -> R | Self:
+        if isinstance(i, slice):
+            return type(self)(list.__getitem__(self, i))
+        return list.__getitem__(self, i)

@@ -12,15 +12,15 @@ installed).
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from socketkit import _plot, _svg
 from socketkit._format import (
     MAX_ROWS,
     Export,
+    ResultList,
     check_extra,
     fmt_counts,
     fmt_ms,
@@ -152,71 +152,37 @@ class CheckResult(_CheckFields, Export):
         return [self.to_dict()], f"{self.target}/{self.proto}: {self.state}", 0
 
 
-class Results(Export, list[CheckResult]):
+class Results(ResultList[CheckResult]):
     """A list of :class:`CheckResult` in the order the targets were given,
     with summaries: ``open``/``closed``/``filtered``/``errors`` (sub-lists),
     ``counts`` (state -> number), ``all_ok``, and the exports
     ``to_dicts()``, ``to_json()``, ``to_csv()``, ``to_pandas()``."""
 
-    def _where(self, state: str) -> Results:
-        return Results(r for r in self if r.state == state)
-
     @property
     def open(self) -> Results:
         """The open results."""
-        return self._where("open")
+        return self._where(lambda r: r.state == "open")
 
     @property
     def closed(self) -> Results:
         """The closed results."""
-        return self._where("closed")
+        return self._where(lambda r: r.state == "closed")
 
     @property
     def filtered(self) -> Results:
         """The filtered results."""
-        return self._where("filtered")
+        return self._where(lambda r: r.state == "filtered")
 
     @property
     def errors(self) -> Results:
         """The results whose state is ``"error"``."""
-        return self._where("error")
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """How many results each state has, e.g. ``{"open": 3, "closed": 5}``."""
-        return dict(Counter(r.state for r in self))
-
-    @property
-    def all_ok(self) -> bool:
-        """True when every target is open (and there is at least one)."""
-        return bool(self) and all(r.ok for r in self)
-
-    def _summary(self) -> str:
-        counts = fmt_counts(self.counts)
-        return plural(len(self), "result") + (f": {counts}" if counts else "")
+        return self._where(lambda r: r.state == "error")
 
     def __repr__(self) -> str:
         shown = self[:MAX_ROWS]
         return f"Results({self._summary()})\n" + result_table(shown, more=len(self) - len(shown))
 
     __str__ = __repr__
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """One dict per result (see :meth:`CheckResult.to_dict`)."""
-        return [r.to_dict() for r in self]
-
-    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
-        rows = [r.to_dict() for r in self[:MAX_ROWS]]
-        return rows, self._summary(), len(self) - len(rows)
-
-    @overload
-    def __getitem__(self, i: SupportsIndex) -> CheckResult: ...
-    @overload
-    def __getitem__(self, i: slice) -> Results: ...
-    def __getitem__(self, i: SupportsIndex | slice) -> CheckResult | Results:
-        if isinstance(i, slice):
-            return Results(list.__getitem__(self, i))
-        return list.__getitem__(self, i)
 
 
 class ScanReport(Export):

@@ -5,10 +5,9 @@ has (``repr``, ``_repr_html_``, ``to_dict()``/``to_dicts()``, ``to_json()``,
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any, NamedTuple, Self, SupportsIndex, overload
+from typing import Any, NamedTuple, Self
 
-from socketkit._format import MAX_ROWS, TIMING_FIELDS, Export, fmt_counts, fmt_target, plural, text_table
+from socketkit._format import MAX_ROWS, TIMING_FIELDS, Export, ResultList, fmt_target, text_table
 from socketkit.tls import CertInfo, TlsInfo
 
 __all__ = ["TLS_FIELDS", "TlsResult", "TlsResults"]
@@ -169,7 +168,7 @@ class TlsResult(_TlsFields, Export):
         )
 
 
-class TlsResults(Export, list[TlsResult]):
+class TlsResults(ResultList[TlsResult]):
     """A list of :class:`TlsResult` in input order, with ``valid``,
     ``invalid``, ``errors`` (every other state), ``counts`` and ``all_ok``."""
 
@@ -177,28 +176,16 @@ class TlsResults(Export, list[TlsResult]):
 
     @property
     def valid(self) -> TlsResults:
-        return TlsResults(r for r in self if r.state == "valid")
+        return self._where(lambda r: r.state == "valid")
 
     @property
     def invalid(self) -> TlsResults:
-        return TlsResults(r for r in self if r.state == "invalid")
+        return self._where(lambda r: r.state == "invalid")
 
     @property
     def errors(self) -> TlsResults:
         """Results without a completed handshake (closed, filtered, error)."""
-        return TlsResults(r for r in self if r.state not in ("valid", "invalid"))
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(r.state for r in self))
-
-    @property
-    def all_ok(self) -> bool:
-        return bool(self) and all(r.ok for r in self)
-
-    def _summary(self) -> str:
-        counts = fmt_counts(self.counts)
-        return plural(len(self), "result") + (f": {counts}" if counts else "")
+        return self._where(lambda r: r.state not in ("valid", "invalid"))
 
     def __repr__(self) -> str:
         shown = self[:MAX_ROWS]
@@ -216,19 +203,3 @@ class TlsResults(Export, list[TlsResult]):
         return f"TlsResults({self._summary()})\n{table}"
 
     __str__ = __repr__
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self]
-
-    def _html(self) -> tuple[list[dict[str, Any]], str, int]:
-        rows = [r.to_dict() for r in self[:MAX_ROWS]]
-        return rows, self._summary(), len(self) - len(rows)
-
-    @overload
-    def __getitem__(self, i: SupportsIndex) -> TlsResult: ...
-    @overload
-    def __getitem__(self, i: slice) -> TlsResults: ...
-    def __getitem__(self, i: SupportsIndex | slice) -> TlsResult | TlsResults:
-        if isinstance(i, slice):
-            return TlsResults(list.__getitem__(self, i))
-        return list.__getitem__(self, i)
