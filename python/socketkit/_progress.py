@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from socketkit._notebook import HtmlBar, in_notebook, widgets_available
 
@@ -172,4 +172,36 @@ def progress_for(progress: ProgressArg, desc: str) -> Iterator[Callable[[int, in
     try:
         yield bar.callback
     finally:
+        bar.close()
+
+
+class _RawIter(Protocol):
+    """The core's result iterators (``ProbeIter``, ``ServiceIter``)."""
+
+    @property
+    def total(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def close(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def stream(raw: _RawIter, make: Callable[[Any], T], progress: ProgressArg, desc: str) -> Iterator[T]:
+    """The core's results as they complete, each made by ``make``, with
+    progress from ``(0, total)`` on; closing the generator (or dropping it)
+    cancels what is still running and closes the bar."""
+    bar = make_progress(progress, desc)
+    cb = bar.callback
+    done = 0
+    try:
+        if cb is not None:
+            cb(0, raw.total)
+        for t in raw:
+            done += 1
+            yield make(t)
+            if cb is not None:
+                cb(done, raw.total)
+    finally:
+        raw.close()
         bar.close()

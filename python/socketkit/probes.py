@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from socketkit import _core, _probe_core
-from socketkit._progress import make_progress
+from socketkit._progress import make_progress, stream
 from socketkit.exceptions import ConnectionRefusedError, Error, TimeoutError
 from socketkit.ping_probes import tcping, tcping_iter
 from socketkit.results import CheckResult, Results, ScanReport
@@ -202,26 +202,6 @@ def check_many(
     return Results(map(_make, raw))
 
 
-def _stream(
-    raw: _probe_core.ProbeIter | _probe_core.ServiceIter, progress: Progress, desc: str
-) -> Iterator[CheckResult]:
-    bar = make_progress(progress, desc)
-    cb = bar.callback
-    total = raw.total
-    done = 0
-    try:
-        if cb is not None:
-            cb(0, total)
-        for t in raw:
-            done += 1
-            yield _make(t)
-            if cb is not None:
-                cb(done, total)
-    finally:
-        raw.close()
-        bar.close()
-
-
 def check_iter(
     targets: Iterable[Target],
     *,
@@ -266,7 +246,7 @@ def check_iter(
             source_address=source_address,
             each_address=each_address,
         )
-    return _stream(raw, progress, "check")
+    return stream(raw, _make, progress, "check")
 
 
 def scan(
@@ -337,7 +317,7 @@ def scan_iter(
         family=family,
         source_address=source_address,
     )
-    return _stream(raw, progress, "scan")
+    return stream(raw, _make, progress, "scan")
 
 
 def wait_for(

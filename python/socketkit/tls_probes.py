@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from socketkit import _core, _probe_core  # noqa: F401 (_core first: it makes _probe_core)
-from socketkit._progress import make_progress
+from socketkit._progress import make_progress, stream
 from socketkit.probes import Family, Progress, Source, Target
 from socketkit.tls_results import TlsResult, TlsResults
 
@@ -117,22 +117,4 @@ def tls_check_iter(
         family=family,
         source_address=source_address,
     )
-    return _stream(raw, progress)
-
-
-def _stream(raw: _probe_core.ServiceIter, progress: Progress) -> Iterator[TlsResult]:
-    bar = make_progress(progress, "tls")
-    cb = bar.callback
-    total = raw.total
-    done = 0
-    try:
-        if cb is not None:
-            cb(0, total)
-        for t in raw:
-            done += 1
-            yield _make(t)
-            if cb is not None:
-                cb(done, total)
-    finally:
-        raw.close()
-        bar.close()
+    return stream(raw, _make, progress, "tls")

@@ -7,28 +7,18 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
+// The `st` column numbers states as `tcpi_state` does: one table for both.
+use crate::tcp::TCP_STATES;
 
-/// The kernel's TCP states (include/net/tcp_states.h), by their number in
-/// the `st` column, named as `ss` and netstat name them.
-pub const TCP_STATES: [&str; 12] = [
-    "ESTABLISHED",
-    "SYN_SENT",
-    "SYN_RECV",
-    "FIN_WAIT1",
-    "FIN_WAIT2",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "LISTEN",
-    "CLOSING",
-    "NEW_SYN_RECV",
-];
+/// The states a name can pick (the table's slot 0 is no state).
+fn named_states() -> &'static [&'static str] {
+    &TCP_STATES[1..]
+}
 
 /// The state named `name` (any case, `-` or `_`), or why not.
 pub fn state_named(name: &str) -> Result<&'static str> {
     let n = name.trim().to_ascii_uppercase().replace('-', "_");
-    TCP_STATES
+    named_states()
         .iter()
         .find(|s| **s == n)
         .copied()
@@ -37,7 +27,7 @@ pub fn state_named(name: &str) -> Result<&'static str> {
                 "drain_ignore",
                 format!(
                     "unknown TCP state {name:?} (one of {})",
-                    TCP_STATES.join(", ")
+                    named_states().join(", ")
                 ),
             )
         })
@@ -86,7 +76,7 @@ pub fn parse_table(text: &str) -> Vec<TcpEntry> {
             Some(TcpEntry {
                 local: hex_ip(ip)?,
                 port: u16::from_str_radix(port, 16).ok()?,
-                state: TCP_STATES.get(state.checked_sub(1)?)?,
+                state: named_states().get(state.checked_sub(1)?)?,
             })
         })
         .collect()

@@ -36,7 +36,7 @@ pub enum WaitState {
     /// Refusing or not answering.
     Closed,
     /// No connection on the local port in a state not in the list
-    /// (names from `drain::TCP_STATES`; LISTEN never counts).
+    /// (names from `tcp::TCP_STATES`; LISTEN never counts).
     Drained(Vec<&'static str>),
 }
 
