@@ -38,7 +38,6 @@ __all__ = [
     "_tls_check_iter",
     "_tls_check_many",
     "_udp_probe",
-    "_wait_for",
     "_wait_until",
 ]
 
@@ -254,15 +253,6 @@ def _wait_until(targets: _Target | Iterable[_Target], port: int | None, *, timeo
                 interval: float, send: bytes | None, expect: bytes | None, state: str, delay: float,
                 connect_timeout: float | None, drain_ignore: Iterable[str]) -> float: ...
 # fmt: on
-def _wait_for(
-    targets: _Target | Iterable[_Target],
-    port: int | None,
-    *,
-    timeout: float | None,
-    interval: float,
-    send: Buffer | None,
-    expect: Buffer | None,
-) -> float: ...
 def _banner(
     target: _Target,
     port: int | None,

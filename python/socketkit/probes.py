@@ -395,7 +395,18 @@ def wait_for(
         return _wait_service(
             targets, port, timeout, interval, steps, service, tls, starttls, family, source_address
         )
-    return _probe_core._wait_for(targets, port, timeout=timeout, interval=interval, send=send, expect=expect)
+    return _probe_core._wait_until(
+        targets,
+        port,
+        timeout=timeout,
+        interval=interval,
+        send=None,
+        expect=None,
+        state="open",
+        delay=0.0,
+        connect_timeout=None,
+        drain_ignore=drain_ignore,
+    )
 
 
 def _wait_service(

@@ -14,16 +14,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::probe::run::Canceller;
-use crate::probe::waitfor::Readiness;
 use crate::probe::{
-    banner as banner_core, run_all, udp, waitfor, Config, Outcome, Plan, ResultStream, State,
-    TargetResult, Timings,
+    banner as banner_core, run_all, udp, Config, Outcome, Plan, ResultStream, State, TargetResult,
+    Timings,
 };
 use crate::py::args;
 use crate::py::blocking::blocking;
 use crate::py::probe_args::{
     addr_control, bytes_arg, check_job, port_arg, ports_arg, progress_arg, scan_job, target_arg,
-    targets_job, wait_targets_arg, Job,
+    targets_job, Job,
 };
 
 /// Builds result tuples, caching the host and address strings.
@@ -387,33 +386,6 @@ pub fn scan_iter<'py>(
     ProbeIter::planned(py, job)
 }
 
-/// `wait_for` in the core: seconds waited.
-#[pyfunction]
-#[pyo3(name = "_wait_for")]
-#[pyo3(signature = (targets, port, *, timeout, interval, send, expect))]
-pub fn wait_for(
-    py: Python<'_>,
-    targets: &Bound<'_, PyAny>,
-    port: Option<&Bound<'_, PyAny>>,
-    timeout: Option<&Bound<'_, PyAny>>,
-    interval: &Bound<'_, PyAny>,
-    send: Option<&Bound<'_, PyAny>>,
-    expect: Option<&Bound<'_, PyAny>>,
-) -> PyResult<f64> {
-    let port = port_arg(port)?;
-    let targets = wait_targets_arg(targets, port)?;
-    let timeout = args::timeout("timeout", timeout)?;
-    let interval = args::seconds("interval", interval)?.max(Duration::from_millis(1));
-    let ready = Readiness {
-        send: bytes_arg("send", send)?,
-        expect: bytes_arg("expect", expect)?,
-    };
-    blocking(py, |intr| {
-        waitfor::wait_for(&targets, &ready, timeout, interval, intr)
-    })
-    .map(|d| d.as_secs_f64())
-}
-
 /// `banner` in the core.
 #[pyfunction]
 #[pyo3(name = "_banner")]
@@ -509,7 +481,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_iter, m)?)?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(scan_iter, m)?)?;
-    m.add_function(wrap_pyfunction!(wait_for, m)?)?;
     m.add_function(wrap_pyfunction!(banner, m)?)?;
     m.add_function(wrap_pyfunction!(udp_probe, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ports, m)?)?;

@@ -1,6 +1,5 @@
-//! Binding of `wait_for` beyond "open": `_wait_until` (closed, drained,
-//! delay and a per-attempt connect timeout). `_wait_for` in `probe.rs`
-//! stays the plain "open" wait.
+//! Binding of `wait_for` without a dialogue: `_wait_until` (open, closed,
+//! drained, delay and a per-attempt connect timeout).
 
 use std::time::Duration;
 
