@@ -95,16 +95,6 @@ def open_client(kind: Kind, address: tuple[str, int], pki, timeout: float = 10.0
     return client_ctx(pki).wrap_socket(raw, server_hostname="localhost")
 
 
-def read_n(s: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError(f"closed after {bytes(buf)!r}")
-        buf += chunk
-    return bytes(buf)
-
-
 def read_to_eof(s: socket.socket, limit: int = 1 << 22) -> bytes:
     buf = bytearray()
     while len(buf) < limit:

@@ -21,13 +21,12 @@ from _fault_util import (
     back_to_baseline,
     client_ctx,
     open_client,
-    read_n,
     read_to_eof,
     reset,
     server_tls,
     tls_half_close,
 )
-from _server_util import closed_by_peer, wait_until
+from _server_util import closed_by_peer, recv_exactly, wait_until
 
 import socketkit
 
@@ -53,7 +52,7 @@ def round_trip(kind: Kind, srv: socketkit.TcpServer, pki, n: int = 3) -> None:
         for i in range(n):
             req = kind.request(i)
             c.sendall(req)
-            assert read_n(c, len(req)) == req
+            assert recv_exactly(c, len(req)) == req
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -65,7 +64,7 @@ def test_reset_mid_message(kind: Kind, pki) -> None:
                 c = open_client(kind, srv.address, pki)
                 req = kind.request(1)
                 c.sendall(req)
-                assert read_n(c, len(req)) == req
+                assert recv_exactly(c, len(req)) == req
                 c.sendall(kind.partial())
                 reset(c)
             round_trip(kind, srv, pki)
