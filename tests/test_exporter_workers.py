@@ -98,23 +98,23 @@ def test_every_worker_answers_and_metrics_count_them_all(tmp_path: Path) -> None
         assert samples(get(f"{base}/metrics")[1])["socketkit_exporter_bad_requests_total"] == WORKERS
 
 
+def eventually_everywhere(base: str, pids: list[int], module: str, code: int) -> None:
+    for pid in pids:
+        with only(pids, pid):
+            deadline = time.monotonic() + 10
+            while probe(base, "127.0.0.1:1", module)[0] != code:
+                assert time.monotonic() < deadline, f"process {pid}: {module} never {code}"
+                time.sleep(0.05)
+
+
 def test_sighup_reloads_every_worker_and_a_broken_config_keeps_the_old_one(tmp_path: Path) -> None:
     cfg = tmp_path / "blackbox.yml"
     cfg.write_text(BLACKBOX_TCP)
     with cli(cfg) as (proc, base, pids):
-
-        def each_worker_answers(module: str, code: int) -> None:
-            for pid in pids:
-                with only(pids, pid):
-                    deadline = time.monotonic() + 10
-                    while probe(base, "127.0.0.1:1", module)[0] != code:
-                        assert time.monotonic() < deadline, f"worker {pid}: {module} never {code}"
-                        time.sleep(0.05)
-
-        each_worker_answers("added", 400)
+        eventually_everywhere(base, pids, "added", 400)
         cfg.write_text(BLACKBOX_TCP + "  added:\n    prober: tcp\n")
         proc.send_signal(signal.SIGHUP)
-        each_worker_answers("added", 200)
+        eventually_everywhere(base, pids, "added", 200)
         cfg.write_text("modules:\n  broken: {prober: tcp, timeout: soon}\n")
         proc.send_signal(signal.SIGHUP)
         for pid in pids:
@@ -127,15 +127,6 @@ def test_sighup_reloads_every_worker_and_a_broken_config_keeps_the_old_one(tmp_p
                 assert probe(base, "127.0.0.1:1", "added")[0] == 200  # the old config is in force
                 assert probe(base, "127.0.0.1:1", "broken")[0] == 400
         assert all(alive(p) for p in pids)
-
-
-def eventually_everywhere(base: str, pids: list[int], module: str, code: int) -> None:
-    for pid in pids:
-        with only(pids, pid):
-            deadline = time.monotonic() + 10
-            while probe(base, "127.0.0.1:1", module)[0] != code:
-                assert time.monotonic() < deadline, f"process {pid}: {module} never {code}"
-                time.sleep(0.05)
 
 
 def test_workers_apply_the_text_the_parent_read_not_a_later_edit(tmp_path: Path) -> None:
