@@ -28,7 +28,6 @@ __all__ = [
     "AsyncUdpSocket",
     "_aio_banner",
     "_aio_bench_bridge",
-    "_aio_bench_pyo3_async",
     "_aio_call",
     "_aio_check",
     "_aio_check_many",
@@ -212,4 +211,3 @@ def _aio_udp_probe(
     family: str | None = None,
     source_address: _Address | None = None,
 ) -> Awaitable[_Result]: ...
-def _aio_bench_pyo3_async(data: bytes) -> Awaitable[bytes]: ...

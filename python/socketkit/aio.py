@@ -29,7 +29,9 @@ How it runs (measured on a 2-core VM, ``benches/aio.py``):
   184,000-272,000 awaits/s against 13,800-29,400/s for
   pyo3-async-runtimes' ``future_into_py`` (7.7-17x over three runs; it
   takes the GIL on a pool thread and calls ``call_soon_threadsafe`` once
-  per result), so the bridge is socketkit's own.
+  per result), so the bridge is socketkit's own (``benches/aio.py``
+  repeats the comparison on a build with ``--features bench-pyo3-async``;
+  the shipped module does not carry pyo3-async-runtimes).
 - The probes (``check``, ``check_many``, ``scan``, ``tcping``,
   ``wait_for``, ``banner``, ``udp_probe``, ``tls_check``,
   ``tls_check_many``, and the ``check_iter`` / ``scan_iter`` /
