@@ -143,6 +143,24 @@ def test_echo_serves_50_concurrent_clients() -> None:
     assert st["bytes_in"] == st["bytes_out"] > 0
 
 
+def test_echo_counts_bytes_while_the_connection_is_open_and_stop_ends_a_blocked_read() -> None:
+    # A plain echo serves each connection with a blocking thread: its stats
+    # must still move per message (not only when the connection ends), and
+    # stop() must wake a thread blocked reading from a client that says
+    # nothing more.
+    srv = socketkit.TcpServer.echo()
+    with connect(srv.address) as s:
+        s.sendall(b"x" * 1000)
+        assert recv_exactly(s, 1000) == b"x" * 1000
+        assert wait_until(lambda: srv.stats["bytes_out"] == 1000)
+        assert srv.stats["bytes_in"] == 1000 and srv.stats["active"] == 1
+        t = time.monotonic()
+        srv.stop(timeout=5)
+        assert time.monotonic() - t < 4  # the 5 s deadline was not needed
+        assert closed_by_peer(s)
+    assert srv.stats["active"] == 0
+
+
 def test_pipelined_line_messages_answered_in_order() -> None:
     with socketkit.TcpServer(on_message=lambda m: None if m == b"skip" else m + b"!") as srv:
         with connect(srv.address) as s:

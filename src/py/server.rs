@@ -223,7 +223,9 @@ macro_rules! server_methods {
 ///   client that sends and never reads costs at most ``max_unsent``, one
 ///   reply and one read, however much it sends.
 ///
-/// ``TcpServer.echo()`` makes a server that echoes in Rust alone.
+/// ``TcpServer.echo()`` makes a server that echoes in Rust alone (a
+/// thread per connection blocked in ``read``, as a std::net echo; with
+/// ``tls``, on the event loop).
 ///
 /// Limits: ``max_connections`` (a connection beyond it is closed at once
 /// and counted in ``stats["rejected"]``), ``idle_timeout`` (seconds; a

@@ -1,5 +1,5 @@
-//! on_message and echo modes: a tokio runtime of the server's own accepts,
-//! reads, frames and handler calls.
+//! on_message mode (and a TLS echo): a tokio runtime of the server's own
+//! accepts, reads, frames and handler calls.
 //!
 //! A connection is one task: read, frame, give the whole messages of that
 //! read to the handler, write the replies, read again. The handler runs in

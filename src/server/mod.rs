@@ -4,10 +4,12 @@
 //!   hand-written accept loops.
 //! - [`Mode::Handler`]: an accept thread and one worker thread per
 //!   connection that runs a [`ConnHandler`] (the binding calls Python).
-//! - [`Mode::Message`] and [`Mode::Echo`]: a tokio runtime on its own
-//!   threads accepts, reads and frames ([`codec`]); the connection's task
-//!   calls the [`MessageHandler`] with whole messages and writes the
-//!   replies (see [`evented`] for why on the event loop's own threads).
+//! - [`Mode::Message`]: a tokio runtime on its own threads accepts, reads
+//!   and frames ([`codec`]); the connection's task calls the
+//!   [`MessageHandler`] with whole messages and writes the replies (see
+//!   [`evented`] for why on the event loop's own threads).
+//! - [`Mode::Echo`]: handler mode's threads with a Rust handler that
+//!   blocks in `read` (`echo`, which says why); with TLS, the runtime.
 //!
 //! Every thread that may call back into the caller's code runs between the
 //! [`ThreadHooks`] the binding supplies (they attach the thread to the Python
@@ -16,6 +18,7 @@
 
 pub mod codec;
 mod conns;
+mod echo;
 pub mod evented;
 mod evented_tls;
 pub mod lifecycle;
@@ -193,6 +196,12 @@ pub enum ConnOutcome {
 /// connection when it returns.
 pub trait ConnHandler: Send + Sync + 'static {
     fn handle(&self, conn: TcpConnection, peer: SocketAddr, stopping: &StopSignal) -> ConnOutcome;
+
+    /// True when the handler adds to `bytes_in`/`bytes_out` itself; else
+    /// the server reads them from TCP_INFO when the connection ends.
+    fn counts_bytes(&self) -> bool {
+        false
+    }
 }
 
 /// Handles one datagram; `Outcome::Failed` is counted, nothing is closed.

@@ -186,18 +186,23 @@ impl TcpServerCore {
                 self.hooks.clone(),
                 self.tls.clone(),
             )?),
+            Mode::Echo if self.tls.is_none() => Running::Threaded(threaded::Running::start(
+                l,
+                self.stop.clone(),
+                self.stats.clone(),
+                self.limits,
+                Arc::new(super::echo::Echo(self.stats.clone())),
+                ThreadHooks::none(),
+                None,
+            )?),
             Mode::Echo => Running::Evented(evented::Running::start(
                 &l,
                 self.stats.clone(),
                 self.limits,
                 evented::Responder::Echo,
                 Framing::Raw,
-                // No caller's code runs, unless a failed TLS handshake is
-                // reported (the binding logs it).
-                match self.tls {
-                    Some(_) => self.hooks.clone(),
-                    None => ThreadHooks::none(),
-                },
+                // A failed TLS handshake is reported (the binding logs it).
+                self.hooks.clone(),
                 self.tls.clone(),
             )?),
         })

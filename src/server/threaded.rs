@@ -229,10 +229,12 @@ fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
         }
         // The handler's socket calls are the user's; the kernel counted the
         // bytes (TCP_INFO), read them once at the end.
-        if let Ok(info) = crate::tcp::stream::socket_tcp_info(&sock) {
-            let (bytes_in, bytes_out) = payload_bytes(&info);
-            Stats::add(&sh2.stats.bytes_in, bytes_in);
-            Stats::add(&sh2.stats.bytes_out, bytes_out);
+        if !sh2.handler.counts_bytes() {
+            if let Ok(info) = crate::tcp::stream::socket_tcp_info(&sock) {
+                let (bytes_in, bytes_out) = payload_bytes(&info);
+                Stats::add(&sh2.stats.bytes_in, bytes_in);
+                Stats::add(&sh2.stats.bytes_out, bytes_out);
+            }
         }
         let _ = sock.shutdown(Shutdown::Both);
         lock(&sh2.conns).remove(&id);
