@@ -22,9 +22,14 @@ costs only its own connection, and a bounded buffer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
+import mmap
 import re
 import socket
+import struct
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -160,9 +165,10 @@ class Connection(asyncio.Protocol):
     """One client connection: requests parsed from the buffer and answered
     one at a time, in order."""
 
-    def __init__(self, handler: Handler, conns: set[Connection]) -> None:
+    def __init__(self, handler: Handler, conns: set[Connection], balance: Balance) -> None:
         self.handler = handler
         self.conns = conns
+        self.balance = balance
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None  # the request being answered
@@ -186,6 +192,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conns.discard(self)
+        self.balance.closed()
         self.closing = True
         self.writable.set()
         if self.task is not None:
@@ -307,45 +314,114 @@ def _content_length(req: Request) -> int:
     return n
 
 
+class Balance:
+    """How many connections each process sharing a listening socket holds,
+    in an anonymous shared mmap made before the fork, so that a process
+    holding more than its share lets the others accept first. Two 8-byte
+    counters per process, each with one writer: connections accepted (by
+    its acceptor thread, counted before the loop even sees them) and
+    connections closed (by its loop)."""
+
+    #: How long an acceptor over its share waits for the others to take a
+    #: connection before it takes it anyway (a dead worker's slot, never
+    #: lowered, costs at most this per connection).
+    DEFER = 0.05
+
+    def __init__(self, processes: int = 1) -> None:
+        self.processes = processes
+        self.me = 0  # this process's slot: set in each worker after the fork
+        self._mem = mmap.mmap(-1, 16 * processes) if processes > 1 else None
+        self._accepted = self._closed = 0
+
+    def accepted(self) -> None:
+        if self._mem is not None:
+            self._accepted += 1
+            struct.pack_into("<q", self._mem, 16 * self.me, self._accepted)
+
+    def closed(self) -> None:
+        if self._mem is not None:
+            self._closed += 1
+            struct.pack_into("<q", self._mem, 16 * self.me + 8, self._closed)
+
+    def over(self) -> bool:
+        """Whether this process holds more than one connection over the
+        fewest any process holds."""
+        if self._mem is None:
+            return False
+        c = struct.unpack_from(f"<{2 * self.processes}q", self._mem)
+        held = [c[i] - c[i + 1] for i in range(0, len(c), 2)]
+        return held[self.me] > min(held) + 1
+
+
 async def serve(
-    sock: socket.socket, handler: Handler, stop: asyncio.Event, ready: Callable[[], object] | None = None
+    sock: socket.socket,
+    handler: Handler,
+    stop: asyncio.Event,
+    ready: Callable[[], object] | None = None,
+    balance: Balance | None = None,
 ) -> None:
     """Answer connections accepted on ``sock`` (a listening socket, maybe
     shared with forked workers) until ``stop`` is set; then close every
-    connection and leave ``sock`` open for its owner."""
+    connection and shut ``sock`` down (it stops listening, for every
+    process that shares it: workers stop together) for its owner to close."""
     loop = asyncio.get_running_loop()
     conns: set[Connection] = set()
+    bal = balance if balance is not None else Balance()
     connecting: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak references)
-    sock.setblocking(False)
+    stopping = threading.Event()
 
-    def accept() -> None:
-        # One connection a wake-up: workers sharing the socket all wake,
-        # and taking the whole backlog would leave one of them with every
-        # keep-alive connection of a burst.
-        try:
-            conn, _ = sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        except OSError as e:  # EMFILE and the like: logged, the loop goes on
-            log.error("exporter accept failed: %s", e)
-            return
+    def start(conn: socket.socket) -> None:
         task = loop.create_task(_connect(conn))
         connecting.add(task)
         task.add_done_callback(connecting.discard)
 
     async def _connect(conn: socket.socket) -> None:
         try:
-            await loop.connect_accepted_socket(lambda: Connection(handler, conns), conn)
+            await loop.connect_accepted_socket(lambda: Connection(handler, conns, bal), conn)
         except OSError:
             conn.close()
+            bal.closed()
 
-    loop.add_reader(sock.fileno(), accept)
+    def accept() -> None:
+        # A blocking accept on a thread of its own, not the loop's epoll:
+        # the kernel wakes one blocked accept per connection, the one that
+        # has waited longest, so workers sharing the socket take turns. Each
+        # woken by epoll instead raced for every connection, and one worker
+        # took 42-49 of a burst of 50 keep-alive scrapes (one core busy,
+        # the other idle). In a burst the acceptor that comes back first
+        # finds the queue full without waiting, so one over its share also
+        # steps back a moment.
+        while not stopping.is_set():
+            deadline = time.monotonic() + bal.DEFER
+            while bal.over() and time.monotonic() < deadline and not stopping.wait(0.001):
+                pass
+            try:
+                conn, _ = sock.accept()
+            except (InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as e:
+                if stopping.is_set() or e.errno in (errno.EINVAL, errno.EBADF):
+                    return  # shut down: by this process's stop or a worker's
+                log.error("exporter accept failed: %s", e)  # EMFILE and the like
+                stopping.wait(0.1)
+                continue
+            bal.accepted()
+            try:
+                loop.call_soon_threadsafe(start, conn)
+            except RuntimeError:  # the loop has ended
+                conn.close()
+                return
+
+    sock.setblocking(True)
+    threading.Thread(target=accept, name="socketkit-exporter-accept", daemon=True).start()
     try:
         if ready is not None:
             ready()
         await stop.wait()
     finally:
-        loop.remove_reader(sock.fileno())
+        stopping.set()
+        with contextlib.suppress(OSError):  # wakes the blocked accept
+            sock.shutdown(socket.SHUT_RD)
         for c in list(conns):
             if c.transport is not None:
                 c.transport.abort()

@@ -179,6 +179,8 @@ class Exporter:
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set_to_current_time()
         self.sock = _listen(parse_address(address))
+        #: With workers: each process's connection count, so they share them out.
+        self.balance = http.Balance()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -266,7 +268,7 @@ class Exporter:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await http.serve(self.sock, self.handle, self._stop, ready.set)
+            await http.serve(self.sock, self.handle, self._stop, ready.set, self.balance)
 
         try:
             asyncio.run(main())
@@ -370,14 +372,16 @@ def serve(
     if workers > 1:
         # Signals wait until each side has its own handlers.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        # All processes wake on a new connection and one wins the accept
-        # (http.serve makes the socket non-blocking for that).
+        # Every process blocks in accept on the one socket and the kernel
+        # hands each connection to the one that has waited longest (http.serve).
         parent = exp.leader = os.getpid()
+        exp.balance = http.Balance(workers)
         try:
-            for _ in range(workers - 1):
+            for i in range(1, workers):
                 r, w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
+                    exp.balance.me = i
                     for fd in (*pipes, w):
                         os.close(fd)
                     run_worker(exp, parent, r)
