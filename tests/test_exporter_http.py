@@ -157,6 +157,7 @@ def test_http_1_0_closes_unless_asked_to_keep_alive() -> None:
         (b"GET / HTTX/1.1\r\n\r\n", 400, "Bad request version"),
         (b"GET / HTTP/2.0\r\n\r\n", 505, "HTTP version not supported"),
         (b"G(T / HTTP/1.1\r\n\r\n", 400, "Bad request method"),
+        (b"GET /a\x01b HTTP/1.1\r\n\r\n", 400, "Bad request target"),
         (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400, "Bad header line"),
         (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, "Bad header line"),
         (b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400, "Bad header line"),

@@ -48,6 +48,7 @@ BUFFER_LIMIT = HEAD_LIMIT + BODY_LIMIT
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_CONTROL = re.compile(rb"[\x00-\x20\x7f]")  # not in a request target
 
 
 @dataclass
@@ -113,7 +114,7 @@ def parse_request_line(line: bytes) -> tuple[str, str, int]:
         raise BadRequest(400, f"Bad request version {_show(version)}")
     if v.group(1) != b"1":
         raise BadRequest(505, f"HTTP version not supported: {_show(version)}")
-    if any(c <= 0x20 or c == 0x7F for c in target):
+    if _CONTROL.search(target):
         raise BadRequest(400, f"Bad request target {_show(target)}")
     return method.decode("ascii"), target.decode("latin-1"), int(v.group(2))
 
