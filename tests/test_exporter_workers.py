@@ -46,6 +46,17 @@ def state(pid: int) -> str:
         return ""
 
 
+def stopped(pid: int) -> bool:
+    """Every thread of the process stopped."""
+    states = []
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            states.append((t / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:  # a thread that has just ended
+            pass
+    return all(s in ("t", "T") for s in states)
+
+
 def alive(pid: int) -> bool:
     """Running (a zombie nobody has reaped yet counts as gone)."""
     return state(pid) not in ("", "Z")
@@ -57,10 +68,11 @@ def only(pids: list[int], keep: int) -> Iterator[None]:
     others = [p for p in pids if p != keep]
     for p in others:
         os.kill(p, signal.SIGSTOP)
-    # The stop lands asynchronously: one still running could accept the
-    # next connection and then stop holding it.
+    # The stop lands asynchronously, thread by thread: a process's accept
+    # thread still running could accept the next connection and then stop
+    # holding it (its main thread stopped says nothing of that one).
     deadline = time.monotonic() + 10
-    while not all(state(p) == "T" for p in others):
+    while not all(stopped(p) for p in others):
         assert time.monotonic() < deadline, "SIGSTOP never took"
         time.sleep(0.01)
     try:
