@@ -2,12 +2,13 @@
 one Protocol per connection, requests parsed from its buffer.
 
 Why not ``http.server``: its ThreadingHTTPServer gives every connection a
-thread, and under 50 concurrent scrapes those threads spent their time
-handing the GIL to each other (a worker process used ~0.6 of a core while
-~4 of its threads sat runnable, ~4 context switches a probe), and its
-request parsing (BaseHTTPRequestHandler and the email package's header
-parser) was a fifth of a probe's CPU. Here one thread serves every
-connection of the process and a probe awaits socketkit.aio's clients.
+thread, and under 50 concurrent keep-alive scrapes (benches/exporter.py)
+those threads spent their time handing the GIL to each other: ~8 context
+switches a probe, 1.5-2.6 threads per worker runnable but waiting for a
+core, 260 us of CPU a probe; its request parsing (BaseHTTPRequestHandler
+and the email package's header parser) was a fifth of that. Here one
+thread serves every connection of the process and a probe awaits
+socketkit.aio's clients: ~2 context switches and ~140 us a probe.
 
 What it keeps of HTTP/1.1 (RFC 9112): keep-alive (HTTP/1.1 unless
 ``Connection: close``; HTTP/1.0 only with ``Connection: keep-alive``),
