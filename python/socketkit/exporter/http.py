@@ -286,6 +286,17 @@ class Connection(asyncio.Protocol):
         await self.writable.wait()
         if self.transport.is_closing():
             return
+        if log.isEnabledFor(logging.DEBUG):  # every request: formatted only when read
+            peer = self.transport.get_extra_info("peername")
+            log.debug(
+                '%s "%s %s HTTP/1.%d" %d %d',
+                peer,
+                req.method,
+                req.target,
+                req.version[1],
+                resp.status,
+                len(resp.body),
+            )
         keep_10 = not close and req.version < (1, 1)
         self.transport.write(render(resp, req.method == "HEAD", close, keep_10))
         self.task = None
