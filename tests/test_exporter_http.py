@@ -258,3 +258,17 @@ def test_blocking_run_probe_and_exporter_probe_still_work() -> None:
         with Exporter(CFG, "127.0.0.1:0") as exp:
             text = exp.probe({"target": [f"127.0.0.1:{port}"], "module": ["tcp_connect"]}, None)
             assert success(text) == 1.0
+
+
+def test_a_client_that_does_not_read_its_answers_holds_up_only_itself() -> None:
+    n = 20000  # ~3 MB of answers: far past what the socket buffers hold
+    with served() as addr, socket.socket() as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(30)
+        slow.connect(addr)
+        slow.sendall(b"GET /-/healthy HTTP/1.1\r\n\r\n" * n)  # and reads nothing yet
+        with client(addr) as (s, r):
+            s.sendall(b"GET /-/healthy HTTP/1.1\r\n\r\n")
+            assert r.answer()[::2] == (200, b"Healthy\n")
+        sr = Reader(slow)  # every answer then comes, in order
+        assert all(sr.answer()[::2] == (200, b"Healthy\n") for _ in range(n))
