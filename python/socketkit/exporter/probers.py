@@ -15,6 +15,7 @@ lines ``/probe?debug=true`` shows, and at DEBUG level on the
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import ipaddress
 import json
@@ -24,20 +25,21 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 import socketkit
+from socketkit import aio
 from socketkit.exporter.config import Module, TcpingSpec, TcpSpec, TlsSpec, UdpSpec, _Addressing
 
-__all__ = ["ProbeFailed", "ProbeLog", "run_probe"]
+__all__ = ["ProbeFailed", "ProbeLog", "probe", "run_probe"]
 
 _log = logging.getLogger("socketkit.exporter")
+T = TypeVar("T")
 
 #: Name lookups run here, so a silent resolver cannot hold a probe past
 #: its timeout (the thread finishes when the system resolver gives up).
@@ -157,7 +159,7 @@ def fnv32a(ip: str) -> float:
     return float(h)
 
 
-def resolve(p: Probe, host: str, spec: _Addressing) -> str:
+async def resolve(p: Probe, host: str, spec: _Addressing) -> str:
     """blackbox_exporter's chooseProtocol: an address of the preferred
     family, else (with ip_protocol_fallback) of the other; the lookup time
     is probe_dns_lookup_time_seconds."""
@@ -171,10 +173,11 @@ def resolve(p: Probe, host: str, spec: _Addressing) -> str:
     if literal is not None:
         addrs = [literal]
     else:
-        fut = _RESOLVER.submit(socket.getaddrinfo, host, None, 0, socket.SOCK_STREAM)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(_RESOLVER, socket.getaddrinfo, host, None, 0, socket.SOCK_STREAM)
         try:
-            infos = fut.result(timeout=p.left())
-        except FutureTimeout:
+            infos = await asyncio.wait_for(fut, p.left())
+        except TimeoutError:
             p.log("error", "Resolution with IP protocol failed", target=host, err="timed out")
             raise ProbeFailed(f"resolving {host} timed out") from None
         except OSError as e:
@@ -282,8 +285,8 @@ def _expand(send: str, match: re.Match[bytes] | None) -> bytes:
     )
 
 
-def _expect(
-    p: Probe, client: socketkit.TcpClient, pattern: re.Pattern[bytes], buf: bytearray
+async def _expect(
+    p: Probe, client: aio.AsyncTcpClient, pattern: re.Pattern[bytes], buf: bytearray
 ) -> re.Match[bytes]:
     """Read lines until one matches (blackbox matches line by line)."""
     while True:
@@ -294,7 +297,7 @@ def _expect(
                 return m
         client.settimeout(p.left())
         try:
-            chunk = client.recv(65536)
+            chunk = await client.recv(65536)
         except OSError as e:
             p.log("error", "Error reading from connection", err=str(e))
             raise _RegexFailed(f"no line matching {pattern.pattern!r}: {e}") from None
@@ -329,10 +332,10 @@ class _RegexFailed(ProbeFailed):
     pass
 
 
-def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
+async def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
     regex = "probe_failed_due_to_regex", "Indicates if probe failed due to regex"
     p.gauge(*regex, 0)
-    ip = resolve(p, host, spec)
+    ip = await resolve(p, host, spec)
     # A TlsConfig reads its CA files when made: only for a TLS probe.
     uses_tls = spec.tls or any(step.starttls for step in spec.query_response)
     tls = tls_config(spec.tls_config, host) if uses_tls else None
@@ -340,7 +343,7 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
         p.log("info", "Using local address", srcIP=spec.source_ip_address)
     p.log("info", "Dialing TCP with TLS" if spec.tls else "Dialing TCP without TLS")
     try:
-        client = socketkit.TcpClient(
+        client = await aio.AsyncTcpClient.connect(
             (ip, port), timeout=p.left(), source_address=_source(spec), tls=tls if spec.tls else None
         )
     except OSError as e:
@@ -356,7 +359,7 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
             p.log("info", "Processing query response entry", entry_number=i)
             if step.expect is not None:
                 try:
-                    match = _expect(p, client, step.expect, buf)
+                    match = await _expect(p, client, step.expect, buf)
                 except _RegexFailed:
                     p.gauge(*regex, 1)
                     raise
@@ -365,7 +368,7 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
                 p.log("debug", "Sending line", line=_text(line))
                 client.settimeout(p.left())
                 try:
-                    client.sendall(line + b"\n")
+                    await client.sendall(line + b"\n")
                 except OSError as e:
                     p.log("error", "Failed to send", err=str(e))
                     raise
@@ -373,7 +376,7 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
                 client.settimeout(p.left())
                 assert tls is not None
                 try:
-                    client.start_tls(tls)
+                    await client.start_tls(tls)
                 except OSError as e:
                     p.log("error", "TLS Handshake (client) failed", err=str(e))
                     raise
@@ -385,16 +388,16 @@ def probe_tcp(p: Probe, host: str, port: int, spec: TcpSpec) -> None:
         client.close()
 
 
-def probe_udp(p: Probe, host: str, port: int, spec: UdpSpec) -> None:
-    ip = resolve(p, host, spec)
+async def probe_udp(p: Probe, host: str, port: int, spec: UdpSpec) -> None:
+    ip = await resolve(p, host, spec)
     regex = "probe_failed_due_to_regex", "Indicates if probe failed due to regex"
     tries = spec.retries + 1
     try:
         bind = _source(spec) or (("::" if ":" in ip else "0.0.0.0"), 0)
-        with socketkit.UdpSocket(bind, connect=(ip, port)) as s:
+        async with await aio.AsyncUdpSocket.create(bind, connect=(ip, port)) as s:
             p.log("info", "Sending datagram", bytes=len(spec.payload), retries=spec.retries)
             t0 = time.monotonic()
-            reply = s.request(spec.payload, timeout=p.left() / tries, retries=spec.retries)
+            reply = await s.request(spec.payload, timeout=p.left() / tries, retries=spec.retries)
             p.gauge(
                 "probe_udp_reply_seconds",
                 "Time from the first datagram sent to the reply",
@@ -417,8 +420,8 @@ def probe_udp(p: Probe, host: str, port: int, spec: UdpSpec) -> None:
             raise ProbeFailed(f"reply does not match {spec.expect.pattern!r}")
 
 
-def probe_tcping(p: Probe, host: str, port: int, spec: TcpingSpec) -> None:
-    ip = resolve(p, host, spec)
+async def probe_tcping(p: Probe, host: str, port: int, spec: TcpingSpec) -> None:
+    ip = await resolve(p, host, spec)
     left = p.left()
     per = min(1.0, left)
     # No ping starts after the deadline, and the last may take `per` more.
@@ -430,7 +433,7 @@ def probe_tcping(p: Probe, host: str, port: int, spec: TcpingSpec) -> None:
             raise ProbeFailed("source_ip_address: this socketkit's tcping cannot pick a source address")
         extra["source_address"] = _source(spec)
     p.log("info", "Pinging", count=spec.count, interval_seconds=spec.interval)
-    stats = socketkit.tcping(
+    stats = await aio.tcping(
         ip, port, count=spec.count, interval=spec.interval, timeout=per, deadline=deadline, **extra
     )
     p.log("info", "Pings done", sent=stats.sent, received=stats.received, loss_ratio=float(stats.loss))
@@ -451,7 +454,7 @@ def probe_tcping(p: Probe, host: str, port: int, spec: TcpingSpec) -> None:
         raise ProbeFailed(f"no handshake completed ({stats.errors[-1] if stats.errors else 'none sent'})")
 
 
-_PROBERS: dict[str, Callable[..., None]] = {
+_PROBERS: dict[str, Callable[..., Awaitable[None]]] = {
     "tcp": lambda p, h, port, m: probe_tcp(p, h, port, m.tcp),
     "udp": lambda p, h, port, m: probe_udp(p, h, port, m.udp),
     "tcping": lambda p, h, port, m: probe_tcping(p, h, port, m.tcping),
@@ -463,12 +466,32 @@ def run_probe(
 ) -> tuple[CollectorRegistry, bool, str]:
     """Probe ``host:port`` as ``module`` says within ``timeout`` seconds:
     the registry to expose, success, and why it failed ("" on success).
-    ``log``: a ProbeLog that receives the probe's log lines."""
+    ``log``: a ProbeLog that receives the probe's log lines. Blocking: the
+    exporter itself awaits ``probe`` (the same, as a coroutine) on its
+    event loop."""
+    return run_sync(probe(module, host, port, timeout, log=log))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """A coroutine's result, from code that does not await."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from a coroutine: asyncio.run needs a thread without a loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def probe(
+    module: Module, host: str, port: int, timeout: float, *, log: ProbeLog | None = None
+) -> tuple[CollectorRegistry, bool, str]:
+    """``run_probe`` as a coroutine (socketkit.aio's clients: no thread per probe)."""
     p = Probe(timeout, log if log is not None else ProbeLog(module.name, f"{host}:{port}"))
     p.log("info", "Beginning probe", probe=module.prober, timeout_seconds=float(timeout))
     why = ""
     try:
-        _PROBERS[module.prober](p, host, port, module)
+        await _PROBERS[module.prober](p, host, port, module)
     except ProbeFailed as e:
         why = str(e)
     except (OSError, ValueError) as e:

@@ -23,13 +23,14 @@ worker's."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +47,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 
 from socketkit import _probe_core
+from socketkit.exporter import http
 from socketkit.exporter.config import (
     BLACKBOX_ONLY,
     DEFAULT_CONFIG,
@@ -56,7 +58,8 @@ from socketkit.exporter.config import (
     parse_config,
     read_config_text,
 )
-from socketkit.exporter.probers import ProbeLog, run_probe
+from socketkit.exporter.http import Request, Response
+from socketkit.exporter.probers import ProbeLog, probe, run_sync
 from socketkit.exporter.workers import SIGNALS, SharedCounters, run_worker, send_config, stop_workers
 
 __all__ = ["DEFAULT_ADDRESS", "Exporter", "parse_address", "serve"]
@@ -175,9 +178,12 @@ class Exporter:
         self.config = self._load(config)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set_to_current_time()
-        self.httpd = _Server(parse_address(address), _Handler)
-        self.httpd.exporter = self
+        self.sock = _listen(parse_address(address))
+        #: With workers: each process's connection count, so they share them out.
+        self.balance = http.Balance()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         #: With workers: the parent's pid, whose SIGHUP reloads them all.
         self.leader: int | None = None
 
@@ -194,7 +200,7 @@ class Exporter:
     @property
     def address(self) -> tuple[str, int]:
         """Where it listens (the port the system picked for port 0)."""
-        host, port = self.httpd.server_address[:2]
+        host, port = self.sock.getsockname()[:2]
         return str(host), int(port)
 
     def reload(self, text: str | ConfigError | None = None) -> bool:
@@ -220,7 +226,12 @@ class Exporter:
 
     def probe(self, query: Mapping[str, list[str]], scrape_timeout: str | None) -> bytes:
         """One /probe: its exposition (with ``debug=true``, blackbox's debug
-        text: the probe's log, the metrics, the module), or BadRequest."""
+        text: the probe's log, the metrics, the module), or BadRequest.
+        Blocking; the server awaits ``probe_async``."""
+        return run_sync(self.probe_async(query, scrape_timeout))
+
+    async def probe_async(self, query: Mapping[str, list[str]], scrape_timeout: str | None) -> bytes:
+        """``probe`` as a coroutine."""
         target = (query.get("target") or [""])[-1]
         if not target:
             raise BadRequest("Target parameter is missing")
@@ -237,7 +248,7 @@ class Exporter:
         timeout = probe_timeout(module.timeout, scrape_timeout)
         debug = is_debug(query)
         plog = ProbeLog(name, target, keep=debug)
-        registry, ok, why = run_probe(module, host, port, timeout, log=plog)
+        registry, ok, why = await probe(module, host, port, timeout, log=plog)
         self.metrics.counters.inc("probe", name, "success" if ok else "failure")
         if not ok:
             log.info("probe %s of %s failed: %s", name, target, why)
@@ -246,17 +257,34 @@ class Exporter:
         return generate_latest(registry)
 
     def start(self) -> Exporter:
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="socketkit-exporter"
-        )
+        """Serve on a thread of its own (its event loop); returns once it accepts."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="socketkit-exporter")
         self._thread.start()
+        ready.wait()
         return self
 
+    def _run(self, ready: threading.Event) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await http.serve(self.sock, self.handle, self._stop, ready.set, self.balance)
+
+        try:
+            asyncio.run(main())
+        finally:
+            ready.set()  # also when it failed to start
+
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:  # the loop has ended already
+                pass
         if self._thread is not None:
             self._thread.join()
+        self.sock.close()
 
     def __enter__(self) -> Exporter:
         return self.start()
@@ -264,52 +292,42 @@ class Exporter:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    async def handle(self, req: Request) -> Response:
+        """One request's answer (the routes of blackbox_exporter's)."""
+        path, _, qs = req.target.partition("?")
+        if not path.startswith("/"):  # absolute-form (a proxy's): its path
+            url = urlsplit(req.target)
+            path, qs = url.path, url.query
+        if req.method in ("GET", "HEAD"):
+            return await self._get(path, qs, req)
+        if req.method == "POST":
+            if path != "/-/reload":
+                return Response(405, b"Method not allowed\n", headers=[("Allow", "GET, HEAD")])
+            if self.leader is not None:
+                # The answer says whether this process could load the file;
+                # the parent then has every process apply the same text.
+                os.kill(self.leader, signal.SIGHUP)
+            # Reading and parsing the file would hold up every other connection.
+            if await asyncio.get_running_loop().run_in_executor(None, self.reload):
+                return Response(200, b"Reloaded\n")
+            return Response(500, b"Reload failed: the old configuration stays\n")
+        return Response(405, b"Method not allowed\n", headers=[("Allow", "GET, HEAD, POST")])
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # bursts of concurrent scrapes wait, not fail
-    exporter: Exporter
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one write (handle_one_request flushes after
-    # each request), and no small write waits on Nagle for the peer's
-    # delayed ACK: unbuffered, a keep-alive scrape took 40 ms.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if log.isEnabledFor(logging.DEBUG):  # called for every request: skip the formatting
-            log.debug("%s " + format, self.address_string(), *args)
-
-    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        exp = self.server.exporter
-        url = urlsplit(self.path)
-        if url.path == "/probe":
+    async def _get(self, path: str, qs: str, req: Request) -> Response:
+        if path == "/probe":
+            query = parse_qs(qs, keep_blank_values=True)
             try:
-                query = parse_qs(url.query, keep_blank_values=True)
-                body = exp.probe(query, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+                body = await self.probe_async(query, req.headers.get("x-prometheus-scrape-timeout-seconds"))
             except BadRequest as e:
-                exp.metrics.counters.inc("bad_request")
-                self._send(400, f"{e}\n".encode())
-                return
-            self._send(200, body, "text/plain" if is_debug(query) else CONTENT_TYPE_LATEST)
-        elif url.path == "/metrics":
-            self._send(200, generate_latest(exp.metrics.registry), CONTENT_TYPE_LATEST)
-        elif url.path == "/-/healthy":
-            self._send(200, b"Healthy\n")
-        elif url.path == "/":
-            mods = "".join(f"<li>{m}</li>" for m in sorted(exp.config.modules))
+                self.metrics.counters.inc("bad_request")
+                return Response(400, f"{e}\n".encode())
+            return Response(200, body, "text/plain" if is_debug(query) else CONTENT_TYPE_LATEST)
+        if path == "/metrics":
+            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+        if path == "/-/healthy":
+            return Response(200, b"Healthy\n")
+        if path == "/":
+            mods = "".join(f"<li>{m}</li>" for m in sorted(self.config.modules))
             page = (
                 "<html><head><title>socketkit exporter</title></head><body>"
                 "<h1>socketkit exporter</h1><p>blackbox_exporter-compatible: "
@@ -317,25 +335,15 @@ class _Handler(BaseHTTPRequestHandler):
                 '&amp;module=NAME</a>, <a href="/metrics">/metrics</a></p>'
                 f"<p>Modules:</p><ul>{mods}</ul></body></html>"
             )
-            self._send(200, page.encode(), "text/html; charset=utf-8")
-        else:
-            self._send(404, b"Not found\n")
+            return Response(200, page.encode(), "text/html; charset=utf-8")
+        return Response(404, b"Not found\n")
 
-    do_HEAD = do_GET
 
-    def do_POST(self) -> None:
-        if urlsplit(self.path).path == "/-/reload":
-            exp = self.server.exporter
-            if exp.leader is not None:
-                # The answer says whether this process could load the file;
-                # the parent then has every process apply the same text.
-                os.kill(exp.leader, signal.SIGHUP)
-            if exp.reload():
-                self._send(200, b"Reloaded\n")
-            else:
-                self._send(500, b"Reload failed: the old configuration stays\n")
-        else:
-            self._send(405, b"Method not allowed\n")
+def _listen(addr: tuple[str, int]) -> socket.socket:
+    host, port = addr
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # Bursts of concurrent scrapes wait in the backlog, not fail.
+    return socket.create_server((host, port), family=family, backlog=1024)
 
 
 def serve(
@@ -364,16 +372,16 @@ def serve(
     if workers > 1:
         # Signals wait until each side has its own handlers.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        # All processes wake on a new connection and one wins the accept:
-        # a blocking accept would leave the others stuck in it, where
-        # shutdown() cannot reach them.
-        exp.httpd.socket.setblocking(False)
+        # Every process blocks in accept on the one socket and the kernel
+        # hands each connection to the one that has waited longest (http.serve).
         parent = exp.leader = os.getpid()
+        exp.balance = http.Balance(workers)
         try:
-            for _ in range(workers - 1):
+            for i in range(1, workers):
                 r, w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
+                    exp.balance.me = i
                     for fd in (*pipes, w):
                         os.close(fd)
                     run_worker(exp, parent, r)
@@ -384,7 +392,7 @@ def serve(
             stop_workers(children)
             for fd in pipes:
                 os.close(fd)
-            exp.httpd.server_close()
+            exp.sock.close()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             raise
     exp.start()
