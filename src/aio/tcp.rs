@@ -36,6 +36,13 @@ use crate::tls::TlsSession;
 
 use super::within;
 
+/// The read buffer's first size on the event loop's reads (it doubles as
+/// reads fill it). With the blocking client's 64 KiB, each of 1,000
+/// fresh request/response clients zeroed and faulted in 16 pages on its
+/// first reply: ~21,000 page faults per 1,000 clients against ~5,700 for
+/// asyncio streams, 0.5-1 us per request over 20 requests each.
+const FIRST_READ: usize = 4096;
+
 #[derive(Debug)]
 pub struct AsyncConn {
     stream: Mutex<Option<Arc<TcpStream>>>,
@@ -305,7 +312,7 @@ impl AsyncConn {
             return Self::fill_tls_now(t, &s, &mut rb);
         }
         loop {
-            let spare = rb.spare(0)?;
+            let spare = rb.spare_from(0, FIRST_READ)?;
             let room = spare.len();
             match (&*s).read(spare) {
                 Ok(0) => return Ok(true),

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 use crate::aio::connect::connect_family;
 use crate::aio::tcp::AsyncConn;
 use crate::defaults;
-use crate::py::aio::{ctx, Ctx, Owner, Value};
+use crate::py::aio::{ctx, ready_on, Ctx, Owner, Value};
 use crate::py::aio_reader::{Kind, OwnedWant, Reader};
 use crate::py::aio_tls;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
@@ -114,7 +114,7 @@ impl AsyncTcpClient {
         want: OwnedWant,
         kind: Kind,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         self.reader.read(py, want, kind)
     }
 
@@ -236,12 +236,13 @@ impl AsyncTcpClient {
 
     /// Send some of ``data``; the number of bytes sent.
     fn send<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         let buf = ReadBuf::get("data", data)?;
         let (n, out) = self.send_now(py, buf.as_slice())?;
         if (n > 0 && out) || buf.as_slice().is_empty() {
-            return c.ready(Ok(n.into_pyobject(py)?.into_any()));
+            return ready_on(self.owner.lp(py), Ok(n.into_pyobject(py)?.into_any()));
         }
+        let c = self.ctx(py)?;
         if n > 0 {
             // TLS records the session took but the socket did not: they go
             // out before this send counts as done.
@@ -271,14 +272,14 @@ impl AsyncTcpClient {
         py: Python<'py>,
         data: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         let buf = ReadBuf::get("data", data)?;
         let s = buf.as_slice();
         let (n, out) = self.send_now(py, s)?;
         if n == s.len() && out {
-            return c.ready(Ok(py.None().into_bound(py)));
+            return ready_on(self.owner.lp(py), Ok(py.None().into_bound(py)));
         }
-        self.write_rest(&c, s.to_vec(), n)
+        self.write_rest(&self.ctx(py)?, s.to_vec(), n)
     }
 
     /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
@@ -359,7 +360,7 @@ impl AsyncTcpClient {
         exact: Option<&Bound<'_, PyAny>>,
         max_size: Int,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         let buf = ReadBuf::get("data", data)?;
         let max_size = max_size.size("max_size")?;
         let mut delim = Vec::new();
@@ -382,7 +383,7 @@ impl AsyncTcpClient {
             let conn = self.conn.clone();
             let reader = self.reader.clone();
             let reply = fut.clone().unbind();
-            c.spawn(async move {
+            self.ctx(py)?.spawn(async move {
                 let r = conn.send_all(&rest, sent).await;
                 drop(guard);
                 Ok(Value::Make(Box::new(move |py| {
