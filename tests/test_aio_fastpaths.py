@@ -105,3 +105,69 @@ def test_small_replies_then_one_bigger_than_the_first_buffer(loop, echo):
             assert await c.request(b"after\n") == b"after\n"
 
     runner(loop)(main())
+
+
+# request()'s write goes to the outbox (sent on the aio runtime, off the
+# loop's thread); these drive it the way a user would.
+
+
+def test_writes_after_a_request_keep_their_order(loop, echo):
+    async def main():
+        async with await aio.AsyncTcpClient.connect(echo) as c:
+            first = c.request(b"a\n")
+            await c.sendall(b"b\n")
+            assert await c.send(b"c\n") == 2
+            assert await first == b"a\n"
+            assert await c.recv_line() == b"b\n"
+            assert await c.recv_line() == b"c\n"
+            # Pipelined: each request's write queues behind the one before.
+            futs = [c.request(b"%d\n" % i) for i in range(200)]
+            assert await asyncio.gather(*futs) == [b"%d\n" % i for i in range(200)]
+
+    runner(loop)(main())
+
+
+def test_a_failed_write_fails_its_reply(loop, tcp_peer):
+    """The write fails on the runtime (EPIPE: the write side is shut down;
+    the peer stays open and silent, so no EOF races it): the reply waiting
+    for it fails with the send's error instead of waiting forever."""
+    done = threading.Event()
+    silent = tcp_peer(lambda conn: done.wait(10))
+
+    async def main():
+        async with await aio.AsyncTcpClient.connect(silent.address) as c:
+            c.shutdown("write")
+            with pytest.raises(BrokenPipeError):
+                await asyncio.wait_for(c.request(b"after\n"), 5)
+            assert not c.closed
+
+    try:
+        runner(loop)(main())
+    finally:
+        done.set()
+
+
+def test_a_cancelled_request_still_sends_and_its_reply_stays_buffered(loop, echo):
+    async def main():
+        async with await aio.AsyncTcpClient.connect(echo) as c:
+            f = c.request(b"one\n")
+            f.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await f
+            assert not c.closed
+            assert await c.recv_line() == b"one\n"
+            assert await c.request(b"two\n") == b"two\n"
+
+    runner(loop)(main())
+
+
+def test_close_with_a_request_in_flight_fails_it(loop, echo):
+    async def main():
+        c = await aio.AsyncTcpClient.connect(echo)
+        f = c.request(b"x\n")
+        c.close()
+        with pytest.raises(OSError):
+            await asyncio.wait_for(f, 5)
+        assert c.closed
+
+    runner(loop)(main())

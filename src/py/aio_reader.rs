@@ -37,6 +37,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::aio;
+use crate::aio::outbox::{Out, Outbox};
 use crate::aio::tcp::{AsyncConn, Want};
 use crate::error::{Error, Phase, Result as CoreResult};
 use crate::py::args::WriteBuf;
@@ -75,6 +76,8 @@ pub enum Kind {
 }
 
 struct Waiting {
+    /// Names the read for a write handed to the outbox (`request`).
+    id: u64,
     fut: Py<PyAny>,
     want: OwnedWant,
     kind: Kind,
@@ -85,6 +88,7 @@ struct State {
     queue: VecDeque<Waiting>,
     watching: bool,
     eof: bool,
+    next_id: u64,
 }
 
 pub struct Reader {
@@ -143,6 +147,7 @@ impl Reader {
                 queue: VecDeque::new(),
                 watching: false,
                 eof: false,
+                next_id: 0,
             }),
         }))
     }
@@ -182,6 +187,32 @@ impl Reader {
         want: OwnedWant,
         kind: Kind,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.read_tagged(py, want, kind).map(|(fut, _)| fut)
+    }
+
+    /// `request`'s reply, its write handed to the outbox: a write that
+    /// fails there fails this read (`Poller::on_ready`).
+    pub fn request<'py>(
+        self: &Arc<Self>,
+        py: Python<'py>,
+        want: OwnedWant,
+        mut out: Out,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (fut, id) = self.read_tagged(py, want, Kind::Bytes)?;
+        if let Some(id) = id {
+            out.tag((self.token, id));
+        }
+        self.poller.outbox.push(out);
+        Ok(fut)
+    }
+
+    /// [`Reader::read`], with the id of the read when it waits.
+    fn read_tagged<'py>(
+        self: &Arc<Self>,
+        py: Python<'py>,
+        want: OwnedWant,
+        kind: Kind,
+    ) -> PyResult<(Bound<'py, PyAny>, Option<u64>)> {
         let lp = self.lp.bind(py);
         let mut st = self.lock();
         while st.queue.front().is_some_and(|w| is_done(py, &w.fut)) {
@@ -199,7 +230,7 @@ impl Reader {
             if let Some(r) = self.conn.answer(want.as_want(), st.eof) {
                 let fut = lp.call_method0(intern!(py, "create_future"))?;
                 settle(py, &fut, convert(py, &kind, r));
-                return Ok(fut);
+                return Ok((fut, None));
             }
         }
         let fut = lp.call_method0(intern!(py, "create_future"))?;
@@ -216,14 +247,17 @@ impl Reader {
                 )
             }
         };
+        let id = st.next_id;
+        st.next_id += 1;
         st.queue.push_back(Waiting {
+            id,
             fut: fut.clone().unbind(),
             want,
             kind,
             timer,
         });
         self.watch(py, &mut st)?;
-        Ok(fut)
+        Ok((fut, Some(id)))
     }
 
     /// The fd is readable: read, then answer the reads waiting.
@@ -305,8 +339,12 @@ impl Reader {
     /// A read that depends on a write still going out through the runtime
     /// (`request` with a big request): the write failed, so does the read.
     pub fn fail(&self, py: Python<'_>, fut: &Py<PyAny>, e: PyErr) {
+        self.fail_where(py, |w| w.fut.is(fut), e);
+    }
+
+    fn fail_where(&self, py: Python<'_>, which: impl Fn(&Waiting) -> bool, e: PyErr) {
         let mut st = self.lock();
-        if let Some(i) = st.queue.iter().position(|w| w.fut.is(fut)) {
+        if let Some(i) = st.queue.iter().position(which) {
             if let Some(w) = st.queue.remove(i) {
                 cancel_timer(py, &w);
                 settle(py, w.fut.bind(py), Err(e));
@@ -341,6 +379,9 @@ impl TimedOut {
 /// loop spent a handle per client per reply.
 pub struct Poller {
     epfd: OwnedFd,
+    /// `request`'s writes, sent off this thread; its eventfd sits in
+    /// `epfd` under [`OUTBOX`].
+    outbox: Arc<Outbox>,
     forks: usize,
     lp: Mutex<Option<Py<PyAny>>>,
     readers: Mutex<HashMap<u64, Weak<Reader>>>,
@@ -353,17 +394,31 @@ thread_local! {
 
 /// Events taken per `epoll_wait`; more are taken in the same callback.
 const BATCH: usize = 256;
+/// The outbox's token in the epoll set; readers count from 1.
+const OUTBOX: u64 = 0;
 
 impl Poller {
-    fn new() -> std::io::Result<Self> {
+    fn new() -> CoreResult<Self> {
+        let io = |e| Error::io(Phase::Recv, None, e);
         // SAFETY: epoll_create1 returns a new fd or -1.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let outbox = Outbox::new()?;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: OUTBOX,
+        };
+        // SAFETY: a live epoll fd, a live eventfd and a valid event.
+        if unsafe { libc::epoll_ctl(fd, libc::EPOLL_CTL_ADD, outbox.fd(), &mut ev) } < 0 {
+            return Err(io(std::io::Error::last_os_error()));
         }
         Ok(Poller {
-            // SAFETY: a fresh descriptor we own.
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            epfd,
+            outbox,
             forks: aio::forks(),
             lp: Mutex::new(None),
             readers: Mutex::new(HashMap::new()),
@@ -380,9 +435,7 @@ impl Poller {
                     return Ok(p.clone());
                 }
             }
-            let p = Arc::new(
-                Poller::new().map_err(|e| to_pyerr(py, Error::io(Phase::Recv, None, e), None))?,
-            );
+            let p = Arc::new(Poller::new().map_err(|e| to_pyerr(py, e, None))?);
             *c = Some(p.clone());
             Ok(p)
         })?;
@@ -453,6 +506,10 @@ impl Poller {
             }
             for ev in &events[..n as usize] {
                 let token = ev.u64;
+                if token == OUTBOX {
+                    self.failed_writes(py);
+                    continue;
+                }
                 let r = self
                     .readers
                     .lock()
@@ -465,6 +522,24 @@ impl Poller {
             }
             if (n as usize) < BATCH {
                 return;
+            }
+        }
+    }
+}
+
+impl Poller {
+    /// Writes the outbox could not send: the reads waiting for their
+    /// replies fail with the write's error.
+    fn failed_writes(&self, py: Python<'_>) {
+        for ((token, id), e) in self.outbox.failures() {
+            let r = self
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&token)
+                .and_then(Weak::upgrade);
+            if let Some(r) = r {
+                r.fail_where(py, |w| w.id == id, to_pyerr(py, e, None));
             }
         }
     }

@@ -131,9 +131,10 @@ impl AsyncTcpClient {
         sent: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let guard = self.conn.pending(true);
+        let turn = self.conn.write_turn();
         let conn = self.conn.clone();
         c.spawn(async move {
-            let r = conn.send_all(&data, sent).await;
+            let r = conn.send_all(&data, sent, turn).await;
             drop(guard);
             r.map(|()| Value::None)
         })
@@ -248,18 +249,20 @@ impl AsyncTcpClient {
             // out before this send counts as done.
             let taken = buf.as_slice()[..n].to_vec();
             let guard = self.conn.pending(true);
+            let turn = self.conn.write_turn();
             let conn = self.conn.clone();
             return c.spawn(async move {
-                let r = conn.send_all(&taken, n).await;
+                let r = conn.send_all(&taken, n, turn).await;
                 drop(guard);
                 r.map(|()| Value::Int(n))
             });
         }
         let data = buf.as_slice().to_vec();
         let guard = self.conn.pending(true);
+        let turn = self.conn.write_turn();
         let conn = self.conn.clone();
         c.spawn(async move {
-            let r = conn.send(&data).await;
+            let r = conn.send(&data, turn).await;
             drop(guard);
             r.map(Value::Int)
         })
@@ -373,6 +376,9 @@ impl AsyncTcpClient {
             None => OwnedWant::Until(delim, max),
         };
         let s = buf.as_slice();
+        if let Some(out) = self.conn.hand_off(s) {
+            return self.reader.request(py, want, out);
+        }
         let (sent, out) = self.send_now(py, s)?;
         let fut = self.reader.read(py, want, Kind::Bytes)?;
         if sent < s.len() || !out {
@@ -380,11 +386,12 @@ impl AsyncTcpClient {
             // reply never comes: the read fails with the write's error.
             let rest = s.to_vec();
             let guard = self.conn.pending(true);
+            let turn = self.conn.write_turn();
             let conn = self.conn.clone();
             let reader = self.reader.clone();
             let reply = fut.clone().unbind();
             self.ctx(py)?.spawn(async move {
-                let r = conn.send_all(&rest, sent).await;
+                let r = conn.send_all(&rest, sent, turn).await;
                 drop(guard);
                 Ok(Value::Make(Box::new(move |py| {
                     if let Err(e) = r {
