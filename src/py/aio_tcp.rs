@@ -123,12 +123,14 @@ impl AsyncTcpClient {
         self.conn.close();
     }
 
-    /// Send `data` after `sent` bytes went out on the fast path.
+    /// Send `data` after `sent` bytes went out on the fast path; the
+    /// awaitable gives `count` (None: None).
     fn write_rest<'py>(
         &self,
         c: &Ctx<'py>,
         data: Vec<u8>,
         sent: usize,
+        count: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let guard = self.conn.pending(true);
         let turn = self.conn.write_turn();
@@ -136,7 +138,7 @@ impl AsyncTcpClient {
         c.spawn(async move {
             let r = conn.send_all(&data, sent, turn).await;
             drop(guard);
-            r.map(|()| Value::None)
+            r.map(|()| count.map_or(Value::None, Value::Int))
         })
     }
 
@@ -247,15 +249,7 @@ impl AsyncTcpClient {
         if n > 0 {
             // TLS records the session took but the socket did not: they go
             // out before this send counts as done.
-            let taken = buf.as_slice()[..n].to_vec();
-            let guard = self.conn.pending(true);
-            let turn = self.conn.write_turn();
-            let conn = self.conn.clone();
-            return c.spawn(async move {
-                let r = conn.send_all(&taken, n, turn).await;
-                drop(guard);
-                r.map(|()| Value::Int(n))
-            });
+            return self.write_rest(&c, buf.as_slice()[..n].to_vec(), n, Some(n));
         }
         let data = buf.as_slice().to_vec();
         let guard = self.conn.pending(true);
@@ -282,7 +276,7 @@ impl AsyncTcpClient {
         if n == s.len() && out {
             return ready_on(self.owner.lp(py), Ok(py.None().into_bound(py)));
         }
-        self.write_rest(&self.ctx(py)?, s.to_vec(), n)
+        self.write_rest(&self.ctx(py)?, s.to_vec(), n, None)
     }
 
     /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
