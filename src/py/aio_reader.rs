@@ -23,7 +23,9 @@
 //! leaves the epoll) past `PAUSE_AT` buffered bytes, as asyncio's
 //! transports pause, and at EOF. A cancelled read is dropped from the
 //! queue; what it had received stays buffered. Writes go out inline
-//! (`try_send_now`), the rest through the runtime.
+//! (`try_send_now`), `request`'s through the outbox (`aio/outbox.rs`,
+//! whose eventfd sits in the same epoll set to report failed writes), the
+//! rest through the runtime.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
