@@ -14,6 +14,19 @@
    with the spread of its rounds and the CPU time of the event loop's
    thread per request, which the machine's noise moves far less than the
    rate (it is what one loop thread can do on one core).
+
+   Why asyncio streams moved 48k-99k requests/s between runs: its
+   StreamReader reads with ``sock.recv(262144)``, a 256 KiB buffer shrunk
+   to the 64 bytes received. When no free chunk of the heap is that big,
+   glibc takes it from the heap's top, and the shrink leaves more than
+   its trim threshold (128 KiB) free there, so every read grows the heap
+   and gives it back (brk twice, page faults: ~2 per request, 20 us of
+   the loop's CPU per request instead of 9.5). Whether a process falls
+   into that depends on its allocation history, so it changed from run to
+   run. The bench pads the heap's top by 1 MiB (``mallopt(M_TOP_PAD)``, as
+   ``MALLOC_TOP_PAD_`` does) for every contender: asyncio streams then
+   runs at its steady rate every time; ``--glibc-default-heap`` measures
+   without it. socketkit.aio and uvloop read into buffers they keep.
 3. scan: ``await aio.scan("127.0.0.1", "-")`` against the blocking
    ``socketkit.scan`` (target: within 10%). Run as root for a private
    network namespace, as benches/scan.py does.
@@ -27,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import statistics
 import sys
@@ -113,6 +127,14 @@ def rounds(repeats: int, fns: dict[str, Callable[[], Sample]]) -> dict[str, list
     return samples
 
 
+def pad_heap_top() -> bool:
+    """``mallopt(M_TOP_PAD, 1 MiB)``: see the module docstring."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(-2, 1 << 20))  # M_TOP_PAD
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 @contextmanager
 def echo_server(in_process: bool) -> Iterator[tuple[str, int]]:
     if in_process:
@@ -151,10 +173,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--in-process-server", action="store_true", help="the echo server in this process")
+    ap.add_argument("-v", "--verbose", action="store_true", help="every round's figures")
+    ap.add_argument(
+        "--glibc-default-heap", action="store_true", help="no heap top padding (see the docstring)"
+    )
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
         return serve()
+    padded = not a.glibc_default_heap and pad_heap_top()
     repeats = 3 if a.quick else 7
     n, reqs = 1000, (20 if a.quick else 100)
     print("## bridge: 1,000 concurrent awaits (awaits/s, median)")
@@ -181,12 +208,15 @@ def main() -> None:
         )
     where = "this process" if a.in_process_server else "a child process"
     print(f"\n## clients: {n} concurrent 64-byte request/response, echo server in {where}")
-    print("(requests/s, median [min-max]; CPU of the loop's thread per request, median)")
+    heap = "heap top padded by 1 MiB" if padded else "glibc's default heap trimming"
+    print(f"(requests/s, median [min-max]; CPU of the loop's thread per request, median; {heap})")
     r = {k: statistics.median(rate for rate, _ in v) for k, v in got.items()}
     for k, v in got.items():
         rates = [rate for rate, _ in v]
         cpu = statistics.median(us for _, us in v)
         print(f"- {k}: {r[k]:,.0f} [{min(rates):,.0f}-{max(rates):,.0f}]; {cpu:.2f} us")
+        if a.verbose:
+            print("  rounds:", ", ".join(f"{rate:,.0f} ({us:.2f} us)" for rate, us in v))
     best = max(r["socketkit.aio (asyncio loop)"], r["socketkit.aio (uvloop)"])
     print(
         f"- socketkit.aio / asyncio streams: {r['socketkit.aio (asyncio loop)'] / r['asyncio streams']:.2f}x"
