@@ -186,8 +186,14 @@ impl Outbox {
     }
 
     async fn drain(self: Arc<Self>) {
+        // Swapped with the queue, so both keep their capacity: no
+        // allocation per batch on the loop's side.
+        let mut batch = Vec::new();
         loop {
-            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            std::mem::swap(
+                &mut batch,
+                &mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()),
+            );
             if batch.is_empty() {
                 self.draining.store(false, Ordering::Release);
                 // A push between the take and the store saw `draining`
@@ -202,7 +208,7 @@ impl Outbox {
                 }
                 return;
             }
-            for out in batch {
+            for out in batch.drain(..) {
                 self.send(out);
             }
         }

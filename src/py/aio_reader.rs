@@ -96,6 +96,9 @@ struct State {
 pub struct Reader {
     conn: Arc<AsyncConn>,
     lp: Py<PyAny>,
+    /// `lp.create_future`, looked up once (a lookup through the loop's
+    /// class per read otherwise).
+    create_future: Py<PyAny>,
     poller: Arc<Poller>,
     token: u64,
     st: Mutex<State>,
@@ -140,9 +143,11 @@ impl Reader {
     pub fn new(py: Python<'_>, conn: Arc<AsyncConn>, lp: Py<PyAny>) -> PyResult<Arc<Self>> {
         let poller = Poller::for_loop(py, lp.bind(py))?;
         let token = poller.next_token();
+        let create_future = lp.bind(py).getattr(intern!(py, "create_future"))?.unbind();
         Ok(Arc::new(Reader {
             conn,
             lp,
+            create_future,
             poller,
             token,
             st: Mutex::new(State {
@@ -230,12 +235,12 @@ impl Reader {
         }
         if st.queue.is_empty() {
             if let Some(r) = self.conn.answer(want.as_want(), st.eof) {
-                let fut = lp.call_method0(intern!(py, "create_future"))?;
+                let fut = self.create_future.bind(py).call0()?;
                 settle(py, &fut, convert(py, &kind, r));
                 return Ok((fut, None));
             }
         }
-        let fut = lp.call_method0(intern!(py, "create_future"))?;
+        let fut = self.create_future.bind(py).call0()?;
         let timer = match self.conn.timeout() {
             None => None,
             Some(t) => {
