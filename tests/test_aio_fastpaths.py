@@ -147,6 +147,22 @@ def test_a_failed_write_fails_its_reply(loop, tcp_peer):
         done.set()
 
 
+def test_a_failed_write_with_the_reply_already_buffered_raises_at_the_call(loop, echo):
+    """A reply that is already buffered would be answered at once: such a
+    request sends inline, so its failed write raises from the call itself
+    and the buffered bytes stay for the next read."""
+
+    async def main():
+        async with await aio.AsyncTcpClient.connect(echo) as c:
+            assert await c.request(b"a\nb\n") == b"a\n"
+            c.shutdown("write")
+            with pytest.raises(BrokenPipeError):
+                c.request(b"c\n")
+            assert await c.recv_line() == b"b\n"
+
+    runner(loop)(main())
+
+
 def test_a_cancelled_request_still_sends_and_its_reply_stays_buffered(loop, echo):
     async def main():
         async with await aio.AsyncTcpClient.connect(echo) as c:

@@ -197,6 +197,15 @@ impl Reader {
         self.read_tagged(py, want, kind).map(|(fut, _)| fut)
     }
 
+    /// A read now may be answered at once (bytes or EOF waiting, no read
+    /// ahead of it): `request` then sends inline, so that a failed write
+    /// raises from the call and leaves those bytes buffered, as before
+    /// the outbox.
+    pub fn answers_now(&self) -> bool {
+        let st = self.lock();
+        st.queue.is_empty() && (st.eof || self.conn.buffered() > 0)
+    }
+
     /// `request`'s reply, its write handed to the outbox: a write that
     /// fails there fails this read (`Poller::on_ready`).
     pub fn request<'py>(

@@ -370,8 +370,10 @@ impl AsyncTcpClient {
             None => OwnedWant::Until(delim, max),
         };
         let s = buf.as_slice();
-        if let Some(out) = self.conn.hand_off(s) {
-            return self.reader.request(py, want, out);
+        if !self.reader.answers_now() {
+            if let Some(out) = self.conn.hand_off(s) {
+                return self.reader.request(py, want, out);
+            }
         }
         let (sent, out) = self.send_now(py, s)?;
         let fut = self.reader.read(py, want, Kind::Bytes)?;
