@@ -23,11 +23,14 @@ How it runs (measured on a 2-core VM, ``benches/aio.py``):
   of one client keep their order whichever way they go. Connects (Happy
   Eyeballs under one deadline) and writes that must wait run on the
   runtime too. No Python thread per call. 1,000 concurrent 64-byte
-  request/response clients in one loop: the loop's thread spends ~3.8 us
-  of CPU per request against ~9-11 us for asyncio streams and ~8 us for
-  uvloop streams (``benches/aio.py`` prints both rates and CPU); reads as
-  tokio tasks handed back to the loop made only ~67,000 requests/s: see
-  ``src/py/aio_reader.rs``.
+  request/response clients in one loop (``benches/aio.py``, quiet 2-core
+  machine, medians of 7 rounds): ~152,000 requests/s against ~101,000-
+  105,000 for asyncio streams (1.46-1.50x) and ~158,000-164,000 on uvloop
+  against ~132,000 for uvloop streams (1.20-1.24x); the loop's thread
+  spends ~3.9 us of CPU per request (asyncio streams ~9.6 us, uvloop
+  streams ~7.5 us), no longer the limit: the two cores are (the echo
+  server runs on them too). Reads as tokio tasks handed back to the loop
+  made only ~67,000 requests/s: see ``src/py/aio_reader.rs``.
 - ``AsyncUdpSocket`` and the connect run on the runtime; each awaitable
   is a future of the running loop, and finished operations are handed to
   the loop in batches through one eventfd per thread that the loop
