@@ -44,7 +44,15 @@ impl ReadBuffer {
     /// Free space of `want` bytes, clamped to MIN_READ..=MAX_READ, after
     /// the unread part, moving or growing the storage when needed.
     pub fn spare(&mut self, want: usize) -> Result<&mut [u8]> {
-        let want = want.clamp(MIN_READ, MAX_READ);
+        self.spare_from(want, MIN_READ)
+    }
+
+    /// `spare` with a smaller floor than MIN_READ: for one buffer among
+    /// thousands of small-message connections (`aio`), which would
+    /// otherwise each zero and fault in 64 KiB on its first read; the
+    /// storage still doubles as bigger reads fill it.
+    pub fn spare_from(&mut self, want: usize, floor: usize) -> Result<&mut [u8]> {
+        let want = want.clamp(floor.clamp(1, MIN_READ), MAX_READ);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -212,6 +220,18 @@ mod tests {
         let mut b = ReadBuffer::new();
         assert_eq!(b.spare(usize::MAX).unwrap().len(), MAX_READ);
         assert_eq!(b.spare(1).unwrap().len(), MAX_READ);
+    }
+
+    #[test]
+    fn a_small_floor_starts_small_and_doubles() {
+        let mut b = ReadBuffer::new();
+        assert_eq!(b.spare_from(0, 4096).unwrap().len(), 4096);
+        b.commit(4096);
+        assert_eq!(b.spare_from(0, 4096).unwrap().len(), 4096);
+        b.commit(4096);
+        assert_eq!(b.spare_from(0, 4096).unwrap().len(), 8192);
+        assert_eq!(b.len(), 8192);
+        assert_eq!(b.spare_from(0, 0).unwrap().len(), 8192);
     }
 
     #[test]

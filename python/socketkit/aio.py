@@ -14,14 +14,23 @@ How it runs (measured on a 2-core VM, ``benches/aio.py``):
   of a loop sit in one epoll instance that the loop watches, and one
   callback answers every client that became readable, with the same read
   buffer and framing as ``TcpClient`` (``recv_line`` then ``recv`` loses
-  nothing). Writes go out at once when the kernel takes them (always, for
-  small requests); connects (Happy Eyeballs under one deadline) and
-  writes that must wait run on socketkit's own tokio runtime. No Python
-  thread per call. 1,000 concurrent 64-byte request/response clients in
-  one loop, quiet 2-core machine: ~124,000 requests/s against ~100,000
-  for asyncio streams (1.25x), and ~143,000 on uvloop against ~134,000
-  for uvloop streams (1.07x). Reads as tokio tasks handed back to the
-  loop made only ~67,000: see ``src/py/aio_reader.rs``.
+  nothing). ``send``/``sendall`` go out at once when the kernel takes
+  them (always, for small writes); ``request`` hands its write (up to
+  16 KiB) to one task on socketkit's own tokio runtime, which sends the
+  writes of all clients off the loop's thread: on loopback ``send()``
+  runs the peer's side of TCP inside the syscall, ~2 us of the loop's
+  ~6 us per request (a write that fails there fails the reply). Writes
+  of one client keep their order whichever way they go. Connects (Happy
+  Eyeballs under one deadline) and writes that must wait run on the
+  runtime too. No Python thread per call. 1,000 concurrent 64-byte
+  request/response clients in one loop (``benches/aio.py``, quiet 2-core
+  machine, medians of 7 rounds): ~152,000 requests/s against ~101,000-
+  105,000 for asyncio streams (1.46-1.50x) and ~158,000-164,000 on uvloop
+  against ~132,000 for uvloop streams (1.20-1.24x); the loop's thread
+  spends ~3.9 us of CPU per request (asyncio streams ~9.6 us, uvloop
+  streams ~7.5 us), no longer the limit: the two cores are (the echo
+  server runs on them too). Reads as tokio tasks handed back to the loop
+  made only ~67,000 requests/s: see ``src/py/aio_reader.rs``.
 - ``AsyncUdpSocket`` and the connect run on the runtime; each awaitable
   is a future of the running loop, and finished operations are handed to
   the loop in batches through one eventfd per thread that the loop

@@ -21,6 +21,7 @@
 //! objects made before the fork belong to the parent.
 
 pub mod connect;
+pub mod outbox;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

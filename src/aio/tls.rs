@@ -238,6 +238,13 @@ impl AsyncConn {
     /// caller marked the connection busy and stopped the loop's reader.
     pub fn lend(&self) -> Result<TcpConnection> {
         let s = self.get()?;
+        // Its bytes would go out after the lent exchange's.
+        if self.writes.load(Ordering::Acquire) > 0 {
+            return Err(Error::invalid(
+                "run_steps",
+                "a send is in flight; await it first",
+            ));
+        }
         let dup = s
             .try_clone()
             .map_err(|e| Error::io(Phase::Connect, Some(&self.peer), e))?;
@@ -296,7 +303,8 @@ impl AsyncConn {
             ));
         }
         let s = self.get()?;
-        if Arc::strong_count(&s) > 2 {
+        // A write in the outbox (`aio/outbox.rs`) holds no stream yet.
+        if Arc::strong_count(&s) > 2 || self.writes.load(Ordering::Acquire) > 0 {
             return Err(Error::invalid(
                 "detach",
                 "a send is in flight; await it first",

@@ -104,7 +104,8 @@ fn tls_echo_both_ways_at_once() {
         let info = c.tls_info().unwrap();
         assert!(info.verified && info.version == "TLSv1.3", "{info:?}");
         let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-        let (sent, got) = tokio::join!(c.send_all(&big, 0), c.recv_exact(big.len()));
+        let (sent, got) =
+            tokio::join!(c.send_all(&big, 0, c.write_turn()), c.recv_exact(big.len()));
         sent.unwrap();
         assert!(got.unwrap() == big);
         c.shutdown(std::net::Shutdown::Write).unwrap();

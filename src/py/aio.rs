@@ -296,14 +296,22 @@ impl<'py> Ctx<'py> {
     /// An awaitable that is already done: the fast paths (a write the
     /// kernel took at once, bytes already buffered).
     pub fn ready(&self, v: PyResult<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.lp.py();
-        let pyfut = self.lp.call_method0(intern!(py, "create_future"))?;
-        match v {
-            Ok(v) => pyfut.call_method1(intern!(py, "set_result"), (v,))?,
-            Err(e) => pyfut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
-        };
-        Ok(pyfut)
+        ready_on(&self.lp, v)
     }
+}
+
+/// A future of `lp` that is already done (see [`Ctx::ready`]).
+pub fn ready_on<'py>(
+    lp: &Bound<'py, PyAny>,
+    v: PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = lp.py();
+    let pyfut = lp.call_method0(intern!(py, "create_future"))?;
+    match v {
+        Ok(v) => pyfut.call_method1(intern!(py, "set_result"), (v,))?,
+        Err(e) => pyfut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+    };
+    Ok(pyfut)
 }
 
 /// The loop an object was made in; using it from another one is refused
@@ -312,13 +320,50 @@ pub struct Owner {
     /// Strong: an object keeps its loop alive, so the address compared
     /// below is never a later loop's.
     lp: Py<PyAny>,
+    /// The loop is one of asyncio's own (it notes its thread in
+    /// `_thread_id`): see [`Owner::check`].
+    noted: bool,
+    forks: usize,
 }
 
 impl Owner {
     pub fn of(lp: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Owner {
             lp: lp.clone().unbind(),
+            noted: lp.hasattr(intern!(lp.py(), "_thread_id"))?,
+            forks: aio::forks(),
         })
+    }
+
+    /// The owner's loop, for a call already [`Owner::check`]ed.
+    pub fn lp<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.lp.bind(py)
+    }
+
+    /// What [`Owner::ctx`] checks, without the bridge. `asyncio`'s
+    /// `get_running_loop()` makes a `getpid()` syscall on every call
+    /// (Python 3.11); an asyncio loop says which thread runs it in
+    /// `_thread_id` (set while `run_forever` runs, None after), and only
+    /// one loop runs on a thread, so when that is this thread, it is the
+    /// running loop. Any other case (uvloop, another loop, a forked
+    /// child) asks asyncio.
+    pub fn check(&self, py: Python<'_>, what: &str) -> PyResult<()> {
+        if self.noted && self.forks == aio::forks() {
+            let here = self
+                .lp
+                .bind(py)
+                .getattr(intern!(py, "_thread_id"))
+                .and_then(|t| t.extract::<Option<u64>>())
+                .ok()
+                .flatten()
+                // SAFETY: pthread_self has no preconditions; on Linux it
+                // is the ident `threading.get_ident()` returns.
+                .is_some_and(|t| t == unsafe { libc::pthread_self() } as u64);
+            if here {
+                return Ok(());
+            }
+        }
+        self.ctx(py, what).map(drop)
     }
 
     /// The context for a call on an object of this owner.

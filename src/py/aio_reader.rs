@@ -23,7 +23,9 @@
 //! leaves the epoll) past `PAUSE_AT` buffered bytes, as asyncio's
 //! transports pause, and at EOF. A cancelled read is dropped from the
 //! queue; what it had received stays buffered. Writes go out inline
-//! (`try_send_now`), the rest through the runtime.
+//! (`try_send_now`), `request`'s through the outbox (`aio/outbox.rs`,
+//! whose eventfd sits in the same epoll set to report failed writes), the
+//! rest through the runtime.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -37,6 +39,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::aio;
+use crate::aio::outbox::{Out, Outbox};
 use crate::aio::tcp::{AsyncConn, Want};
 use crate::error::{Error, Phase, Result as CoreResult};
 use crate::py::args::WriteBuf;
@@ -75,6 +78,8 @@ pub enum Kind {
 }
 
 struct Waiting {
+    /// Names the read for a write handed to the outbox (`request`).
+    id: u64,
     fut: Py<PyAny>,
     want: OwnedWant,
     kind: Kind,
@@ -85,11 +90,15 @@ struct State {
     queue: VecDeque<Waiting>,
     watching: bool,
     eof: bool,
+    next_id: u64,
 }
 
 pub struct Reader {
     conn: Arc<AsyncConn>,
     lp: Py<PyAny>,
+    /// `lp.create_future`, looked up once (a lookup through the loop's
+    /// class per read otherwise).
+    create_future: Py<PyAny>,
     poller: Arc<Poller>,
     token: u64,
     st: Mutex<State>,
@@ -134,15 +143,18 @@ impl Reader {
     pub fn new(py: Python<'_>, conn: Arc<AsyncConn>, lp: Py<PyAny>) -> PyResult<Arc<Self>> {
         let poller = Poller::for_loop(py, lp.bind(py))?;
         let token = poller.next_token();
+        let create_future = lp.bind(py).getattr(intern!(py, "create_future"))?.unbind();
         Ok(Arc::new(Reader {
             conn,
             lp,
+            create_future,
             poller,
             token,
             st: Mutex::new(State {
                 queue: VecDeque::new(),
                 watching: false,
                 eof: false,
+                next_id: 0,
             }),
         }))
     }
@@ -182,6 +194,41 @@ impl Reader {
         want: OwnedWant,
         kind: Kind,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.read_tagged(py, want, kind).map(|(fut, _)| fut)
+    }
+
+    /// A read now may be answered at once (bytes or EOF waiting, no read
+    /// ahead of it): `request` then sends inline, so that a failed write
+    /// raises from the call and leaves those bytes buffered, as before
+    /// the outbox.
+    pub fn answers_now(&self) -> bool {
+        let st = self.lock();
+        st.queue.is_empty() && (st.eof || self.conn.buffered() > 0)
+    }
+
+    /// `request`'s reply, its write handed to the outbox: a write that
+    /// fails there fails this read (`Poller::on_ready`).
+    pub fn request<'py>(
+        self: &Arc<Self>,
+        py: Python<'py>,
+        want: OwnedWant,
+        mut out: Out,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (fut, id) = self.read_tagged(py, want, Kind::Bytes)?;
+        if let Some(id) = id {
+            out.tag((self.token, id));
+        }
+        self.poller.outbox.push(out);
+        Ok(fut)
+    }
+
+    /// [`Reader::read`], with the id of the read when it waits.
+    fn read_tagged<'py>(
+        self: &Arc<Self>,
+        py: Python<'py>,
+        want: OwnedWant,
+        kind: Kind,
+    ) -> PyResult<(Bound<'py, PyAny>, Option<u64>)> {
         let lp = self.lp.bind(py);
         let mut st = self.lock();
         while st.queue.front().is_some_and(|w| is_done(py, &w.fut)) {
@@ -197,12 +244,12 @@ impl Reader {
         }
         if st.queue.is_empty() {
             if let Some(r) = self.conn.answer(want.as_want(), st.eof) {
-                let fut = lp.call_method0(intern!(py, "create_future"))?;
+                let fut = self.create_future.bind(py).call0()?;
                 settle(py, &fut, convert(py, &kind, r));
-                return Ok(fut);
+                return Ok((fut, None));
             }
         }
-        let fut = lp.call_method0(intern!(py, "create_future"))?;
+        let fut = self.create_future.bind(py).call0()?;
         let timer = match self.conn.timeout() {
             None => None,
             Some(t) => {
@@ -216,14 +263,17 @@ impl Reader {
                 )
             }
         };
+        let id = st.next_id;
+        st.next_id += 1;
         st.queue.push_back(Waiting {
+            id,
             fut: fut.clone().unbind(),
             want,
             kind,
             timer,
         });
         self.watch(py, &mut st)?;
-        Ok(fut)
+        Ok((fut, Some(id)))
     }
 
     /// The fd is readable: read, then answer the reads waiting.
@@ -305,8 +355,12 @@ impl Reader {
     /// A read that depends on a write still going out through the runtime
     /// (`request` with a big request): the write failed, so does the read.
     pub fn fail(&self, py: Python<'_>, fut: &Py<PyAny>, e: PyErr) {
+        self.fail_where(py, |w| w.fut.is(fut), e);
+    }
+
+    fn fail_where(&self, py: Python<'_>, which: impl Fn(&Waiting) -> bool, e: PyErr) {
         let mut st = self.lock();
-        if let Some(i) = st.queue.iter().position(|w| w.fut.is(fut)) {
+        if let Some(i) = st.queue.iter().position(which) {
             if let Some(w) = st.queue.remove(i) {
                 cancel_timer(py, &w);
                 settle(py, w.fut.bind(py), Err(e));
@@ -341,6 +395,9 @@ impl TimedOut {
 /// loop spent a handle per client per reply.
 pub struct Poller {
     epfd: OwnedFd,
+    /// `request`'s writes, sent off this thread; its eventfd sits in
+    /// `epfd` under [`OUTBOX`].
+    outbox: Arc<Outbox>,
     forks: usize,
     lp: Mutex<Option<Py<PyAny>>>,
     readers: Mutex<HashMap<u64, Weak<Reader>>>,
@@ -353,17 +410,31 @@ thread_local! {
 
 /// Events taken per `epoll_wait`; more are taken in the same callback.
 const BATCH: usize = 256;
+/// The outbox's token in the epoll set; readers count from 1.
+const OUTBOX: u64 = 0;
 
 impl Poller {
-    fn new() -> std::io::Result<Self> {
+    fn new() -> CoreResult<Self> {
+        let io = |e| Error::io(Phase::Recv, None, e);
         // SAFETY: epoll_create1 returns a new fd or -1.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let outbox = Outbox::new()?;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: OUTBOX,
+        };
+        // SAFETY: a live epoll fd, a live eventfd and a valid event.
+        if unsafe { libc::epoll_ctl(fd, libc::EPOLL_CTL_ADD, outbox.fd(), &mut ev) } < 0 {
+            return Err(io(std::io::Error::last_os_error()));
         }
         Ok(Poller {
-            // SAFETY: a fresh descriptor we own.
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            epfd,
+            outbox,
             forks: aio::forks(),
             lp: Mutex::new(None),
             readers: Mutex::new(HashMap::new()),
@@ -380,9 +451,7 @@ impl Poller {
                     return Ok(p.clone());
                 }
             }
-            let p = Arc::new(
-                Poller::new().map_err(|e| to_pyerr(py, Error::io(Phase::Recv, None, e), None))?,
-            );
+            let p = Arc::new(Poller::new().map_err(|e| to_pyerr(py, e, None))?);
             *c = Some(p.clone());
             Ok(p)
         })?;
@@ -453,6 +522,10 @@ impl Poller {
             }
             for ev in &events[..n as usize] {
                 let token = ev.u64;
+                if token == OUTBOX {
+                    self.failed_writes(py);
+                    continue;
+                }
                 let r = self
                     .readers
                     .lock()
@@ -465,6 +538,24 @@ impl Poller {
             }
             if (n as usize) < BATCH {
                 return;
+            }
+        }
+    }
+}
+
+impl Poller {
+    /// Writes the outbox could not send: the reads waiting for their
+    /// replies fail with the write's error.
+    fn failed_writes(&self, py: Python<'_>) {
+        for ((token, id), e) in self.outbox.failures() {
+            let r = self
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&token)
+                .and_then(Weak::upgrade);
+            if let Some(r) = r {
+                r.fail_where(py, |w| w.id == id, to_pyerr(py, e, None));
             }
         }
     }

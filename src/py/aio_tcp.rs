@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 use crate::aio::connect::connect_family;
 use crate::aio::tcp::AsyncConn;
 use crate::defaults;
-use crate::py::aio::{ctx, Ctx, Owner, Value};
+use crate::py::aio::{ctx, ready_on, Ctx, Owner, Value};
 use crate::py::aio_reader::{Kind, OwnedWant, Reader};
 use crate::py::aio_tls;
 use crate::py::args::{self, Int, ReadBuf, WriteBuf};
@@ -114,7 +114,7 @@ impl AsyncTcpClient {
         want: OwnedWant,
         kind: Kind,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         self.reader.read(py, want, kind)
     }
 
@@ -123,19 +123,22 @@ impl AsyncTcpClient {
         self.conn.close();
     }
 
-    /// Send `data` after `sent` bytes went out on the fast path.
+    /// Send `data` after `sent` bytes went out on the fast path; the
+    /// awaitable gives `count` (None: None).
     fn write_rest<'py>(
         &self,
         c: &Ctx<'py>,
         data: Vec<u8>,
         sent: usize,
+        count: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let guard = self.conn.pending(true);
+        let turn = self.conn.write_turn();
         let conn = self.conn.clone();
         c.spawn(async move {
-            let r = conn.send_all(&data, sent).await;
+            let r = conn.send_all(&data, sent, turn).await;
             drop(guard);
-            r.map(|()| Value::None)
+            r.map(|()| count.map_or(Value::None, Value::Int))
         })
     }
 
@@ -236,29 +239,24 @@ impl AsyncTcpClient {
 
     /// Send some of ``data``; the number of bytes sent.
     fn send<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         let buf = ReadBuf::get("data", data)?;
         let (n, out) = self.send_now(py, buf.as_slice())?;
         if (n > 0 && out) || buf.as_slice().is_empty() {
-            return c.ready(Ok(n.into_pyobject(py)?.into_any()));
+            return ready_on(self.owner.lp(py), Ok(n.into_pyobject(py)?.into_any()));
         }
+        let c = self.ctx(py)?;
         if n > 0 {
             // TLS records the session took but the socket did not: they go
             // out before this send counts as done.
-            let taken = buf.as_slice()[..n].to_vec();
-            let guard = self.conn.pending(true);
-            let conn = self.conn.clone();
-            return c.spawn(async move {
-                let r = conn.send_all(&taken, n).await;
-                drop(guard);
-                r.map(|()| Value::Int(n))
-            });
+            return self.write_rest(&c, buf.as_slice()[..n].to_vec(), n, Some(n));
         }
         let data = buf.as_slice().to_vec();
         let guard = self.conn.pending(true);
+        let turn = self.conn.write_turn();
         let conn = self.conn.clone();
         c.spawn(async move {
-            let r = conn.send(&data).await;
+            let r = conn.send(&data, turn).await;
             drop(guard);
             r.map(Value::Int)
         })
@@ -271,14 +269,14 @@ impl AsyncTcpClient {
         py: Python<'py>,
         data: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         let buf = ReadBuf::get("data", data)?;
         let s = buf.as_slice();
         let (n, out) = self.send_now(py, s)?;
         if n == s.len() && out {
-            return c.ready(Ok(py.None().into_bound(py)));
+            return ready_on(self.owner.lp(py), Ok(py.None().into_bound(py)));
         }
-        self.write_rest(&c, s.to_vec(), n)
+        self.write_rest(&self.ctx(py)?, s.to_vec(), n, None)
     }
 
     /// Up to ``bufsize`` bytes; ``b""`` when the peer has closed.
@@ -359,7 +357,7 @@ impl AsyncTcpClient {
         exact: Option<&Bound<'_, PyAny>>,
         max_size: Int,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.ctx(py)?;
+        self.owner.check(py, WHAT)?;
         let buf = ReadBuf::get("data", data)?;
         let max_size = max_size.size("max_size")?;
         let mut delim = Vec::new();
@@ -372,6 +370,11 @@ impl AsyncTcpClient {
             None => OwnedWant::Until(delim, max),
         };
         let s = buf.as_slice();
+        if !self.reader.answers_now() {
+            if let Some(out) = self.conn.hand_off(s) {
+                return self.reader.request(py, want, out);
+            }
+        }
         let (sent, out) = self.send_now(py, s)?;
         let fut = self.reader.read(py, want, Kind::Bytes)?;
         if sent < s.len() || !out {
@@ -379,11 +382,12 @@ impl AsyncTcpClient {
             // reply never comes: the read fails with the write's error.
             let rest = s.to_vec();
             let guard = self.conn.pending(true);
+            let turn = self.conn.write_turn();
             let conn = self.conn.clone();
             let reader = self.reader.clone();
             let reply = fut.clone().unbind();
-            c.spawn(async move {
-                let r = conn.send_all(&rest, sent).await;
+            self.ctx(py)?.spawn(async move {
+                let r = conn.send_all(&rest, sent, turn).await;
                 drop(guard);
                 Ok(Value::Make(Box::new(move |py| {
                     if let Err(e) = r {
