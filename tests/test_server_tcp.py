@@ -4,6 +4,7 @@ errors, misbehaving peers, lifecycle and argument checks."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
 import threading
@@ -158,6 +159,39 @@ def test_echo_counts_bytes_while_the_connection_is_open_and_stop_ends_a_blocked_
         srv.stop(timeout=5)
         assert time.monotonic() - t < 4  # the 5 s deadline was not needed
         assert closed_by_peer(s)
+    assert srv.stats["active"] == 0
+
+
+def test_echo_past_its_threads_serves_the_rest_on_its_event_loop() -> None:
+    # A plain echo gives its first echo_threads connections a thread each
+    # and hands the ones past them to its event loop: every connection is
+    # answered, the thread count stops growing at the limit, and stop()
+    # closes connections of both kinds.
+    limit = socketkit._core.DEFAULTS["echo_threads"]
+    n = limit + 40
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    srv = socketkit.TcpServer.echo()
+    socks = [connect(srv.address) for _ in range(n)]
+    try:
+        for rnd in range(3):
+            for i, s in enumerate(socks):
+                s.sendall(b"%d-%d;" % (rnd, i))
+            for i, s in enumerate(socks):
+                want = b"%d-%d;" % (rnd, i)
+                assert recv_exactly(s, len(want)) == want
+        assert srv.stats["active"] == n
+        # The limit's threads, the accept thread and the loop's two.
+        assert limit <= threads() - before <= limit + 8
+        srv.stop(timeout=5)
+        assert all(closed_by_peer(s) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
     assert srv.stats["active"] == 0
 
 

@@ -224,8 +224,9 @@ macro_rules! server_methods {
 ///   reply and one read, however much it sends.
 ///
 /// ``TcpServer.echo()`` makes a server that echoes in Rust alone (a
-/// thread per connection blocked in ``read``, as a std::net echo; with
-/// ``tls``, on the event loop).
+/// thread per connection blocked in ``read``, as a std::net echo, for the
+/// first 64 at once, the event loop for those past them; with ``tls``, the
+/// event loop).
 ///
 /// Limits: ``max_connections`` (a connection beyond it is closed at once
 /// and counted in ``stats["rejected"]``), ``idle_timeout`` (seconds; a

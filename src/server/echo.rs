@@ -1,18 +1,22 @@
 //! `TcpServer.echo()` without TLS: handler mode's thread per connection
 //! (accept thread, limits, stop, stats: [`super::threaded`]), each thread
-//! writing back what it reads with plain blocking calls.
+//! writing back what it reads with plain blocking calls, for the first
+//! `ECHO_THREADS` connections at once; the ones past them are handed to an
+//! event loop (`evented`, [`super::threaded::Overflow`]).
 //!
-//! Why threads and not the reactor `on_message` runs on: an echo runs no
-//! caller code, so nothing about it needs an event loop, and a blocked
-//! `read` is the cheapest wait there is. Measured on this 2-core VM
-//! (2026-11-27, `python benches/server.py`): the reactor paid an
-//! `epoll_wait` per message on one connection (3 syscalls per round trip
-//! against 2) and, with 50 connections, cross-CPU wake-ups of the client
-//! threads where blocking pairs hand over on one CPU: it served 0.44x-0.47x
-//! the std::net thread-per-connection echo (124k-140k vs 296k-318k req/s,
-//! 6.4 against 3.1 us of server CPU per request). A TLS echo stays on the
-//! reactor (`evented_tls`), whose batched record I/O its bulk benchmark
-//! rests on.
+//! Why threads first: an echo runs no caller code, so nothing about it
+//! needs an event loop, and a blocked `read` is the cheapest wait there is.
+//! Measured on this 2-core VM (2026-11-27, `python benches/server.py`):
+//! the loop paid an `epoll_wait` per message on one connection (3 syscalls
+//! per round trip against 2) and, with 50 connections of client threads,
+//! cross-CPU wake-ups where blocking pairs hand over on one CPU: it served
+//! 0.44x-0.47x the std::net thread-per-connection echo (124k-140k vs
+//! 296k-318k req/s, 6.4 against 3.1 us of server CPU per request); threads
+//! serve 0.98x. Why the loop past them: 1,000 connections of one asyncio
+//! client (`benches/aio.py`) wake 1,000 threads one by one where the loop
+//! takes their messages in batches: threads served ~0.75x the loop there.
+//! A TLS echo stays on the loop (`evented_tls`), whose batched record I/O
+//! its bulk benchmark rests on.
 //!
 //! Stop needs no poll: `threaded`'s stop shuts every socket down for
 //! reading, so a blocked `read` returns EOF at once; `idle_timeout` is the

@@ -77,6 +77,31 @@ pub struct Running {
     stats: Arc<Stats>,
     watchdog: Option<Watchdog>,
     conns: Arc<Conns>,
+    adopter: Adopter,
+}
+
+/// Hands connections someone else accepted to a running loop (the plain
+/// echo's overflow, see `echo`).
+#[derive(Clone)]
+pub struct Adopter {
+    handle: tokio::runtime::Handle,
+    ctx: Arc<Ctx>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Adopter {
+    /// Serve `s` on the loop; it holds its slot (`guard`) until it ends.
+    pub fn adopt(&self, s: Socket, peer: SocketAddr, guard: ActiveGuard) {
+        if s.set_nonblocking(true).is_err() {
+            return;
+        }
+        let _enter = self.handle.enter();
+        // Registration fails only when the loop is gone: the socket closes.
+        if let Ok(ts) = TcpStream::from_std(s.into()) {
+            let conn = serve_conn(ts, peer, self.ctx.clone(), guard, self.stop.clone());
+            self.handle.spawn(conn);
+        }
+    }
 }
 
 fn io_err(e: std::io::Error) -> Error {
@@ -84,8 +109,9 @@ fn io_err(e: std::io::Error) -> Error {
 }
 
 impl Running {
+    /// Serve `listener` (none: only what [`Adopter::adopt`] hands over).
     pub fn start(
-        listener: &Arc<Socket>,
+        listener: Option<&Arc<Socket>>,
         stats: Arc<Stats>,
         limits: Limits,
         responder: Responder,
@@ -93,7 +119,6 @@ impl Running {
         hooks: ThreadHooks,
         tls: Option<Arc<ServerTls>>,
     ) -> Result<Self> {
-        let std_listener: std::net::TcpListener = listener.try_clone().map_err(io_err)?.into();
         let (start, stop) = (hooks.start.clone(), hooks.stop.clone());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
@@ -124,18 +149,31 @@ impl Running {
             debug: hooks.debug.clone(),
             conns: conns.clone(),
         });
-        let tl = {
-            let _enter = rt.enter();
-            TcpListener::from_std(std_listener).map_err(io_err)?
+        if let Some(listener) = listener {
+            let std_listener: std::net::TcpListener = listener.try_clone().map_err(io_err)?.into();
+            let tl = {
+                let _enter = rt.enter();
+                TcpListener::from_std(std_listener).map_err(io_err)?
+            };
+            rt.spawn(accept_loop(tl, ctx.clone(), stop_rx.clone()));
+        }
+        let adopter = Adopter {
+            handle: rt.handle().clone(),
+            ctx,
+            stop: stop_rx,
         };
-        rt.spawn(accept_loop(tl, ctx, stop_rx));
         Ok(Running {
             rt,
             stop_tx,
             stats,
             watchdog,
             conns,
+            adopter,
         })
+    }
+
+    pub fn adopter(&self) -> Adopter {
+        self.adopter.clone()
     }
 
     /// Stop accepting; idle connections close now, a connection in its

@@ -9,7 +9,8 @@
 //!   [`MessageHandler`] with whole messages and writes the replies (see
 //!   [`evented`] for why on the event loop's own threads).
 //! - [`Mode::Echo`]: handler mode's threads with a Rust handler that
-//!   blocks in `read` (`echo`, which says why); with TLS, the runtime.
+//!   blocks in `read`, the connections past `ECHO_THREADS` on the runtime
+//!   (`echo` says why); with TLS, the runtime alone.
 //!
 //! Every thread that may call back into the caller's code runs between the
 //! [`ThreadHooks`] the binding supplies (they attach the thread to the Python

@@ -9,6 +9,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::addr::HostPort;
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::options::{Proto, SocketOptions};
 use crate::resolve::resolve;
@@ -53,6 +54,8 @@ enum Running {
     Accept,
     Threaded(threaded::Running),
     Evented(evented::Running),
+    /// The plain echo: threads first, the loop past them.
+    Both(threaded::Running, evented::Running),
 }
 
 pub struct TcpServerCore {
@@ -176,9 +179,10 @@ impl TcpServerCore {
                 h.clone(),
                 self.hooks.clone(),
                 self.tls.clone(),
+                None,
             )?),
             Mode::Message { handler, framing } => Running::Evented(evented::Running::start(
-                &l,
+                Some(&l),
                 self.stats.clone(),
                 self.limits,
                 evented::Responder::Handler(handler.clone()),
@@ -186,17 +190,34 @@ impl TcpServerCore {
                 self.hooks.clone(),
                 self.tls.clone(),
             )?),
-            Mode::Echo if self.tls.is_none() => Running::Threaded(threaded::Running::start(
-                l,
-                self.stop.clone(),
-                self.stats.clone(),
-                self.limits,
-                Arc::new(super::echo::Echo(self.stats.clone())),
-                ThreadHooks::none(),
-                None,
-            )?),
+            Mode::Echo if self.tls.is_none() => {
+                let lp = evented::Running::start(
+                    None,
+                    self.stats.clone(),
+                    self.limits,
+                    evented::Responder::Echo,
+                    Framing::Raw,
+                    ThreadHooks::none(),
+                    None,
+                )?;
+                let overflow = threaded::Overflow {
+                    threads: defaults::ECHO_THREADS,
+                    to: lp.adopter(),
+                };
+                let threads = threaded::Running::start(
+                    l,
+                    self.stop.clone(),
+                    self.stats.clone(),
+                    self.limits,
+                    Arc::new(super::echo::Echo(self.stats.clone())),
+                    ThreadHooks::none(),
+                    None,
+                    Some(overflow),
+                )?;
+                Running::Both(threads, lp)
+            }
             Mode::Echo => Running::Evented(evented::Running::start(
-                &l,
+                Some(&l),
                 self.stats.clone(),
                 self.limits,
                 evented::Responder::Echo,
@@ -300,6 +321,12 @@ impl Server for TcpServerCore {
         match running {
             Some(Running::Threaded(r)) => r.stop(deadline),
             Some(Running::Evented(r)) => r.stop(deadline),
+            Some(Running::Both(threads, lp)) => {
+                // The accept thread is joined first: nothing is handed to
+                // the loop once it stops.
+                threads.stop(deadline);
+                lp.stop(deadline);
+            }
             Some(Running::Accept) | None => {}
         }
         lock(&self.listener).take();
@@ -340,6 +367,10 @@ impl Drop for TcpServerCore {
         match self.life.abandon() {
             Some(Running::Threaded(r)) => r.abandon(),
             Some(Running::Evented(r)) => r.abandon(),
+            Some(Running::Both(threads, lp)) => {
+                threads.abandon();
+                lp.abandon();
+            }
             _ => {}
         }
     }

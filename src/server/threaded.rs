@@ -41,6 +41,14 @@ struct Shared {
     conns: Mutex<HashMap<u64, Arc<Socket>>>,
     workers: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
     next_id: AtomicU64,
+    overflow: Option<Overflow>,
+}
+
+/// Connections beyond `threads` at once go to an event loop instead of a
+/// thread of their own (the plain echo: see `echo`).
+pub struct Overflow {
+    pub threads: usize,
+    pub to: super::evented::Adopter,
 }
 
 pub struct Running {
@@ -49,6 +57,7 @@ pub struct Running {
 }
 
 impl Running {
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         listener: Arc<Socket>,
         stop: Arc<StopSignal>,
@@ -57,6 +66,7 @@ impl Running {
         handler: Arc<dyn ConnHandler>,
         hooks: ThreadHooks,
         tls: Option<Arc<ServerTls>>,
+        overflow: Option<Overflow>,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             stop,
@@ -68,6 +78,7 @@ impl Running {
             conns: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
+            overflow,
         });
         let sh = shared.clone();
         let acceptor = std::thread::Builder::new()
@@ -210,6 +221,11 @@ fn serve(sh: &Arc<Shared>, s: Socket, peer: SocketAddr) {
     let Some(guard) = sh.stats.admit(sh.limits.max_connections) else {
         return;
     };
+    if let Some(o) = &sh.overflow {
+        if lock(&sh.conns).len() >= o.threads {
+            return o.to.adopt(s, peer, guard);
+        }
+    }
     let Ok(conn) = TcpConnection::new(s, sh.limits.idle_timeout) else {
         return;
     };
