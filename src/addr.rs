@@ -56,7 +56,8 @@ impl PortUse {
         }
     }
 
-    fn out_of_range(self, arg: &'static str, got: impl std::fmt::Display) -> Error {
+    /// The error for a port outside the range, `got` as the caller wrote it.
+    pub fn out_of_range(self, arg: &'static str, got: impl std::fmt::Display) -> Error {
         Error::invalid(arg, format!("port must be {}-65535, got {got}", self.low()))
     }
 

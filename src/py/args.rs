@@ -103,7 +103,10 @@ pub fn port_number_as(arg: &'static str, obj: &Bound<'_, PyAny>, usage: PortUse)
             type_name(obj)
         ))
     })?;
-    usage.check(arg, p.0).map_err(value_error)
+    // The Python int itself in the message: past i128 the value saturated.
+    usage
+        .check(arg, p.0)
+        .map_err(|_| value_error(usage.out_of_range(arg, obj)))
 }
 
 /// An address to connect or send to: port 0 is refused.

@@ -24,9 +24,10 @@ pub(crate) fn port_arg(port: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u16>>
 
 /// A port to probe, given as an int: 1-65535.
 fn probed_port(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<u16> {
+    // The Python int itself in the message: past i128 the value saturated.
     PortUse::Remote
         .check(arg, args::int(arg, obj)?.0)
-        .map_err(value_error)
+        .map_err(|_| value_error(PortUse::Remote.out_of_range(arg, obj)))
 }
 
 /// An int as i64, a value past i64 saturated (out of every range anyway).
