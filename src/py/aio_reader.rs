@@ -472,6 +472,15 @@ impl Poller {
         Ok(p)
     }
 
+    /// The live reader registered under `token`, if any.
+    fn reader(&self, token: u64) -> Option<Arc<Reader>> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&token)
+            .and_then(Weak::upgrade)
+    }
+
     fn next_token(&self) -> u64 {
         self.tokens.fetch_add(1, Ordering::Relaxed)
     }
@@ -526,13 +535,7 @@ impl Poller {
                     self.failed_writes(py);
                     continue;
                 }
-                let r = self
-                    .readers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&token)
-                    .and_then(Weak::upgrade);
-                if let Some(r) = r {
+                if let Some(r) = self.reader(token) {
                     r.on_readable(py);
                 }
             }
@@ -548,13 +551,7 @@ impl Poller {
     /// replies fail with the write's error.
     fn failed_writes(&self, py: Python<'_>) {
         for ((token, id), e) in self.outbox.failures() {
-            let r = self
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&token)
-                .and_then(Weak::upgrade);
-            if let Some(r) = r {
+            if let Some(r) = self.reader(token) {
                 r.fail_where(py, |w| w.id == id, to_pyerr(py, e, None));
             }
         }
