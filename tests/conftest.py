@@ -7,6 +7,7 @@ Servers listen on 127.0.0.1 (or ::1) only.
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable, Iterator
 
@@ -15,6 +16,14 @@ from peers import TcpPeer, UdpPeer, echo_handler
 
 # The TLS PKI and real daemons (nginx, redis TLS, postfix, dovecot, postgres...).
 pytest_plugins = ["tls_fixtures"]
+
+# A run started in the background by a script (`cmd &`) inherits SIGINT
+# ignored, and so would every child the Ctrl-C tests start: Python installs
+# its KeyboardInterrupt handler only where SIGINT is not ignored at start,
+# and exec keeps an ignored signal ignored but resets a handled one. Seen:
+# 33 Ctrl-C and CLI tests failed under `(nohup bash -c '...' &)`.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
