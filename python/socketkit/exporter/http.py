@@ -426,7 +426,8 @@ async def serve(
                 return
 
     sock.setblocking(True)
-    threading.Thread(target=accept, name="socketkit-exporter-accept", daemon=True).start()
+    acceptor = threading.Thread(target=accept, name="socketkit-exporter-accept", daemon=True)
+    acceptor.start()
     try:
         if ready is not None:
             ready()
@@ -435,6 +436,9 @@ async def serve(
         stopping.set()
         with contextlib.suppress(OSError):  # wakes the blocked accept
             sock.shutdown(socket.SHUT_RD)
+        # It returns at once now; joined, so no accept outlives stop() and
+        # the owner's close() cannot race one.
+        acceptor.join(1.0)
         for c in list(conns):
             if c.transport is not None:
                 c.transport.abort()
