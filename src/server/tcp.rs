@@ -35,7 +35,8 @@ pub enum Mode {
         handler: Arc<dyn MessageHandler>,
         framing: Framing,
     },
-    /// The event loop echoes every byte back.
+    /// Every byte echoed back: a thread per connection, then the event
+    /// loop past `ECHO_THREADS` (`echo`); the event loop alone with TLS.
     Echo,
 }
 
